@@ -1,0 +1,74 @@
+"""Shared argument checks, applied once at public boundaries.
+
+Messages follow one template: ``"{name} must be in {interval}, got {name}={value!r}."``; wrong types
+raise :class:`TypeError`. Private helpers assume validated input.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+from dpaudit.errors import ConfigError
+
+
+def _interval(low: float, high: float, closed: str) -> str:
+    left = "[" if closed in ("both", "left") else "("
+    right = "]" if closed in ("both", "right") else ")"
+    return f"{left}{low}, {high}{right}"
+
+
+def check_real(
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    closed: str = "both",
+    error: type[Exception] = ConfigError,
+) -> float:
+    """Return ``float(value)`` if it is a real number in the interval, else raise.
+
+    Args:
+        name: the argument's name as the user sees it.
+        value: the value to check.
+        low, high: interval ends.
+        closed: which ends are included: ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+        error: exception type raised for a value out of range (TypeError for a wrong type).
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r}.")
+    v = float(value)
+    ok_low = v >= low if closed in ("both", "left") else v > low
+    ok_high = v <= high if closed in ("both", "right") else v < high
+    if math.isnan(v) or not (ok_low and ok_high):
+        raise error(f"{name} must be in {_interval(low, high, closed)}, got {name}={value!r}.")
+    return v
+
+
+def check_int(
+    name: str,
+    value: object,
+    low: int | None = None,
+    high: int | None = None,
+    *,
+    error: type[Exception] = ConfigError,
+) -> int:
+    """Return ``int(value)`` if it is an integer in ``[low, high]`` (ends optional), else raise."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {name}={value!r}.")
+    v = int(value)
+    lo = -math.inf if low is None else low
+    hi = math.inf if high is None else high
+    if not lo <= v <= hi:
+        raise error(f"{name} must be in [{lo}, {hi}], got {name}={value!r}.")
+    return v
+
+
+def check_choice(name: str, value: object, choices: "list[str] | tuple[str, ...] | set[str]",
+                 *, error: type[Exception] = ConfigError) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming the allowed values."""
+    if value not in choices:
+        allowed = ", ".join(sorted(map(str, choices)))
+        raise error(f"{name} must be one of {{{allowed}}}, got {name}={value!r}.")
+    return str(value)

@@ -1,0 +1,63 @@
+"""``dpaudit`` entry point: registers the subcommand parsers and dispatches.
+
+Exit codes (the contract every subcommand follows):
+    0  success / gate passed
+    1  gate failed
+    2  usage, config or input error (one line on stderr: ``error: <problem and fix>``)
+    3  inconclusive (a metric is missing or unresolvable; never a silent pass)
+
+torch and transformers are imported inside each ``run()`` so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dpaudit import __version__
+from dpaudit.errors import DpauditError
+
+#: Subcommand modules under ``dpaudit.cli``, in the order ``--help`` lists them.
+SUBCOMMANDS = ("train", "audit", "report", "gate", "env")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpaudit",
+        description="Train with DP-BiTFiT, attack with shadow models, report empirical leakage "
+        "beside the theoretical epsilon, and gate on it.",
+        epilog="Exit codes: 0 ok/pass, 1 gate failed, 2 usage or input error, 3 inconclusive.",
+    )
+    parser.add_argument("--version", action="version", version=f"dpaudit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"dpaudit.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the exit code (never raises DpauditError)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except DpauditError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept in the run directory; rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,49 @@
+"""Error hierarchy. Every user-facing problem is a :class:`DpauditError` whose message is one line that
+names the problem and the fix; the CLI prints it as ``error: <message>`` and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class DpauditError(Exception):
+    """Base class: a problem the user can fix. ``str(err)`` is a single line."""
+
+    exit_code = 2
+
+
+class ConfigError(DpauditError):
+    """An invalid option, config file or combination of options."""
+
+
+class DataError(DpauditError):
+    """A dataset that is missing, empty, malformed, or too small for what was asked."""
+
+
+class ModelError(DpauditError):
+    """A model directory that is missing, unreadable, or unsuitable (e.g. has no biases)."""
+
+
+class UnsupportedModuleError(ModelError):
+    """A module holds a trainable bias but no bias-gradient rule is registered for its type."""
+
+
+class CheckpointError(DpauditError):
+    """A checkpoint that is corrupt, incomplete, or belongs to another backbone."""
+
+
+class PrivacyError(DpauditError):
+    """An impossible privacy request: ε ≤ 0, ε unreachable, δ ≥ 1/N without ``--force``."""
+
+
+class BudgetExhaustedError(PrivacyError):
+    """Training stopped because the next step would exceed the target ε."""
+
+
+class TrainingDivergedError(DpauditError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class InconclusiveError(DpauditError):
+    """A metric is undefined (one-class labels, too few non-members, NaN). Never a pass."""
+
+    exit_code = 3

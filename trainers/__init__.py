@@ -1,0 +1,13 @@
+"""DP-BiTFiT training on a BiasBank: K models that share one frozen backbone and differ only in biases.
+
+Data flow (DESIGN.md, "DP-BiTFiT, exactly" and "The BiasBank"):
+
+* :mod:`trainers.rules` — per-module-type bias rules (layout of the bias, how to strip it);
+* :mod:`trainers.bias_sums` — per-sample bias gradients from output gradients (torch path; fused GPU path
+  in :mod:`trainers.fused` when CUDA and Triton are available);
+* :mod:`trainers.bank` — the BiasBank that replaces every trainable bias by a (K, p) table;
+* :mod:`trainers.head` — mean pooling and the banked task head;
+* :mod:`trainers.classifier` — backbone + bank + head as one classifier taking a model index per example;
+* :mod:`trainers.dp` — clipping (Abadi / automatic, clipping groups), noise per bank row;
+* :mod:`trainers.loop` — Poisson sampling, micro-batches, optimizer, schedule, accounting, checkpoints.
+"""

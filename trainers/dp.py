@@ -1,0 +1,180 @@
+"""Clipping and noise for a BiasBank (DESIGN.md, "DP-BiTFiT, exactly").
+
+Per micro-batch, after ``loss.backward()`` (loss summed over examples):
+
+* clipping groups g with thresholds ``C_g`` (all-layer: one group with ``C``; layer-wise: one group per
+  table with ``C/√G`` each; named groups: user thresholds); per-sample group norm ``n_ig`` comes from the
+  bank's squared-norm accumulators;
+* clip factor ``c_ig = min(1, C_g / n_ig)`` (Abadi et al. 2016, arXiv 1607.00133 v2, Alg. 1) or
+  ``C_g / (n_ig + 0.01)`` (automatic clipping, Bu et al. 2022, arXiv 2206.07136 v3, Eq. 4.3);
+* ``sum[m_i] += c_ig g_i`` for every table in group g (``scaled_bank_sum``).
+
+Per logical batch, :meth:`DPAggregator.finalize` sets each table's gradient row k to
+``(sum[k] + N(0, σ² C_tot² I)) / (q · N_k)`` with ``C_tot = sqrt(Σ_g C_g²)`` — the L2 sensitivity of the
+concatenated clipped gradient, so isotropic noise at ``σ·C_tot`` gives the privacy of noise multiplier σ
+(the same rule as opacus' per-layer clipping). Noise for row k comes from that model's own generator,
+so row k of a bank equals a single-model run with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from dpaudit.errors import ConfigError
+from trainers.bias_sums import backend as kernel_backend
+from trainers.classifier import BankedClassifier
+
+CLIPPING_MODES = ("all_layer", "layer_wise", "groups")
+CLIPPING_STYLES = ("abadi", "automatic")
+
+
+@dataclass(frozen=True)
+class ClippingConfig:
+    """How per-sample gradients are clipped.
+
+    Args:
+        max_grad_norm: C, the total L2 bound of one example's clipped gradient (all-layer and layer-wise).
+        style: ``"abadi"`` (``min(1, C/n)``) or ``"automatic"`` (``C/(n + 0.01)``).
+        mode: ``"all_layer"`` (default), ``"layer_wise"`` or ``"groups"``.
+        groups: for ``mode="groups"``: ``{name: (regex on table names, C_g)}``; every table must match
+            exactly one group.
+    """
+
+    max_grad_norm: float = 1.0
+    style: str = "abadi"
+    mode: str = "all_layer"
+    groups: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.style not in CLIPPING_STYLES:
+            raise ConfigError(f"clipping.style must be one of {set(CLIPPING_STYLES)}, got style={self.style!r}.")
+        if self.mode not in CLIPPING_MODES:
+            raise ConfigError(f"clipping.mode must be one of {set(CLIPPING_MODES)}, got mode={self.mode!r}.")
+        if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):
+            raise ConfigError(f"max_grad_norm must be in (0, inf), got max_grad_norm={self.max_grad_norm!r}.")
+        if self.mode == "groups" and not self.groups:
+            raise ConfigError("clipping.mode='groups' needs clipping.groups = {name = [regex, C_g], ...}.")
+
+    def assign(self, names: Sequence[str]) -> tuple[list[int], list[float], list[str]]:
+        """Group id of each table, the thresholds ``C_g`` and group names."""
+        if self.mode == "all_layer":
+            return [0] * len(names), [self.max_grad_norm], ["all"]
+        if self.mode == "layer_wise":
+            c = self.max_grad_norm / math.sqrt(len(names))
+            return list(range(len(names))), [c] * len(names), list(names)
+        group_names = list(self.groups)
+        ids = []
+        for n in names:
+            hits = [i for i, g in enumerate(group_names) if re.search(self.groups[g][0], n)]
+            if len(hits) != 1:
+                raise ConfigError(
+                    f"trainable tensor '{n}' matches {len(hits)} clipping groups; every tensor must match exactly "
+                    f"one of {group_names} (add a catch-all group such as rest = ['.*', 1.0] last)."
+                    if hits else
+                    f"trainable tensor '{n}' matches no clipping group; add a catch-all group, e.g. rest = ['.*', 1.0]."
+                )
+            ids.append(hits[0])
+        thresholds = [float(self.groups[g][1]) for g in group_names]
+        for g, c in zip(group_names, thresholds):
+            if not (c > 0 and math.isfinite(c)):
+                raise ConfigError(f"clipping.groups.{g} threshold must be in (0, inf), got {c!r}.")
+        return ids, thresholds, group_names
+
+    def to_dict(self) -> dict:
+        return {"max_grad_norm": self.max_grad_norm, "style": self.style, "mode": self.mode,
+                "groups": {k: [v[0], v[1]] for k, v in self.groups.items()}}
+
+
+class DPAggregator:
+    """Clips per-sample gradients, sums them per bank row, adds noise once per logical batch.
+
+    Args:
+        classifier: the banked classifier whose slots are trained.
+        clipping: the clipping configuration.
+        noise_multiplier: σ = noise std / C_tot.
+        seeds: one seed per bank row; row k's noise is drawn from ``torch.Generator().manual_seed(seeds[k])``.
+        non_private: no clipping, no noise, mean over the examples actually drawn (the BiTFiT reference).
+    """
+
+    def __init__(self, classifier: BankedClassifier, *, clipping: ClippingConfig, noise_multiplier: float,
+                 seeds: Sequence[int], non_private: bool = False) -> None:
+        self.classifier = classifier
+        self.slots = classifier.slots
+        self.clipping = clipping
+        self.non_private = non_private
+        self.noise_multiplier = 0.0 if non_private else float(noise_multiplier)
+        k = classifier.num_models
+        if len(seeds) != k:
+            raise ValueError(f"need one seed per model: {k} models, got {len(seeds)} seeds.")
+        ids, thresholds, self.group_names = clipping.assign([s.name for s in self.slots])
+        classifier.bank.set_groups(ids, len(thresholds))
+        device = self.slots[0].param.device
+        self.thresholds = torch.tensor(thresholds, dtype=self.slots[0].param.dtype, device=device)
+        self.total_norm = math.sqrt(sum(c * c for c in thresholds))
+        self.sums = [torch.zeros_like(s.param, dtype=torch.promote_types(s.param.dtype, torch.float32))
+                     for s in self.slots]
+        self.counts = torch.zeros(k, dtype=torch.float32, device=device)
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.kernels = kernel_backend(device)
+        self.stats = {"examples": 0, "clipped": 0, "norm_sum": 0.0}
+
+    def accumulate(self) -> None:
+        """Clip this micro-batch's per-sample gradients and add them into their model rows."""
+        bank = self.classifier.bank
+        m = bank.model_index
+        norms = bank.sqnorm.sqrt()  # (G, B)
+        if self.non_private:
+            factors = torch.ones_like(norms)
+        elif self.clipping.style == "abadi":
+            factors = (self.thresholds[:, None] / (norms + 1e-6)).clamp(max=1.0)
+        else:
+            factors = self.thresholds[:, None] / (norms + 0.01)
+        for slot, acc in zip(self.slots, self.sums):
+            if slot.per_sample is None:  # a table this micro-batch's graph never reached: zero gradient
+                continue
+            self.kernels.scaled_bank_sum(slot.per_sample, factors[slot.group], m, acc)
+        self.counts.index_add_(0, m, torch.ones_like(m, dtype=torch.float32))
+        total = norms.square().sum(0).sqrt()
+        self.stats["examples"] += int(m.numel())
+        self.stats["clipped"] += int((norms > self.thresholds[:, None]).any(0).sum())
+        self.stats["norm_sum"] += float(total.sum())
+        bank.release()
+
+    def finalize(self, *, expected_batch_size: Sequence[float]) -> None:
+        """Write ``param.grad`` for every table: noisy clipped mean per row, then reset the sums.
+
+        Args:
+            expected_batch_size: ``q · N_k`` for each row k (the DP-SGD denominator; the non-private
+                reference divides by the number of examples actually drawn).
+        """
+        k = self.classifier.num_models
+        std = self.noise_multiplier * self.total_norm
+        if self.non_private:
+            denom = self.counts.clamp_min(1.0)
+        else:
+            denom = torch.as_tensor(expected_batch_size, dtype=torch.float32, device=self.counts.device)
+        if std > 0:
+            sizes = [s.param[0].numel() for s in self.slots]
+            noise = torch.stack([torch.normal(0.0, std, (sum(sizes),), generator=g,
+                                              device=self.counts.device) for g in self.generators])
+            offset = 0
+            for slot, acc, n in zip(self.slots, self.sums, sizes):
+                acc.add_(noise[:, offset:offset + n].view(k, *slot.param.shape[1:]))
+                offset += n
+        for slot, acc in zip(self.slots, self.sums):
+            view = (k,) + (1,) * (acc.dim() - 1)
+            slot.param.grad = (acc / denom.view(view)).to(slot.param.dtype)
+            acc.zero_()
+        self.counts.zero_()
+
+    def generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def set_generator_states(self, states: Sequence[torch.Tensor]) -> None:
+        for g, s in zip(self.generators, states, strict=True):
+            g.set_state(s)

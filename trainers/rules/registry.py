@@ -1,0 +1,75 @@
+"""Registry of bias rules keyed by module type (the opacus ``GRAD_SAMPLERS`` pattern).
+
+A rule says two things about a module family:
+
+* ``channel_dim`` — where the bias broadcasts in the module's output: ``-1`` for features-last layers
+  (Linear, HF ``Conv1D``, LayerNorm: output ``(B, ..., p)``) or ``1`` for channels-first layers
+  (Conv, GroupNorm: output ``(B, p, ...)``);
+* ``strip`` — how to take the bias out of the module so its forward computes ``y = f(x)`` without it;
+  the BiasBank then adds ``bank[m_i]`` itself.
+
+The per-sample bias gradient then follows from the output gradient alone (DESIGN.md):
+``g_i = Σ_{t} G_i[t, :]`` — no activation is read, so none is stored. :meth:`BiasRule.per_sample`
+is the rule in the shared signature ``(module, grad_output) -> {parameter: (B, *param.shape)}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dpaudit.errors import UnsupportedModuleError
+
+
+def _set_none(module: nn.Module) -> None:
+    module.bias = None
+
+
+@dataclass(frozen=True)
+class BiasRule:
+    """How one module family carries its bias. See the module docstring."""
+
+    channel_dim: int
+    strip: Callable[[nn.Module], None] = _set_none
+
+    def per_sample(self, module: nn.Module, grad_output: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+        """Per-sample bias gradient ``{module.bias: (B, p)}`` from ``grad_output`` (B, …), in float32."""
+        from trainers.bias_sums import per_sample_bias_sums
+
+        return {module.bias: per_sample_bias_sums(grad_output, self.channel_dim)}
+
+
+BIAS_RULES: dict[type[nn.Module], BiasRule] = {}
+
+
+def register_bias_rule(
+    module_types: type[nn.Module] | Iterable[type[nn.Module]],
+    *,
+    channel_dim: int,
+    strip: Callable[[nn.Module], None] = _set_none,
+    force: bool = False,
+) -> BiasRule:
+    """Register one rule for one or several module types; a duplicate raises unless ``force``."""
+    types = [module_types] if isinstance(module_types, type) else list(module_types)
+    if channel_dim not in (1, -1):
+        raise ValueError(f"channel_dim must be in {{1, -1}}, got channel_dim={channel_dim!r}.")
+    rule = BiasRule(channel_dim=channel_dim, strip=strip)
+    for t in types:
+        if t in BIAS_RULES and not force:
+            raise ValueError(f"a bias rule for {t.__name__} is already registered; pass force=True to replace it.")
+        BIAS_RULES[t] = rule
+    return rule
+
+
+def rule_for(module: nn.Module, qualified_name: str) -> BiasRule:
+    """The rule for ``type(module)``; raises :class:`UnsupportedModuleError` naming the module if none."""
+    rule = BIAS_RULES.get(type(module))
+    if rule is None:
+        raise UnsupportedModuleError(
+            f"module '{qualified_name}' ({type(module).__name__}) has a trainable bias but no DP-BiTFiT bias "
+            f"rule; register one with trainers.rules.register_bias_rule or exclude it via exclude_modules."
+        )
+    return rule
