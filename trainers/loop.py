@@ -1,0 +1,328 @@
+"""The DP-BiTFiT training loop for a BiasBank of K models (K=1: the ordinary trainer).
+
+Per step (one logical batch per model):
+
+1. Poisson sampling: model k draws each of its N_k training examples with probability q from its own
+   generator (seeded by ``seeds[k]``), so row k of a bank reproduces a single-model run with that seed.
+2. The (example, model) pairs of all K models are split into micro-batches (sorted by length); each is
+   one forward/backward on the shared backbone; :class:`~trainers.dp.DPAggregator` clips per example and
+   sums per model row.
+3. Noise once per logical batch, division by ``q · N_k``, optimizer and learning-rate schedule step.
+
+Accounting: every model takes the same ``steps`` at the same ``(q, σ)``; the accountant history is
+``[(σ, q, steps)]``. With a target ε, a budget guard stops training before any step that would take ε
+above the target. Checkpoints are written at every epoch boundary; a rerun resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dpaudit.errors import ConfigError, TrainingDivergedError
+from trainers import checkpoint
+from trainers.batching import EncodedTexts, micro_batches
+from trainers.classifier import BankedClassifier
+from trainers.dp import ClippingConfig, DPAggregator
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Resolved hyper-parameters shared by every model of the bank.
+
+    ``batch_size`` is the expected logical batch per model (``q = batch_size / N`` with N the mean
+    training-set size); ``noise_multiplier`` is σ = noise std / C_tot; ``epochs`` converts to
+    ``steps = round(epochs / q)``.
+    """
+
+    epochs: float = 3.0
+    batch_size: int = 256
+    micro_batch_size: int = 64
+    lr: float = 5e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    noise_multiplier: float = 1.0
+    clipping: ClippingConfig = field(default_factory=ClippingConfig)
+    non_private: bool = False
+    target_epsilon: float | None = None
+    delta: float = 1e-5
+    accountant: str = "prv"
+    autocast: bool = False
+    dropout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optim.optimizer must be one of {set(OPTIMIZERS)}, got optimizer={self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule must be one of {set(SCHEDULES)}, got schedule={self.schedule!r}.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["clipping"] = self.clipping.to_dict()
+        return d
+
+
+@dataclass
+class TrainOutcome:
+    """What a training run did: steps taken, ε history, wall time, why it stopped."""
+
+    steps: int
+    planned_steps: int
+    sample_rate: float
+    epsilon_history: dict = field(default_factory=lambda: {"steps": [], "epsilons": []})
+    wall_time_s: float = 0.0
+    stopped_by_budget: bool = False
+    resumed_from_step: int = 0
+    clip_fraction: float = 0.0
+    mean_grad_norm: float = 0.0
+
+
+def sample_rate_and_steps(settings: TrainSettings, train_sizes: Sequence[int]) -> tuple[float, int]:
+    n = float(np.mean(train_sizes))
+    if settings.batch_size > min(train_sizes):
+        raise ConfigError(
+            f"batch_size={settings.batch_size} is larger than the training set ({min(train_sizes)} examples); "
+            f"lower train.batch_size or use more data."
+        )
+    q = settings.batch_size / n
+    return q, max(1, int(round(settings.epochs / q)))
+
+
+def _optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    cls = torch.optim.Adam if s.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=s.lr, weight_decay=s.weight_decay)
+
+
+def _lr_lambda(s: TrainSettings, steps: int) -> Callable[[int], float]:
+    warm = int(s.warmup_fraction * steps)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        frac = (step - warm) / max(1, steps - warm)
+        if s.schedule == "linear":
+            return max(0.0, 1.0 - frac)
+        if s.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        return 1.0
+
+    return f
+
+
+class Trainer:
+    """Trains the K models of ``classifier`` on ``membership`` (K, N) over ``encoded``/``labels``.
+
+    Args:
+        classifier: the banked classifier (its ``num_models`` rows = membership rows).
+        encoded, labels: the population, tokenised, and its labels (N,).
+        membership: bool (K, N); row k = model k's training set.
+        settings: hyper-parameters.
+        seeds: one seed per model (sampling and noise).
+        run_dir: where checkpoints go (``models.safetensors``, ``train_state.safetensors``); None: no files.
+        meta: extra checkpoint metadata (backbone hash and source, labels, …).
+        epsilon_fn: ``(steps) -> ε`` for the progress bar and the ε history (None for non-private).
+        max_steps: the budget guard's last allowed step count (None: no guard).
+    """
+
+    def __init__(self, classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray,
+                 membership: np.ndarray, settings: TrainSettings, *, seeds: Sequence[int],
+                 run_dir: Path | None = None, meta: dict | None = None,
+                 epsilon_fn: Callable[[int], float] | None = None, max_steps: int | None = None,
+                 progress: bool = True) -> None:
+        self.clf, self.encoded, self.settings = classifier, encoded, settings
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.members = [np.flatnonzero(row) for row in np.asarray(membership, dtype=bool)]
+        self.seeds = [int(s) for s in seeds]
+        self.run_dir, self.meta = run_dir, dict(meta or {})
+        self.epsilon_fn, self.max_steps, self.progress = epsilon_fn, max_steps, progress
+        self.device = next(classifier.parameters()).device
+        self.q, self.planned_steps = sample_rate_and_steps(settings, [len(m) for m in self.members])
+        self.lengths = encoded.lengths
+        self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
+                                seeds=self.seeds, non_private=settings.non_private)
+        self.opt = _optimizer([s.param for s in classifier.slots], settings)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(settings, self.planned_steps))
+        self.rngs = [np.random.default_rng(s) for s in self.seeds]
+        self.step = 0
+        self.history = {"steps": [0], "epsilons": [0.0]}
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    @property
+    def models_path(self) -> Path:
+        return self.run_dir / "models.safetensors"
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "train_state.safetensors"
+
+    def _checkpoint_meta(self) -> dict:
+        return {**self.meta, "num_models": self.clf.num_models, "steps": self.step, "sample_rate": self.q,
+                "noise_multiplier": self.agg.noise_multiplier, "non_private": self.settings.non_private,
+                "accountant_history": [] if self.settings.non_private else
+                [[self.agg.noise_multiplier, self.q, self.step]],
+                "settings": self.settings.to_dict(), "seeds": self.seeds, "epsilon_history": self.history}
+
+    def save(self) -> None:
+        if self.run_dir is None:
+            return
+        checkpoint.save_models(self.models_path, self.clf.trainable_state(), self._checkpoint_meta())
+        tensors = {f"gen.{k}": s for k, s in enumerate(self.agg.generator_states())}
+        opt_state = self.opt.state_dict()
+        for pid, st in opt_state["state"].items():
+            for key, val in st.items():
+                tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val)
+        meta = {"step": self.step, "rngs": [r.bit_generator.state for r in self.rngs],
+                "param_groups": opt_state["param_groups"], "sched": self.sched.state_dict(),
+                "history": self.history, "settings": self.settings.to_dict(), "seeds": self.seeds}
+        checkpoint.save_train_state(self.state_path, tensors, meta)
+
+    def try_resume(self) -> bool:
+        """Restore the last epoch checkpoint of an interrupted run with the same settings and seeds."""
+        if self.run_dir is None:
+            return False
+        found = checkpoint.read_train_state(self.state_path)
+        if found is None:
+            return False
+        tensors, meta = found
+        if meta.get("settings") != self.settings.to_dict() or meta.get("seeds") != self.seeds:
+            raise ConfigError(f"run directory '{self.run_dir}' holds a run with other settings; use a new "
+                              f"--run-dir, or the same config to resume it.")
+        tables, _ = checkpoint.read_models(self.models_path, backbone_sha256=self.meta.get("backbone_sha256"))
+        self.clf.load_trainable_state({k: v.to(self.device) for k, v in tables.items()})
+        self.agg.set_generator_states([tensors[f"gen.{k}"] for k in range(self.clf.num_models)])
+        state: dict = {}
+        for name, val in tensors.items():
+            if name.startswith("opt."):
+                _, pid, key = name.split(".", 2)
+                state.setdefault(int(pid), {})[key] = val.to(self.device) if key != "step" else val
+        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.sched.load_state_dict(meta["sched"])
+        for r, st in zip(self.rngs, meta["rngs"]):
+            r.bit_generator.state = st
+        self.step, self.history = int(meta["step"]), meta["history"]
+        return True
+
+    # --- training --------------------------------------------------------------------------------
+    def _logical_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        ex, mo = [], []
+        for k, (rng, members) in enumerate(zip(self.rngs, self.members)):
+            picked = members[rng.random(len(members)) < self.q]
+            ex.append(picked)
+            mo.append(np.full(len(picked), k, dtype=np.int64))
+        return np.concatenate(ex), np.concatenate(mo)
+
+    def _train_step(self) -> float:
+        examples, models = self._logical_batch()
+        total_loss = 0.0
+        use_autocast = self.settings.autocast and self.device.type == "cuda"
+        for ex, mo in micro_batches(examples, models, self.lengths, self.settings.micro_batch_size):
+            ids, mask = self.encoded.collate(ex, self.device)
+            m = torch.from_numpy(mo).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                logits = self.clf(ids, mask, m)
+            loss = F.cross_entropy(logits.float(), self.labels[ex].to(self.device), reduction="sum")
+            if not torch.isfinite(loss):
+                self.clf.bank.release()
+                raise TrainingDivergedError(
+                    f"loss became {float(loss.detach())} at step {self.step + 1}; the last good checkpoint is kept in "
+                    f"'{self.run_dir}' — lower optim.lr or max_grad_norm and retrain."
+                )
+            loss.backward()
+            self.agg.accumulate()
+            total_loss += float(loss.detach())
+        expected = [self.q * len(m) for m in self.members]
+        self.agg.finalize(expected_batch_size=expected)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        return total_loss / max(1, len(examples))
+
+    def run(self, *, resume: bool = True) -> TrainOutcome:
+        from tqdm.auto import tqdm
+
+        start_time = time.perf_counter()
+        resumed = self.try_resume() if resume else False
+        outcome = TrainOutcome(steps=self.step, planned_steps=self.planned_steps, sample_rate=self.q,
+                               resumed_from_step=self.step if resumed else 0)
+        self.clf.backbone.train(self.settings.dropout)
+        steps_per_epoch = max(1, int(round(1.0 / self.q)))
+        marks = set(np.linspace(0, self.planned_steps, 21).round().astype(int).tolist())
+        bar = tqdm(total=self.planned_steps, initial=self.step, disable=not self.progress,
+                   desc=f"train ×{self.clf.num_models}" if self.clf.num_models > 1 else "train", unit="step",
+                   dynamic_ncols=True)
+        eps_now = self.history["epsilons"][-1]
+        try:
+            while self.step < self.planned_steps:
+                if self.max_steps is not None and self.step >= self.max_steps:
+                    outcome.stopped_by_budget = True
+                    break
+                loss = self._train_step()
+                self.step += 1
+                if self.epsilon_fn is not None and (self.step in marks or self.step % steps_per_epoch == 0):
+                    eps_now = self.epsilon_fn(self.step)
+                    self.history["steps"].append(self.step)
+                    self.history["epsilons"].append(eps_now)
+                bar.set_postfix(loss=f"{loss:.3f}",
+                                eps="inf" if self.settings.non_private else f"{eps_now:.2f}", refresh=False)
+                bar.update(1)
+                if self.step % steps_per_epoch == 0 or self.step == self.planned_steps:
+                    self.save()
+        finally:
+            bar.close()
+        if outcome.stopped_by_budget:
+            self.save()
+        stats = self.agg.stats
+        outcome.steps = self.step
+        outcome.epsilon_history = self.history
+        outcome.wall_time_s = time.perf_counter() - start_time
+        outcome.clip_fraction = stats["clipped"] / max(1, stats["examples"])
+        outcome.mean_grad_norm = stats["norm_sum"] / max(1, stats["examples"])
+        return outcome
+
+
+@torch.no_grad()
+def predict_logits(classifier: BankedClassifier, encoded: EncodedTexts, *, models: Sequence[int] | None = None,
+                   examples: np.ndarray | None = None, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    """Logits of every listed model on every listed example: float32 array (M, N, C).
+
+    All (example, model) pairs go through the shared backbone in batched passes.
+    """
+    from tqdm.auto import tqdm
+
+    models = list(range(classifier.num_models)) if models is None else list(models)
+    examples = np.arange(len(encoded)) if examples is None else np.asarray(examples)
+    was_training = classifier.backbone.training
+    classifier.backbone.eval()
+    device = next(classifier.parameters()).device
+    n, c = len(examples), classifier.head.weight.shape[1]
+    out = np.zeros((len(models), n, c), dtype=np.float32)
+    pos = np.tile(np.arange(n), len(models))
+    mod = np.repeat(np.arange(len(models)), n)
+    lengths = encoded.lengths[examples]
+    order = np.argsort(lengths[pos], kind="stable")
+    pos, mod = pos[order], mod[order]
+    model_ids = np.asarray(models, dtype=np.int64)
+    for start in tqdm(range(0, len(pos), batch_size), disable=not progress, desc="score", unit="batch",
+                      dynamic_ncols=True):
+        p, mm = pos[start : start + batch_size], mod[start : start + batch_size]
+        ids, mask = encoded.collate(examples[p], device)
+        logits = classifier(ids, mask, torch.from_numpy(model_ids[mm]).to(device))
+        classifier.bank.release()
+        out[mm, p] = logits.float().cpu().numpy()
+    classifier.backbone.train(was_training)
+    return out
