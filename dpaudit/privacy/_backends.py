@@ -1,0 +1,186 @@
+"""Accountant backends: a name-keyed registry over opacus's accountants.
+
+A backend turns an accountant *history* — opacus's list ``[(noise_multiplier, sample_rate, steps), ...]``
+— into ε at a given δ, and into the privacy profile δ(ε) over a grid of ε. Opacus is imported inside each
+method, never at module import: ``opacus.accountants`` imports torch (through ``opacus.optimizers``), and
+``dpaudit.privacy`` must stay importable without it (DESIGN.md: privacy math never imports torch).
+
+Registered: ``"prv"`` (default; Gopi et al., arXiv 2106.02848) and ``"rdp"`` (Mironov et al.,
+arXiv 1908.10530, with the RDP→(ε, δ) conversion of Balle et al., arXiv 1905.09982, Theorem 21).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from dpaudit._validation import check_int, check_real
+from dpaudit.errors import ConfigError
+
+History = Sequence[tuple[float, float, int]]
+"""Opacus accountant history: ``(noise_multiplier, sample_rate, steps)`` per homogeneous phase."""
+
+#: ε discretisation error of the PRV profile, in nats (opacus's ``get_epsilon`` default).
+PRV_EPS_ERROR = 0.01
+#: δ discretisation error of the PRV profile; no profile δ is reported below this value.
+PRV_DELTA_ERROR = 1e-10
+
+
+class AccountantBackend(Protocol):
+    """What a registered accountant provides. All methods take a non-empty, fully private history
+    (every σ > 0, q > 0, steps > 0); the edge cases are handled once in :mod:`accounting`."""
+
+    def create(self) -> Any:
+        """Return a fresh opacus accountant (``IAccountant``) of this kind."""
+
+    def epsilon(self, history: History, delta: float) -> float:
+        """ε (nats) at ``delta``, an upper bound exactly as opacus reports it."""
+
+    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+        """δ(ε) for each ε of ``epsilons`` (sorted ascending), each an upper bound."""
+
+
+def check_history(history: History) -> list[tuple[float, float, int]]:
+    """Validate a history (ConfigError naming the bad entry) and return it as plain tuples."""
+    out = []
+    for i, entry in enumerate(history):
+        if len(entry) != 3:
+            raise ConfigError(
+                f"history[{i}] must be (noise_multiplier, sample_rate, steps), got {entry!r}."
+            )
+        s, q, n = entry
+        out.append((
+            check_real(f"history[{i}].noise_multiplier", s, 0.0, math.inf),
+            check_real(f"history[{i}].sample_rate", q, 0.0, 1.0),
+            check_int(f"history[{i}].steps", n, 0),
+        ))
+    return out
+
+
+def private_phases(history: list[tuple[float, float, int]]) -> list[tuple[float, float, int]] | None:
+    """Drop phases that release nothing (steps = 0 or q = 0); ``None`` if some phase has σ = 0."""
+    live = [(s, q, n) for s, q, n in history if n > 0 and q > 0.0]
+    if any(s == 0.0 for s, _, _ in live):
+        return None
+    return live
+
+
+ACCOUNTANTS: dict[str, AccountantBackend] = {}
+
+
+def register_accountant(
+    name: str, *, force: bool = False
+) -> Callable[[type[AccountantBackend]], type[AccountantBackend]]:
+    """Class decorator: register an :class:`AccountantBackend` under ``name``.
+
+    Args:
+        name: the key users pass as ``accountant=`` (and the CLI offers as a choice).
+        force: overwrite an existing registration instead of raising.
+
+    Raises:
+        ConfigError: ``name`` is already registered and ``force`` is False.
+    """
+
+    def decorator(cls: type[AccountantBackend]) -> type[AccountantBackend]:
+        if name in ACCOUNTANTS and not force:
+            raise ConfigError(
+                f"accountant {name!r} is already registered; pass force=True to replace it."
+            )
+        ACCOUNTANTS[name] = cls()
+        return cls
+
+    return decorator
+
+
+def get_backend(name: str) -> AccountantBackend:
+    """Return the backend registered as ``name``, or raise :class:`ConfigError` naming the known ones."""
+    try:
+        return ACCOUNTANTS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(ACCOUNTANTS))
+        raise ConfigError(f"accountant must be one of {{{known}}}, got accountant={name!r}.") from None
+
+
+def create_accountant(name: str) -> Any:
+    """Return a fresh opacus accountant for ``name`` (e.g. for the trainer to ``step()``).
+
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the registered names.
+    """
+    return get_backend(name).create()
+
+
+@register_accountant("prv")
+class PRVBackend:
+    """Privacy-loss random variables composed by FFT (Gopi et al., arXiv 2106.02848).
+
+    ``deltas`` reads δ(ε) off the composed, discretised PRV that opacus builds for ``get_epsilon``:
+    ``δ̃(ε) = Σ_{t ≥ ε} p(t)·(1 − e^{ε−t})`` (the hockey-stick divergence of the discrete PRV). The
+    discretisation error bound of arXiv 2106.02848 Section 5 — the same one opacus relies on when it
+    reports ``ε̃(δ − δ_err) + ε_err`` — gives ``δ(ε) ≤ δ̃(ε − ε_err) + δ_err``, which is what is
+    returned: each value errs upward (pessimistic) by at most ``δ_err`` plus an ε shift of ``ε_err``
+    (:data:`PRV_EPS_ERROR`, :data:`PRV_DELTA_ERROR`).
+    """
+
+    def create(self) -> Any:
+        from opacus.accountants import PRVAccountant
+
+        return PRVAccountant()
+
+    def epsilon(self, history: History, delta: float) -> float:
+        acc = self.create()
+        acc.history = [tuple(h) for h in history]
+        return float(acc.get_epsilon(delta=delta))
+
+    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+        acc = self.create()
+        acc.history = [tuple(h) for h in history]
+        # opacus exposes the composed discrete PRV only through this private helper (opacus 1.5/1.6).
+        dprv = acc._get_dprv(eps_error=PRV_EPS_ERROR, delta_error=PRV_DELTA_ERROR)
+        t = np.asarray(dprv.domain.ts, dtype=np.float64)
+        p = np.asarray(dprv.pmf, dtype=np.float64)
+        # Tail sums d1[i] = Σ_{j≥i} p_j and d2[i] = Σ_{j≥i} p_j e^{−t_j}, with a zero sentinel at the end.
+        d1 = np.append(np.cumsum(p[::-1])[::-1], 0.0)
+        d2 = np.append(np.cumsum((p * np.exp(-t))[::-1])[::-1], 0.0)
+        shifted = epsilons - PRV_EPS_ERROR
+        i = np.searchsorted(t, shifted, side="left")
+        estimate = d1[i] - np.exp(shifted) * d2[i]
+        return np.clip(estimate + PRV_DELTA_ERROR, 0.0, 1.0)
+
+
+@register_accountant("rdp")
+class RDPBackend:
+    """Rényi DP of the subsampled Gaussian (opacus ``RDPAccountant``, its default orders α).
+
+    ``deltas`` inverts the conversion opacus uses for ``get_epsilon`` (Balle et al., arXiv 1905.09982,
+    Theorem 21): ``ε = R(α) + log((α−1)/α) − (log δ + log α)/(α−1)`` solved for δ gives
+    ``δ(ε) = min_α exp((α−1)(R(α) − ε + log(1 − 1/α)) − log α)``, capped at 1. Each order gives a valid
+    bound, so the minimum is an upper bound on the true δ(ε); it is the exact inverse of opacus's ε(δ).
+    """
+
+    def create(self) -> Any:
+        from opacus.accountants import RDPAccountant
+
+        return RDPAccountant()
+
+    def epsilon(self, history: History, delta: float) -> float:
+        acc = self.create()
+        acc.history = [tuple(h) for h in history]
+        return float(acc.get_epsilon(delta=delta))
+
+    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+        from opacus.accountants import RDPAccountant
+        from opacus.accountants.analysis.rdp import compute_rdp
+
+        orders = np.asarray(RDPAccountant.DEFAULT_ALPHAS, dtype=np.float64)
+        rdp = sum(
+            np.asarray(compute_rdp(q=q, noise_multiplier=s, steps=n, orders=orders), dtype=np.float64)
+            for s, q, n in history
+        )
+        log_delta = (orders[None, :] - 1.0) * (
+            rdp[None, :] - epsilons[:, None] + np.log1p(-1.0 / orders[None, :])
+        ) - np.log(orders[None, :])
+        return np.minimum(np.exp(np.min(log_delta, axis=1)), 1.0)
