@@ -1,0 +1,52 @@
+"""Flags shared by ``train`` and ``audit`` and their translation into config overrides."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dpaudit.config import parse_override
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (sections data, model, privacy, clipping, optim, "
+                        "train, audit); flags below override it.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config key, e.g. --set optim.lr=0.01 (repeatable)")
+    parser.add_argument("--run-dir", help="output directory (created; an existing run there is resumed)")
+    parser.add_argument("--data", help="CSV/JSONL/Parquet file, or 'embedded' (default: Rotten Tomatoes)")
+    parser.add_argument("--model", help="local Hugging Face checkpoint dir, or 'embedded' (all-MiniLM-L6-v2)")
+    parser.add_argument("--preset", choices=["high", "balanced", "utility"],
+                        help="privacy preset: high (ε<2), balanced (ε 3–8), utility (ε>8); fills unset values")
+    parser.add_argument("--epsilon", type=float, help="target ε (σ is calibrated to reach it exactly)")
+    parser.add_argument("--delta", type=float, help="δ (default 1/(10·N)); δ ≥ 1/N is refused without --force")
+    parser.add_argument("--non-private", action="store_true",
+                        help="train the BiTFiT reference without clipping or noise (ε = ∞)")
+    parser.add_argument("--force", action="store_true", help="accept δ ≥ 1/N (not recommended)")
+    parser.add_argument("--add-biases", action="store_true",
+                        help="DP-BiTFiT-Add: give bias-free linear layers zero-initialised biases")
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--batch-size", type=int, help="expected logical batch per model (q = batch/N)")
+    parser.add_argument("--max-examples", type=int, help="use a seeded random subset of the data")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="auto (default), cpu or cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
+    out = [parse_override(s) for s in args.overrides]
+    flag_map = {
+        "data": ("data", "path"), "model": ("model", "path"), "preset": ("privacy", "preset"),
+        "epsilon": ("privacy", "epsilon"), "delta": ("privacy", "delta"), "epochs": ("train", "epochs"),
+        "batch_size": ("train", "batch_size"), "max_examples": ("data", "max_examples"),
+        "seed": ("train", "seed"), "device": ("train", "device"),
+    }
+    for attr, (section, key) in flag_map.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out.append((section, key, value))
+    for attr, (section, key) in {"non_private": ("privacy", "non_private"), "force": ("privacy", "force"),
+                                 "add_biases": ("model", "add_biases")}.items():
+        if getattr(args, attr, False):
+            out.append((section, key, True))
+    return out

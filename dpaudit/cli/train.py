@@ -1,0 +1,103 @@
+"""``dpaudit train``: fine-tune one model with DP-BiTFiT and state its (ε, δ).
+
+Writes into the run directory: ``config.json`` (the resolved config), ``split.json`` (train/held-out
+example ids), ``models.safetensors`` (biases + head + metadata), ``train_state.safetensors`` (resume
+state) and ``metrics.json`` (held-out accuracy, ε, δ, σ, q, steps, clipping, wall time).
+A rerun with the same run directory and config resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from dpaudit.cli.common import add_config_flags, overrides_from_args
+
+DESCRIPTION = __doc__.splitlines()[0].split(": ", 1)[1]
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help=DESCRIPTION, description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dpaudit.config import load_config
+    from dpaudit.data import load_dataset
+    from dpaudit.errors import DataError
+    from dpaudit.models import load_backbone
+    from trainers.batching import EncodedTexts
+    from trainers.loop import predict_logits
+    from trainers.recipe import build_classifier, resolve_device, resolve_privacy, train_bank
+
+    cfg, notes = load_config(args.config, overrides_from_args(args))
+    for note in notes:
+        print(note)
+    run_dir = Path(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
+                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    order = rng.permutation(len(ds))
+    n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
+    holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    if len(train_ids) < 2 or n_hold < 1:
+        raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and held-out "
+                        f"data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
+    settings, plan = resolve_privacy(cfg, [len(train_ids)])
+    device = resolve_device(cfg.train.device)
+    backbone, tokenizer, info = load_backbone(cfg.model.path)
+    clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
+    encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    write_json(run_dir / "split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
+                                        "dataset_sha256": ds.sha256})
+    sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
+    print(f"model {info.name}: {clf.bank.num_trainable():,} trainable of "
+          f"{sum(p.numel() for p in backbone.parameters()):,} parameters; data {ds.name}: "
+          f"{len(train_ids):,} train / {len(holdout):,} held out")
+    print(f"DP-BiTFiT: q={plan.sample_rate:.4g}, steps={plan.steps}, σ={sigma_txt}, δ={plan.delta:.3g}, "
+          f"C={settings.clipping.max_grad_norm} ({settings.clipping.mode}, {settings.clipping.style})")
+    meta = {"backbone_sha256": info.sha256, "backbone_source": info.source, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases}
+    membership = np.zeros((1, len(ds)), dtype=bool)
+    membership[0, train_ids] = True
+    outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan, seeds=[cfg.train.seed],
+                         run_dir=run_dir, meta=meta, progress=not args.quiet)
+    logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
+    accuracy = float((logits.argmax(1) == ds.labels[holdout]).mean())
+    epsilon = plan.epsilon(outcome.steps)
+    metrics = {
+        "heldout_accuracy": accuracy, "n_train": int(len(train_ids)), "n_heldout": int(len(holdout)),
+        "epsilon": None if math.isinf(epsilon) else epsilon, "non_private": plan.non_private,
+        "delta": plan.delta, "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
+        "steps": outcome.steps, "planned_steps": outcome.planned_steps,
+        "stopped_by_budget": outcome.stopped_by_budget, "accountant": plan.accountant,
+        "clipping": settings.clipping.to_dict(), "clip_fraction": outcome.clip_fraction,
+        "epsilon_history": outcome.epsilon_history, "wall_time_s": time.perf_counter() - started,
+        "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
+        "dataset": ds.name, "dataset_sha256": ds.sha256, "seed": cfg.train.seed,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    eps_txt = "ε = ∞ (non-private: no clipping, no noise)" if plan.non_private else f"ε = {epsilon:.3f}"
+    if outcome.stopped_by_budget:
+        print(f"budget guard: stopped after {outcome.steps} of {outcome.planned_steps} steps; the next step would "
+              f"exceed ε = {plan.target_epsilon}.")
+    print(f"held-out accuracy {accuracy:.4f}; {eps_txt} at δ = {plan.delta:.3g} ({plan.accountant}); "
+          f"run directory {run_dir}")
+    return 0

@@ -1,0 +1,121 @@
+"""From a :class:`~dpaudit.config.Config` to trained models: the one recipe that the target and every
+shadow model follow (same backbone, DP hyper-parameters and training-set size).
+
+:func:`resolve_privacy` turns the config into ``TrainSettings`` and the accounting facts (σ calibrated
+from a target ε, δ defaulting to 1/(10·N), the budget guard's step limit); :func:`train_bank` builds the
+banked classifier on the backbone and runs the trainer.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dpaudit.config import Config
+from dpaudit.errors import ConfigError, PrivacyError
+from dpaudit.privacy import calibrate_noise, check_delta, compute_epsilon, default_delta, max_steps
+from trainers.batching import EncodedTexts
+from trainers.classifier import BankedClassifier
+from trainers.dp import ClippingConfig
+from trainers.loop import Trainer, TrainOutcome, TrainSettings, sample_rate_and_steps
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """Resolved accounting inputs: σ, q, planned steps, δ, the target ε and the guard's step limit."""
+
+    non_private: bool
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    delta: float
+    target_epsilon: float | None
+    max_steps: int | None
+    accountant: str
+
+    def epsilon(self, steps: int) -> float:
+        if self.non_private:
+            return math.inf
+        return compute_epsilon(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate,
+                               steps=steps, delta=self.delta, accountant=self.accountant)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but CUDA is not available; use device = 'cpu' or 'auto'.")
+    return torch.device(name)
+
+
+def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings, PrivacyPlan]:
+    """Hyper-parameters and accounting for models whose training sets have sizes ``train_sizes``."""
+    p, c, o, t = cfg.privacy, cfg.clipping, cfg.optim, cfg.train
+    clipping = ClippingConfig(max_grad_norm=float(c.max_grad_norm), style=c.style, mode=c.mode,
+                              groups={k: (str(v[0]), float(v[1])) for k, v in c.groups.items()})
+    base = TrainSettings(epochs=float(t.epochs), batch_size=int(t.batch_size), micro_batch_size=t.micro_batch_size,
+                         lr=float(o.lr), optimizer=o.optimizer, momentum=o.momentum, weight_decay=o.weight_decay,
+                         schedule=o.schedule, warmup_fraction=o.warmup_fraction, clipping=clipping,
+                         non_private=p.non_private, accountant=p.accountant, autocast=t.autocast, dropout=t.dropout)
+    q, steps = sample_rate_and_steps(base, train_sizes)
+    n = int(min(train_sizes))
+    delta = default_delta(n) if p.delta is None else check_delta(p.delta, n, force=p.force)
+    if p.non_private:
+        plan = PrivacyPlan(True, 0.0, q, steps, delta, None, None, p.accountant)
+        return _replace(base, noise_multiplier=0.0, delta=delta), plan
+    if p.epsilon is not None and not (p.epsilon > 0 and math.isfinite(p.epsilon)):
+        raise PrivacyError(f"privacy.epsilon must be in (0, inf), got epsilon={p.epsilon!r}; "
+                           f"use privacy.non_private = true for an ε = ∞ reference.")
+    if p.noise_multiplier is not None:
+        sigma = float(p.noise_multiplier)
+        if not sigma > 0:
+            raise PrivacyError(f"privacy.noise_multiplier must be in (0, inf), got {sigma!r}; "
+                               f"use privacy.non_private = true to train without noise.")
+        guard = None
+        if p.epsilon is not None:
+            guard = max_steps(noise_multiplier=sigma, sample_rate=q, target_epsilon=p.epsilon, delta=delta,
+                              accountant=p.accountant)
+            if guard == 0:
+                raise PrivacyError(f"not even one step fits in ε={p.epsilon} at σ={sigma}, q={q:.4g}; raise "
+                                   f"privacy.epsilon or noise_multiplier.")
+    elif p.epsilon is not None:
+        sigma = calibrate_noise(target_epsilon=p.epsilon, delta=delta, sample_rate=q, steps=steps,
+                                accountant=p.accountant)
+        guard = max_steps(noise_multiplier=sigma, sample_rate=q, target_epsilon=p.epsilon, delta=delta,
+                          accountant=p.accountant)
+    else:
+        raise ConfigError("no privacy level given: set privacy.epsilon, privacy.noise_multiplier or privacy.preset "
+                          "(high | balanced | utility), or privacy.non_private = true.")
+    plan = PrivacyPlan(False, sigma, q, steps, delta, p.epsilon, guard, p.accountant)
+    return _replace(base, noise_multiplier=sigma, delta=delta, target_epsilon=p.epsilon), plan
+
+
+def _replace(settings: TrainSettings, **changes) -> TrainSettings:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+def build_classifier(backbone, cfg: Config, *, num_models: int, num_labels: int,
+                     device: torch.device) -> BankedClassifier:
+    return BankedClassifier.from_backbone(backbone.to(device), num_models=num_models, num_labels=num_labels,
+                                          exclude_modules=cfg.model.exclude_modules,
+                                          add_missing_biases=cfg.model.add_biases)
+
+
+def train_bank(classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray, membership: np.ndarray,
+               settings: TrainSettings, plan: PrivacyPlan, *, seeds: list[int], run_dir: Path | None,
+               meta: dict, progress: bool = True) -> TrainOutcome:
+    """Train every row of ``classifier`` on its membership row; resumes from ``run_dir`` if possible."""
+    if plan.max_steps is not None and plan.max_steps < plan.steps:
+        warnings.warn(f"budget guard: training stops after {plan.max_steps} of {plan.steps} planned steps, "
+                      f"where ε would exceed the target {plan.target_epsilon}.", stacklevel=2)
+    trainer = Trainer(classifier, encoded, labels, membership, settings, seeds=seeds, run_dir=run_dir, meta=meta,
+                      epsilon_fn=None if plan.non_private else plan.epsilon, max_steps=plan.max_steps,
+                      progress=progress)
+    return trainer.run()
