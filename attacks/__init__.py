@@ -1,0 +1,23 @@
+"""Membership-inference attacks on numpy signals, their metrics and the evaluation that feeds audit.json.
+
+Importing this package registers every attack in :data:`attacks.registry.ATTACKS`: ``loss``,
+``shadow``, ``lira_online``, ``lira_offline``, ``rmia``. All attack scores follow one convention:
+**higher score = member**.
+"""
+
+from __future__ import annotations
+
+from attacks import lira, loss, rmia, shadow  # noqa: F401  (registration side effect of the package)
+from attacks.base import Attack
+from attacks.canary import canary_audit
+from attacks.evaluate import evaluate_attack
+from attacks.membership import check_population, make_membership, required_nonmembers, required_population
+from attacks.metrics import AttackMetrics, compute_metrics
+from attacks.registry import ATTACKS, create_attack, register_attack
+from attacks.signals import Signals
+
+__all__ = [
+    "ATTACKS", "Attack", "AttackMetrics", "Signals", "canary_audit", "check_population",
+    "compute_metrics", "create_attack", "evaluate_attack", "make_membership", "register_attack",
+    "required_nonmembers", "required_population",
+]
