@@ -1,0 +1,63 @@
+"""``dpaudit gate REPORT --policy policy.toml``: pass/fail a run in CI.
+
+Prints one row per policy check. Exit codes: 0 every check passed, 1 a check failed, 2 usage or
+input error (bad policy key or type, missing/truncated/invalid report, NaN in the report),
+3 inconclusive (a required metric is missing, null or unresolvable; never a pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DESCRIPTION = ("Check an audit report against a release policy (TOML) and exit 0 pass, 1 fail, "
+               "2 input error, 3 inconclusive.")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``gate`` on ``subparsers``."""
+    parser = subparsers.add_parser("gate", help="pass/fail an audit report against a policy (CI)",
+                                   description=DESCRIPTION,
+                                   epilog="Exit codes: 0 pass, 1 fail, 2 usage/input error, 3 inconclusive.")
+    parser.add_argument("report", metavar="REPORT",
+                        help="audit.json, or a run directory containing one")
+    parser.add_argument("--policy", required=True, metavar="TOML",
+                        help="release policy; see reports/policy.py for the keys")
+    parser.add_argument("--junit", metavar="FILE", default=None,
+                        help="also write JUnit XML, one testcase per check (inconclusive = error)")
+    parser.add_argument("--annotations", choices=("github", "none"), default=None,
+                        help="emit GitHub Actions ::error annotations for failing/inconclusive checks "
+                             "(default: github when GITHUB_ACTIONS=true, else none)")
+    parser.add_argument("--write-verdict", action="store_true",
+                        help="store the policy, checks and outcome in the report's verdict (rewrites REPORT)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
+    from dpaudit.report_schema import dump_report, load_report
+    from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
+    from reports.policy import load_policy
+
+    policy = load_policy(args.policy)  # validate the policy first: a typo is exit 2 before any work
+    path = Path(args.report)
+    if path.is_dir():
+        path = path / "audit.json"
+    report = load_report(path)
+    checks = evaluate(report, policy)
+    print(format_table(checks, policy))
+    annotations = args.annotations
+    if annotations is None:
+        annotations = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "none"
+    if annotations == "github":
+        for line in github_annotations(checks, policy):
+            print(line)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(checks, policy), encoding="utf-8")
+    if args.write_verdict:
+        dump_report(with_verdict(report, policy, checks), path)
+    sys.stdout.flush()
+    return exit_code(checks)

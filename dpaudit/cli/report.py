@@ -1,0 +1,68 @@
+"""``dpaudit report RUN_DIR --format html,md,pdf``: render ``RUN_DIR/audit.json``.
+
+Writes ``report.html`` (self-contained, for compliance review), ``report.md`` (a PR-comment
+summary) and ``report.pdf`` (for sign-off) into RUN_DIR or ``--output``. The renderers draw what
+the report stores and recompute nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from dpaudit.errors import ConfigError
+
+#: format → (module, writer function, output file name); imported lazily to keep --help fast.
+_WRITERS = {
+    "html": ("reports.html", "write_html", "report.html"),
+    "md": ("reports.markdown", "write_markdown", "report.md"),
+    "pdf": ("reports.pdf", "write_pdf", "report.pdf"),
+}
+FORMATS = tuple(_WRITERS)
+DESCRIPTION = "Render an audit report (RUN_DIR/audit.json) as HTML, Markdown and/or PDF."
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"--format must be a comma-separated subset of {','.join(FORMATS)}, got {text!r}")
+    return chosen
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``report`` on ``subparsers``."""
+    parser = subparsers.add_parser("report", help="render audit.json as HTML / Markdown / PDF",
+                                   description=DESCRIPTION)
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory holding audit.json")
+    parser.add_argument("--format", type=_formats, default=FORMATS, metavar="FORMATS",
+                        help="comma-separated subset of html,md,pdf (default: all three)")
+    parser.add_argument("--output", metavar="DIR", default=None,
+                        help="directory to write into (default: RUN_DIR; created if missing)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate RUN_DIR/audit.json and write the requested formats; returns 0."""
+    from dpaudit.report_schema import load_report
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory not found: {run_dir}; pass the directory `dpaudit audit` wrote.")
+    report = load_report(run_dir / "audit.json")
+    out = Path(args.output) if args.output else run_dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create output directory {out}: {err}") from None
+    written = []
+    for fmt in args.format:
+        module_name, function, filename = _WRITERS[fmt]
+        writer = getattr(importlib.import_module(module_name), function)
+        written.append(writer(report, out / filename))
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,7 @@
+"""Render an ``audit.json`` for people and pipelines; recompute nothing.
+
+``reports.html`` (self-contained HTML for compliance review), ``reports.markdown`` (PR comment),
+``reports.pdf`` (sign-off), ``reports.figures`` (the plots), ``reports.summary`` (shared plain-language
+sentences), ``reports.policy`` + ``reports.gate`` (``dpaudit gate`` for CI). Importing this package
+imports nothing heavy; each renderer is imported on use.
+"""

@@ -1,0 +1,193 @@
+"""Report figures drawn from an :class:`~dpaudit.report_schema.AuditReport`.
+
+Every function draws what the report stores and computes nothing new about the run. The one
+formula evaluated here is the ROC ceiling implied by the stored privacy profile δ(ε) — drawing a
+stored guarantee, not re-auditing — as
+
+    TPR(FPR) ≤ min_ε min{1, e^ε·FPR + δ(ε), 1 − e^{−ε}·(1 − δ(ε) − FPR)}
+
+(the (ε, δ)-DP hypothesis-testing region, Kairouz, Oh, Viswanath 2015, arXiv 1311.0776 v4,
+Theorem 2.1, intersected over the profile grid), evaluated by
+:func:`dpaudit.privacy.profile.roc_ceiling` (also exported from ``dpaudit.privacy.accounting``) so
+the report and the accountant share one implementation.
+
+Figures are bare matplotlib ``Figure`` objects, never pyplot (no global backend switch, no display;
+PNG output goes through Agg); :func:`to_png_base64`
+turns one into a base64 PNG for the self-contained HTML, and ``reports.pdf`` draws them as vectors.
+PNG rather than inline SVG: a data-URI ``<img>`` needs no ``|safe`` in the autoescaped template,
+so no user-controlled label can inject markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from dpaudit.report_schema import AttackResult, AuditReport, PrivacySection
+
+__all__ = [
+    "ceiling_curve", "roc_figure", "histogram_figure",
+    "epsilon_history_figure", "privacy_utility_figure", "all_figures", "to_png_base64",
+]
+
+#: Smallest FPR drawn on the log axis when an attack's ROC does not go lower.
+MIN_FPR = 1e-4
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def ceiling_curve(privacy: PrivacySection, fpr: np.ndarray) -> np.ndarray:
+    """The ROC ceiling at ``fpr`` for the stored profile (see the module docstring).
+
+    Args:
+        privacy: the report's privacy section; ``privacy.profile`` must not be ``None``.
+        fpr: array of shape (n_points,), false-positive rates in [0, 1].
+
+    Returns:
+        Array of shape (n_points,): the largest TPR any attack can reach at each FPR.
+
+    Raises:
+        ConfigError: the stored profile is malformed (e.g. ε grid not increasing).
+    """
+    from dpaudit.privacy.profile import PrivacyProfile, roc_ceiling
+
+    stored = privacy.profile
+    profile = PrivacyProfile(epsilons=stored.epsilons, deltas=stored.deltas,
+                             accountant=privacy.accountant, noise_multiplier=privacy.noise_multiplier,
+                             sample_rate=privacy.sample_rate, steps=privacy.steps)
+    return np.asarray(roc_ceiling(fpr, profile), dtype=np.float64)
+
+
+def _literal(text: str) -> str:
+    """Escape mathtext ``$`` so a name is drawn literally (legend entries cannot opt out)."""
+    return text.replace("$", r"\$")
+
+
+def _new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def roc_figure(report: AuditReport) -> Figure:
+    """Log-log ROC of every attack with the random-guess diagonal and the DP ceiling."""
+    fig, ax = _new_figure()
+    positive = [f for a in report.attacks for f in a.roc.fpr if f > 0]
+    low = max(min(positive, default=MIN_FPR), 1e-6)
+    low = min(low, MIN_FPR)
+    grid = np.geomspace(low, 1.0, 300)
+    ax.plot(grid, grid, color="0.6", linestyle=":", linewidth=1, label="random guess")
+    profile = report.privacy.profile
+    if profile is not None and len(profile.epsilons) > 0:
+        eps_label = "" if report.privacy.epsilon is None else f" (ε = {report.privacy.epsilon:.2f})"
+        ax.plot(grid, np.maximum(ceiling_curve(report.privacy, grid), low), color="black", linewidth=2,
+                label=f"DP ceiling{eps_label}")
+    elif report.privacy.non_private:
+        ax.text(0.98, 0.02, "not private: no ceiling (ε = ∞)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=9, color="0.3")
+    for i, attack in enumerate(report.attacks):
+        fpr, tpr = np.array(attack.roc.fpr), np.array(attack.roc.tpr)
+        keep = fpr > 0
+        if attack.status != "ok" or not keep.any():
+            continue
+        auc = "" if attack.auc is None else f" (AUC {attack.auc:.3f})"
+        ax.plot(fpr[keep], np.maximum(tpr[keep], low), color=_COLORS[i % len(_COLORS)],
+                linewidth=1.5, label=f"{_literal(attack.name)}{auc}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, 1.0)
+    ax.set_ylim(low, 1.05)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("Membership-inference ROC (target model, log-log)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def histogram_figure(attacks: tuple[AttackResult, ...]) -> Figure:
+    """IN (member) vs OUT (non-member) score histograms, one panel per attack."""
+    n = max(len(attacks), 1)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(6.4, 2.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, attack in zip(axes, attacks):
+        edges = np.array(attack.histogram.bin_edges)
+        ax.set_title(attack.name, fontsize=9, parse_math=False)
+        if edges.size < 2 or attack.status != "ok":
+            ax.text(0.5, 0.5, "no scores (inconclusive)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="0.3")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        ax.stairs(attack.histogram.out_counts, edges, fill=True, alpha=0.45, color="#1f77b4",
+                  label="OUT (non-member)")
+        ax.stairs(attack.histogram.in_counts, edges, fill=True, alpha=0.45, color="#d62728",
+                  label="IN (member)")
+        ax.set_xlabel("attack score (higher = member)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in axes[len(attacks):]:
+        ax.set_visible(False)
+    return fig
+
+
+def epsilon_history_figure(report: AuditReport) -> Figure | None:
+    """Accountant ε over optimizer steps, or ``None`` when no history is stored."""
+    history = report.privacy.epsilon_history
+    if not history.steps:
+        return None
+    fig, ax = _new_figure(6.4, 3.2)
+    ax.plot(history.steps, history.epsilons, marker="o", markersize=3, color="#1f77b4")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("ε (nats)")
+    ax.set_title(f"Privacy spent during training (δ = {report.privacy.delta:g})")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def privacy_utility_figure(report: AuditReport) -> Figure:
+    """The run's (ε, utility) point with the non-private reference as a horizontal line."""
+    fig, ax = _new_figure(6.4, 3.2)
+    utility = report.utility
+    eps = report.privacy.epsilon
+    if eps is not None:
+        ax.plot([eps], [utility.value], marker="o", markersize=8, color="#d62728",
+                label=f"this run (ε = {eps:.2f})")
+        ax.set_xlim(0.0, max(1.0, eps * 1.5))
+    else:
+        label = "not private (ε = ∞)" if report.privacy.non_private else "ε undefined"
+        ax.text(0.5, 0.5, f"{label}: {utility.metric} {utility.value:.3f}", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9)
+    if utility.non_private_reference is not None:
+        ax.axhline(utility.non_private_reference, color="black", linestyle="--", linewidth=1,
+                   label=f"non-private reference ({utility.non_private_reference:.3f})")
+    ax.set_xlabel("ε (nats)")
+    ax.set_ylabel(utility.metric)
+    ax.set_title("Privacy–utility")
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def all_figures(report: AuditReport) -> dict[str, Figure]:
+    """Every figure the report shows, keyed ``roc``, ``histograms``, ``epsilon_history``,
+    ``privacy_utility`` (``epsilon_history`` left out when there is none)."""
+    figures = {"roc": roc_figure(report), "histograms": histogram_figure(report.attacks)}
+    history = epsilon_history_figure(report)
+    if history is not None:
+        figures["epsilon_history"] = history
+    figures["privacy_utility"] = privacy_utility_figure(report)
+    return figures
+
+
+def to_png_base64(fig: Figure, *, dpi: int = 110) -> str:
+    """Render ``fig`` to a base64-encoded PNG (ASCII, no ``data:`` prefix)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

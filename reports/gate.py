@@ -1,0 +1,253 @@
+"""Evaluate a :class:`~reports.policy.Policy` against an audit report, for CI.
+
+Each policy key becomes one :class:`~dpaudit.report_schema.Check` with status ``"pass"``,
+``"fail"`` or ``"inconclusive"``. Rules, applied to every check that spans attacks:
+
+* a measured violation is ``"fail"``, even if other attacks are inconclusive (fail dominates);
+* otherwise, any attack or bound that is not ``status="ok"``, or a metric that is ``null`` or
+  unresolvable (too few non-members for the FPR), makes the check ``"inconclusive"`` —
+  undefined results never reach a comparison as numbers, and inconclusive is never a pass;
+* a check with nothing to evaluate (no attacks) is ``"inconclusive"``.
+
+Exit codes (:func:`exit_code`): 0 all pass, 1 any fail, 3 otherwise any inconclusive. Input errors
+(bad policy, missing/truncated/NaN report) are raised as ``DpauditError`` (exit 2) before this.
+
+JUnit XML (:func:`junit_xml`): one ``<testcase>`` per check; fail → ``<failure>``; inconclusive →
+``<error type="inconclusive">``. Not ``<skipped>``: most CI dashboards count skipped tests as
+green, and an inconclusive audit must not look like a pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from dpaudit.report_schema import PROTECTION_LEVELS, AttackResult, AuditReport, Check, protection_level
+from reports.policy import Policy
+
+__all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
+
+
+def _check(name: str, value: float | None, threshold: float | str | None, status: str,
+           message: str) -> Check:
+    return Check(name=name, value=value, threshold=threshold, status=status, message=message)
+
+
+def _over_attacks(name: str, threshold: float | int, attacks: Iterable[tuple[str, str, str | None, float | None]],
+                  *, what: str, higher_is_worse: bool = True) -> Check:
+    """Combine per-attack measurements ``(label, status, reason, value)`` into one check.
+
+    A value violates the threshold when it is above it (``higher_is_worse``) or below it.
+    """
+    items = list(attacks)
+    if not items:
+        return _check(name, None, threshold, "inconclusive", f"no attack results to evaluate {what}.")
+    measured = [(label, v) for label, status, _, v in items if status == "ok" and v is not None]
+    undefined = [(label, reason) for label, status, reason, v in items if status != "ok" or v is None]
+    violations = [(label, v) for label, v in measured
+                  if (v > threshold if higher_is_worse else v < threshold)]
+    pick = max if higher_is_worse else min
+    worst = pick(measured, key=lambda lv: lv[1]) if measured else None
+    value = None if worst is None else float(worst[1])
+    if violations:
+        listed = ", ".join(f"{label}={v:.4g}" for label, v in violations)
+        return _check(name, value, threshold, "fail", f"{what} {'above' if higher_is_worse else 'below'} {threshold:g}: {listed}.")
+    if undefined:
+        listed = ", ".join(f"{label} ({reason or 'undefined'})" for label, reason in undefined)
+        return _check(name, value, threshold, "inconclusive", f"{what} undefined for {listed}.")
+    bound, extreme = ("at most", "highest") if higher_is_worse else ("at least", "lowest")
+    return _check(name, value, threshold, "pass",
+                  f"{what} {bound} {threshold:g} ({extreme}: {worst[0]}={worst[1]:.4g}).")
+
+
+def _tpr_measurements(attacks: tuple[AttackResult, ...], fpr: float):
+    for a in attacks:
+        entry = a.tpr_at(fpr)
+        if entry is None:
+            yield a.name, "inconclusive", f"TPR at FPR {fpr:g} not measured", None
+        elif not entry.resolvable or entry.tpr is None:
+            yield a.name, "inconclusive", f"unresolvable with {a.n_nonmembers} non-members", None
+        else:
+            yield a.name, a.status, a.reason, entry.tpr
+
+
+def _lower_bounds(report: AuditReport):
+    sources = [(a.name, a.epsilon_lb) for a in report.attacks]
+    if report.canary is not None:
+        sources.append(("canary", report.canary))
+    for label, lb in sources:
+        status, value = lb.get("status"), lb.get("epsilon_lb")
+        yield label, status, lb.get("reason"), value, bool(lb.get("saturated"))
+
+
+def _epsilon_lb_check(report: AuditReport, threshold: float) -> Check:
+    bounds = list(_lower_bounds(report))
+    check = _over_attacks("max_epsilon_lb", threshold, [b[:4] for b in bounds],
+                          what="empirical ε lower bound")
+    saturated = [label for label, status, _, value, sat in bounds
+                 if sat and status == "ok" and value is not None and value <= threshold]
+    if check.status == "pass" and saturated:
+        # A saturated search only shows ε ≥ value; the true bound may exceed the threshold.
+        return dataclasses.replace(check, status="inconclusive", message=(
+            f"empirical ε lower bound search saturated for {', '.join(saturated)}; cannot confirm "
+            f"it is within {threshold:g}."))
+    return check
+
+
+def _privacy_checks(report: AuditReport, policy: Policy) -> list[Check]:
+    p = report.privacy
+    checks = []
+    if p.non_private:
+        status = "pass" if policy.allow_non_private else "fail"
+        checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), status,
+                             "not private (ε = ∞): " + ("allowed by policy." if policy.allow_non_private
+                                                        else "the policy requires a DP guarantee.")))
+    else:
+        checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), "pass",
+                             "trained with differential privacy."))
+    if policy.max_epsilon is not None:
+        t = policy.max_epsilon
+        if p.non_private:
+            checks.append(_check("max_epsilon", None, t, "fail", f"not private: ε = ∞ > {t:g}."))
+        elif p.epsilon is None:
+            checks.append(_check("max_epsilon", None, t, "inconclusive",
+                                 f"accountant ε undefined ({p.reason or 'no reason given'})."))
+        else:
+            ok = p.epsilon <= t
+            checks.append(_check("max_epsilon", p.epsilon, t, "pass" if ok else "fail",
+                                 f"ε = {p.epsilon:.4g} {'≤' if ok else '>'} {t:g}."))
+    if policy.max_delta is not None:
+        t = policy.max_delta
+        ok = p.delta <= t
+        checks.append(_check("max_delta", p.delta, t, "pass" if ok else "fail",
+                             f"δ = {p.delta:.3g} {'≤' if ok else '>'} {t:g}."))
+    return checks
+
+
+def _protection_check(report: AuditReport, minimum: str) -> Check:
+    measured = [(a.name, a.status, a.reason, a.balanced_accuracy) for a in report.attacks]
+    # Strongest attack = highest balanced accuracy; level thresholds as protection_level().
+    inner = _over_attacks("min_protection_level", math.inf, measured, what="balanced accuracy")
+    rank = {level: i for i, level in enumerate(PROTECTION_LEVELS)}  # 0 = strongest
+    if inner.value is None:
+        return _check("min_protection_level", None, minimum, "inconclusive", inner.message)
+    level = protection_level(inner.value)
+    if rank[level] > rank[minimum]:
+        return _check("min_protection_level", inner.value, minimum, "fail",
+                      f"protection level {level} (balanced accuracy {inner.value:.4f}) is below {minimum}.")
+    if inner.status == "inconclusive":
+        return _check("min_protection_level", inner.value, minimum, "inconclusive",
+                      f"protection level {level} among conclusive attacks, but {inner.message}")
+    return _check("min_protection_level", inner.value, minimum, "pass",
+                  f"protection level {level} (balanced accuracy {inner.value:.4f}) meets {minimum}.")
+
+
+def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
+    """Run every check the policy sets, in the order of :data:`reports.policy.POLICY_KEYS`."""
+    attacks = report.attacks
+    checks = _privacy_checks(report, policy)
+    if policy.max_auc is not None:
+        checks.append(_over_attacks("max_auc", policy.max_auc,
+                                    [(a.name, a.status, a.reason, a.auc) for a in attacks],
+                                    what="AUC"))
+    for limit in policy.max_tpr_at_fpr:
+        checks.append(_over_attacks(f"max_tpr_at_fpr[{limit.fpr:g}]", limit.max_tpr,
+                                    _tpr_measurements(attacks, limit.fpr),
+                                    what=f"TPR at FPR {limit.fpr:g}"))
+    if policy.max_epsilon_lb is not None:
+        checks.append(_epsilon_lb_check(report, policy.max_epsilon_lb))
+    if policy.min_nonmembers is not None:
+        checks.append(_over_attacks("min_nonmembers", policy.min_nonmembers,
+                                    [(a.name, "ok", None, float(a.n_nonmembers)) for a in attacks],
+                                    what="non-members", higher_is_worse=False))
+    for name in policy.required_attacks:
+        found = [a for a in attacks if a.name == name]
+        if not found:
+            checks.append(_check(f"required_attacks[{name}]", None, name, "fail",
+                                 f"required attack {name} is missing from the report."))
+        elif any(a.status != "ok" for a in found):
+            reason = next(a.reason for a in found if a.status != "ok")
+            checks.append(_check(f"required_attacks[{name}]", None, name, "inconclusive",
+                                 f"required attack {name} is inconclusive ({reason})."))
+        else:
+            checks.append(_check(f"required_attacks[{name}]", None, name, "pass",
+                                 f"required attack {name} ran."))
+    if policy.min_protection_level is not None:
+        checks.append(_protection_check(report, policy.min_protection_level))
+    return tuple(checks)
+
+
+def exit_code(checks: Iterable[Check]) -> int:
+    """0 when every check passes, 1 when any fails, else 3 (some inconclusive)."""
+    statuses = {c.status for c in checks}
+    if "fail" in statuses:
+        return 1
+    if statuses - {"pass"}:
+        return 3
+    return 0
+
+
+def with_verdict(report: AuditReport, policy: Policy, checks: tuple[Check, ...]) -> AuditReport:
+    """``report`` with its verdict's ``policy``, ``passed`` (``None`` if inconclusive) and ``checks`` set."""
+    code = exit_code(checks)
+    passed = {0: True, 1: False}.get(code)
+    verdict = dataclasses.replace(report.verdict, policy=policy.name, passed=passed, checks=checks)
+    return dataclasses.replace(report, verdict=verdict)
+
+
+def _value_text(check: Check) -> str:
+    return "n/a" if check.value is None else f"{check.value:.4g}"
+
+
+def format_table(checks: tuple[Check, ...], policy: Policy) -> str:
+    """A fixed-width text table of the checks with a one-line summary."""
+    header = ("check", "status", "value", "threshold", "message")
+    rows = [(c.name, c.status.upper(), _value_text(c), "n/a" if c.threshold is None else f"{c.threshold}",
+             c.message) for c in checks]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4]]
+    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    counts = {s: sum(c.status == s for c in checks) for s in ("pass", "fail", "inconclusive")}
+    outcome = {0: "PASSED", 1: "FAILED", 3: "INCONCLUSIVE (not a pass)"}[exit_code(checks)]
+    lines.append(f"policy {policy.name}: {outcome} — {counts['pass']} pass, {counts['fail']} fail, "
+                 f"{counts['inconclusive']} inconclusive")
+    return "\n".join(lines)
+
+
+def junit_xml(checks: tuple[Check, ...], policy: Policy) -> str:
+    """JUnit XML: one testcase per check (see the module docstring for the status mapping)."""
+    suite = ET.Element("testsuite", name=f"dpaudit gate: {policy.name}", tests=str(len(checks)),
+                       failures=str(sum(c.status == "fail" for c in checks)),
+                       errors=str(sum(c.status == "inconclusive" for c in checks)), skipped="0")
+    for c in checks:
+        case = ET.SubElement(suite, "testcase", classname=f"dpaudit.gate.{policy.name}", name=c.name)
+        if c.status == "fail":
+            ET.SubElement(case, "failure", message=c.message, type="fail").text = c.message
+        elif c.status == "inconclusive":
+            ET.SubElement(case, "error", message=c.message, type="inconclusive").text = (
+                "inconclusive: " + c.message)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(checks: tuple[Check, ...], policy: Policy) -> list[str]:
+    """GitHub Actions workflow commands (``::error title=...::message``), one per non-passing check."""
+    lines = []
+    for c in checks:
+        if c.status == "pass":
+            continue
+        title = _escape_property(f"dpaudit gate ({policy.name}): {c.name} {c.status}")
+        lines.append(f"::error title={title}::{_escape_data(c.message)}")
+    return lines

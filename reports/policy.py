@@ -1,0 +1,174 @@
+"""Release policy for ``dpaudit gate``: a frozen dataclass read once from TOML and validated.
+
+Format (every key optional; unknown keys are an error so a typo never weakens a policy)::
+
+    name = "prod-release"                 # shown in reports; default: the file's stem
+    max_epsilon = 8.0                     # accountant ε (nats) must be ≤ this
+    max_delta = 1e-5                      # δ must be ≤ this
+    max_auc = 0.60                        # every attack's AUC must be ≤ this
+    max_epsilon_lb = 2.0                  # every empirical ε lower bound (attacks, canary) ≤ this
+    min_nonmembers = 1000                 # every attack needs ≥ this many non-members
+    required_attacks = ["lira_online", "rmia"]   # must be present with status "ok"
+    min_protection_level = "moderate"     # "strong" > "moderate" > "weak"
+    allow_non_private = false             # default false: a non-private run (ε = ∞) fails
+
+    [[max_tpr_at_fpr]]                    # one table, or an array of tables
+    fpr = 0.001
+    max_tpr = 0.01
+
+``min_nonmembers`` sets the FPR resolution: an attack with N non-members cannot measure an FPR
+below 1/N, so ``min_nonmembers = 1000`` is needed to state TPR at 0.1% FPR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from dpaudit._validation import check_choice, check_int, check_real
+from dpaudit.errors import ConfigError
+from dpaudit.report_schema import PROTECTION_LEVELS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Policy", "TprLimit", "load_policy", "parse_policy", "POLICY_KEYS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TprLimit:
+    """TPR at ``fpr`` (a probability in (0, 1]) must be ≤ ``max_tpr`` for every attack."""
+
+    fpr: float
+    max_tpr: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fpr": self.fpr, "max_tpr": self.max_tpr}
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A validated release policy; ``None`` means the check is not part of the policy."""
+
+    name: str
+    max_epsilon: float | None = None
+    max_delta: float | None = None
+    max_auc: float | None = None
+    max_tpr_at_fpr: tuple[TprLimit, ...] = ()
+    max_epsilon_lb: float | None = None
+    min_nonmembers: int | None = None
+    required_attacks: tuple[str, ...] = ()
+    min_protection_level: str | None = None
+    allow_non_private: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "max_tpr_at_fpr":
+                value = [limit.to_dict() for limit in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            if value is not None:
+                out[f.name] = value
+        return out
+
+
+#: Every key a policy file may contain.
+POLICY_KEYS = tuple(f.name for f in dataclasses.fields(Policy))
+
+
+def _real(key: str, value: object, low: float, high: float, closed: str) -> float:
+    try:
+        return check_real(key, value, low, high, closed=closed, error=ConfigError)
+    except TypeError as err:  # a wrong type in a user file is a config error (exit 2)
+        raise ConfigError(str(err)) from None
+
+
+def _tpr_limits(value: object) -> tuple[TprLimit, ...]:
+    entries = [value] if isinstance(value, dict) else value
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("max_tpr_at_fpr must be a table {fpr, max_tpr} or an array of tables, "
+                          f"got max_tpr_at_fpr={value!r}.")
+    limits = []
+    for i, entry in enumerate(entries):
+        where = f"max_tpr_at_fpr[{i}]"
+        if set(entry) != {"fpr", "max_tpr"}:
+            raise ConfigError(f"{where} must have exactly the keys fpr and max_tpr, got "
+                              f"{sorted(entry)}.")
+        limits.append(TprLimit(fpr=_real(f"{where}.fpr", entry["fpr"], 0.0, 1.0, "right"),
+                               max_tpr=_real(f"{where}.max_tpr", entry["max_tpr"], 0.0, 1.0, "both")))
+    return tuple(limits)
+
+
+def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
+    """Validate a parsed policy mapping; ``name`` is used when the mapping has none.
+
+    Raises:
+        ConfigError: one line naming the offending key (unknown key, wrong type, out of range).
+    """
+    unknown = sorted(set(data) - set(POLICY_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown policy key {unknown[0]!r}; allowed keys: {', '.join(POLICY_KEYS)}.")
+    kw: dict[str, Any] = {"name": name}
+    if "name" in data:
+        if not isinstance(data["name"], str) or not data["name"].strip():
+            raise ConfigError(f"name must be a non-empty string, got name={data['name']!r}.")
+        kw["name"] = data["name"]
+    for key, closed in (("max_epsilon", "left"), ("max_epsilon_lb", "left")):
+        if key in data:
+            kw[key] = _real(key, data[key], 0.0, math.inf, closed)
+    for key in ("max_delta", "max_auc"):
+        if key in data:
+            kw[key] = _real(key, data[key], 0.0, 1.0, "both")
+    if "max_tpr_at_fpr" in data:
+        kw["max_tpr_at_fpr"] = _tpr_limits(data["max_tpr_at_fpr"])
+    if "min_nonmembers" in data:
+        try:
+            kw["min_nonmembers"] = check_int("min_nonmembers", data["min_nonmembers"], 0)
+        except TypeError as err:
+            raise ConfigError(str(err)) from None
+    if "required_attacks" in data:
+        attacks = data["required_attacks"]
+        if not isinstance(attacks, list) or not all(isinstance(a, str) and a for a in attacks):
+            raise ConfigError("required_attacks must be a list of attack names, got "
+                              f"required_attacks={attacks!r}.")
+        kw["required_attacks"] = tuple(attacks)
+    if "min_protection_level" in data:
+        kw["min_protection_level"] = check_choice("min_protection_level", data["min_protection_level"],
+                                                  PROTECTION_LEVELS)
+    if "allow_non_private" in data:
+        if not isinstance(data["allow_non_private"], bool):
+            raise ConfigError("allow_non_private must be true or false, got "
+                              f"allow_non_private={data['allow_non_private']!r}.")
+        kw["allow_non_private"] = data["allow_non_private"]
+    return Policy(**kw)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy TOML file.
+
+    Raises:
+        ConfigError: missing/unreadable file, invalid TOML, or an invalid key (one line, naming it).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"policy file not found: {path}; pass --policy with a TOML file.") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read policy file {path}: {err}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"policy file {path} is not valid TOML: {err}") from None
+    try:
+        return parse_policy(data, name=path.stem)
+    except ConfigError as err:
+        raise ConfigError(f"policy file {path}: {err}") from None

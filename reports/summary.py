@@ -1,0 +1,200 @@
+"""Plain-language sentences and table rows shared by the HTML, Markdown and PDF reports.
+
+Everything here selects and formats numbers already stored in the report; nothing is recomputed.
+Strings returned are plain text (not escaped); each renderer escapes for its own format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dpaudit.report_schema import AttackResult, AuditReport
+
+__all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
+           "utility_rows", "provenance_rows", "HEADLINE_FPR"]
+
+#: The FPR the first screen quotes TPR at.
+HEADLINE_FPR = 0.01
+
+_LEVEL_WORDS = {
+    "strong": "strong — the best attack is barely better than guessing (balanced accuracy < 55%)",
+    "moderate": "moderate — the best attack does a little better than guessing (balanced accuracy 55–60%)",
+    "weak": "weak — the best attack identifies training members clearly better than guessing "
+            "(balanced accuracy ≥ 60%)",
+}
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals, or ``"n/a"`` for an undefined (``None``) value."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_pct(value: float | None, digits: int = 2) -> str:
+    """``value`` as a percentage, or ``"n/a"``."""
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The first-screen sentences of a report (plain text)."""
+
+    title: str
+    claim: str
+    strongest: str
+    headline_metrics: str
+    empirical: str
+    protection: str
+    protection_level: str | None
+    verdict: str
+    verdict_status: str  # "pass", "fail", "inconclusive" or "none" (no policy evaluated)
+
+
+def _claim(report: AuditReport) -> str:
+    p = report.privacy
+    if p.non_private:
+        return "Not private: ε = ∞ (the model was trained without differential-privacy noise)."
+    if p.epsilon is None:
+        reason = f" ({p.reason})" if p.reason else ""
+        return f"The privacy guarantee is undefined (ε unknown){reason}; treat the model as not private."
+    return (f"Claimed guarantee: (ε = {p.epsilon:.2f}, δ = {p.delta:.1e})-differential privacy, "
+            f"from the {p.accountant.upper()} accountant after {p.steps} optimizer steps "
+            f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g}).")
+
+
+def _best_lower_bound(report: AuditReport) -> tuple[str, dict] | None:
+    candidates = [(f"the {a.name} attack", a.epsilon_lb) for a in report.attacks]
+    if report.canary is not None:
+        candidates.append(("the one-run canary audit", report.canary))
+    ok = [(src, lb) for src, lb in candidates
+          if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None]
+    if not ok:
+        return None
+    return max(ok, key=lambda item: item[1]["epsilon_lb"])
+
+
+def _empirical(report: AuditReport) -> str:
+    best = _best_lower_bound(report)
+    if best is None:
+        return "Empirical ε lower bound: inconclusive (no attack produced a valid bound)."
+    source, lb = best
+    confidence = 100 * (1 - lb["significance"])
+    saturated = " (search saturated: the true bound may be higher)" if lb.get("saturated") else ""
+    if lb["epsilon_lb"] == 0.0 and not saturated:
+        saturated = "; no attack demonstrated leakage at this confidence"
+    return (f"Empirical ε lower bound: ε ≥ {lb['epsilon_lb']:.2f} with {confidence:.0f}% confidence, "
+            f"from {source} ({lb['method']}, δ = {lb['delta']:.1e}){saturated}.")
+
+
+def _verdict(report: AuditReport) -> tuple[str, str]:
+    v = report.verdict
+    if v.passed is None and not v.checks:
+        return "No release policy evaluated yet (run `dpaudit gate` with a policy).", "none"
+    policy = f" against policy “{v.policy}”" if v.policy else ""
+    n_fail = sum(c.status == "fail" for c in v.checks)
+    n_inc = sum(c.status == "inconclusive" for c in v.checks)
+    if v.passed:
+        return f"PASSED{policy}: all {len(v.checks)} checks passed.", "pass"
+    if n_fail:
+        return f"FAILED{policy}: {n_fail} of {len(v.checks)} checks failed.", "fail"
+    return f"INCONCLUSIVE{policy}: {n_inc} checks could not be evaluated; this is not a pass.", "inconclusive"
+
+
+def summarize(report: AuditReport) -> Summary:
+    """The first-screen sentences for ``report``."""
+    run = report.run
+    title = f"Privacy audit — {run.model.get('name', '?')} on {run.dataset.get('name', '?')}"
+    strongest: AttackResult | None = None
+    if report.verdict.strongest_attack is not None:
+        strongest = next((a for a in report.attacks if a.name == report.verdict.strongest_attack), None)
+    if strongest is None:
+        strongest = report.strongest_attack()
+    if strongest is None:
+        strongest_text = "Strongest attack: none of the attacks produced a conclusive result."
+        metrics = "AUC n/a; TPR at 1% FPR n/a."
+    else:
+        entry = strongest.tpr_at(HEADLINE_FPR)
+        if entry is None:
+            tpr_text = "TPR at 1% FPR not measured"
+        elif not entry.resolvable or entry.tpr is None:
+            tpr_text = f"TPR at 1% FPR unresolvable with {strongest.n_nonmembers} non-members"
+        else:
+            tpr_text = f"TPR {fmt_pct(entry.tpr)} at 1% FPR"
+        strongest_text = f"Strongest attack: {strongest.name} ({strongest.paper})."
+        metrics = (f"AUC {fmt(strongest.auc)}, {tpr_text}, balanced accuracy "
+                   f"{fmt_pct(strongest.balanced_accuracy)}.")
+    level = report.verdict.protection_level
+    protection = ("Protection level: not determined (no conclusive attack)." if level is None
+                  else f"Protection level: {_LEVEL_WORDS[level]}.")
+    verdict, status = _verdict(report)
+    return Summary(title=title, claim=_claim(report), strongest=strongest_text,
+                   headline_metrics=metrics, empirical=_empirical(report), protection=protection,
+                   protection_level=level, verdict=verdict, verdict_status=status)
+
+
+#: Column headers of :func:`attack_rows`, in order.
+ATTACK_COLUMNS = ("attack", "status", "AUC", "balanced acc.", "advantage", "TPR@FPR",
+                  "ε lower bound", "members / non-members")
+
+
+def attack_rows(report: AuditReport) -> list[tuple[str, ...]]:
+    """One row of plain strings per attack, in :data:`ATTACK_COLUMNS` order."""
+    rows = []
+    for a in report.attacks:
+        tprs = "; ".join(
+            f"{fmt_pct(t.tpr)} @ {t.fpr:g}" if t.resolvable and t.tpr is not None
+            else f"unresolvable @ {t.fpr:g}" for t in a.tpr_at_fpr) or "n/a"
+        lb = a.epsilon_lb
+        if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None:
+            lb_text = f"{lb['epsilon_lb']:.2f} ({100 * (1 - lb['significance']):.0f}% conf.)"
+        else:
+            lb_text = "inconclusive"
+        auc = fmt(a.auc) if a.auc_std is None or a.auc is None else f"{a.auc:.3f} ± {a.auc_std:.3f}"
+        status = a.status if a.reason is None else f"{a.status}: {a.reason}"
+        rows.append((a.name, status, auc, fmt_pct(a.balanced_accuracy), fmt(a.advantage),
+                     tprs, lb_text, f"{a.n_members} / {a.n_nonmembers}"))
+    return rows
+
+
+def _kv(mapping: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "—"
+
+
+def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """(label, value) rows describing the theoretical guarantee."""
+    p = report.privacy
+    eps = "∞ (not private)" if p.non_private else ("undefined" if p.epsilon is None else f"{p.epsilon:.4g}")
+    c = p.clipping
+    clip = f"{c.mode}, {c.style}, max grad norm {c.max_grad_norm:g}"
+    if c.groups:
+        clip += f" (groups: {_kv(c.groups)})"
+    rows = [("ε (nats, upper bound)", eps), ("δ", f"{p.delta:.3g}"),
+            ("noise multiplier σ/C", f"{p.noise_multiplier:g}"), ("sampling rate q", f"{p.sample_rate:g}"),
+            ("optimizer steps", str(p.steps)), ("accountant", p.accountant),
+            ("neighbouring relation", p.neighbouring), ("clipping", clip), ("status", str(p.status))]
+    if p.reason:
+        rows.append(("reason", p.reason))
+    if report.canary is not None:
+        lb = report.canary
+        value = ("inconclusive" + (f": {lb.get('reason')}" if lb.get("reason") else "")
+                 if lb.get("status") != "ok" or lb.get("epsilon_lb") is None
+                 else f"ε ≥ {lb['epsilon_lb']:.3f} at {100 * (1 - lb['significance']):.0f}% confidence "
+                      f"({lb['method']}, {lb['n_in']} in / {lb['n_out']} out)")
+        rows.append(("one-run canary audit", value))
+    return rows
+
+
+def utility_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """(label, value) rows describing the task utility."""
+    u = report.utility
+    return [(u.metric, fmt(u.value)), ("evaluation examples", str(u.n_eval)),
+            ("per model", ", ".join(fmt(v) for v in u.per_model) or "—"),
+            ("non-private reference", fmt(u.non_private_reference))]
+
+
+def provenance_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """(label, value) rows for reproducing the run."""
+    r = report.run
+    return [("run id", r.run_id), ("created", r.created), ("dpaudit", r.dpaudit_version),
+            ("dataset", _kv(r.dataset)), ("model", _kv(r.model)), ("seeds", _kv(r.seeds)),
+            ("versions", _kv(r.versions)), ("hardware", _kv(r.hardware)),
+            ("wall time (s)", _kv(r.wall_time_s))]
