@@ -121,7 +121,10 @@ class DPAggregator:
         self.counts = torch.zeros(k, dtype=torch.float32, device=device)
         self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         self.kernels = kernel_backend(device)
-        self.stats = {"examples": 0, "clipped": 0, "norm_sum": 0.0}
+        # running totals kept on the device: reading them per micro-batch would stall the GPU
+        self._examples = torch.zeros((), dtype=torch.float64, device=device)
+        self._clipped = torch.zeros((), dtype=torch.float64, device=device)
+        self._norm_sum = torch.zeros((), dtype=torch.float64, device=device)
 
     def accumulate(self) -> None:
         """Clip this micro-batch's per-sample gradients and add them into their model rows."""
@@ -139,11 +142,15 @@ class DPAggregator:
                 continue
             self.kernels.scaled_bank_sum(slot.per_sample, factors[slot.group], m, acc)
         self.counts.index_add_(0, m, torch.ones_like(m, dtype=torch.float32))
-        total = norms.square().sum(0).sqrt()
-        self.stats["examples"] += int(m.numel())
-        self.stats["clipped"] += int((norms > self.thresholds[:, None]).any(0).sum())
-        self.stats["norm_sum"] += float(total.sum())
+        self._examples += m.numel()
+        self._clipped += (norms > self.thresholds[:, None]).any(0).sum()
+        self._norm_sum += norms.square().sum(0).sqrt().sum()
         bank.release()
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Examples seen, how many were clipped, and the sum of their unclipped norms (one device sync)."""
+        return {"examples": float(self._examples), "clipped": float(self._clipped), "norm_sum": float(self._norm_sum)}
 
     def finalize(self, *, expected_batch_size: Sequence[float]) -> None:
         """Write ``param.grad`` for every table: noisy clipped mean per row, then reset the sums.

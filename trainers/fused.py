@@ -125,7 +125,7 @@ def _rowsum_blocks(b: int, r: int, p: int, channel_contiguous: bool, target: int
     row), halved down to 32 until B·⌈p/BLOCK_P⌉ fills ``target`` programs (B=32, p=768 → 32 → 768
     programs), and BLOCK_R so that a tile is ~4K elements. Channels-first (positions contiguous, e.g.
     conv (B, C, H·W)): BLOCK_R up to 256 along the contiguous positions, BLOCK_P fills the tile, halved
-    for occupancy the same way.
+    (down to 4) for occupancy the same way.
     """
     if channel_contiguous:
         block_p = min(128, max(_MIN_BLOCK, _pow2(p)))
@@ -135,7 +135,7 @@ def _rowsum_blocks(b: int, r: int, p: int, channel_contiguous: bool, target: int
     else:
         block_r = min(256, max(_MIN_BLOCK, _pow2(r)))
         block_p = min(max(_MIN_BLOCK, _pow2(p)), max(_MIN_BLOCK, _TILE // block_r))
-        while block_p > _MIN_BLOCK and b * triton.cdiv(p, block_p) < target:
+        while block_p > 4 and b * triton.cdiv(p, block_p) < target:  # few channels, many positions
             block_p //= 2
     warps = 8 if block_r * block_p >= 2 * _TILE else 4
     return block_r, block_p, warps

@@ -15,7 +15,15 @@ from trainers.bank import BiasBank
 from trainers.classifier import BankedClassifier
 from trainers.rules import BIAS_RULES, register_bias_rule
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Float64 for the reference comparisons, restored afterwards (other test modules use float32)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 class ConvNet(nn.Module):
