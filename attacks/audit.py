@@ -16,6 +16,7 @@ target's tables are loaded next to them for scoring.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -91,7 +92,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     import torch
 
     from dpaudit.data import load_dataset
-    from dpaudit.models import load_backbone
+    from dpaudit.models import load_backbone, resolve_model_dir
     from trainers.batching import EncodedTexts
     from trainers.checkpoint import read_models
     from trainers.loop import predict_logits
@@ -108,6 +109,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     if reference_attacks and a.num_shadows < 4:
         raise ConfigError(f"attacks {reference_attacks} need per-example OUT statistics from ≥ 2 shadows outside "
                           f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
+    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,9 +133,14 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
         membership = make_membership(n, m_models, seed=seed + 1)
         if external:
             membership[0] = _read_member_ids(a.target_members, n)
+            share = float(membership[0].mean())
+            if abs(share - 0.5) > 0.02:
+                # Shadows must train on as many examples as the target did: include each example with the
+                # target's share instead of in complementary halves.
+                rng = np.random.default_rng(seed + 2)
+                membership[1:] = rng.random((a.num_shadows, n)) < share
         np.save(membership_path, membership)
-    sizes = membership.sum(1)
-    train_sizes = [int(sizes[0])] * m_models if external else [int(s) for s in sizes]
+    train_sizes = [int(s) for s in (membership[1:] if external else membership).sum(1)]
     settings, plan = resolve_privacy(cfg, train_sizes)
     device = resolve_device(cfg.train.device)
     _write_json(run_dir / "config.json", cfg.to_dict())
@@ -174,6 +181,14 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
         outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan, seeds=model_seeds,
                              run_dir=run_dir, meta=meta, progress=progress)
     times["train"] = time.perf_counter() - t
+    claim, steps, history = plan, outcome.steps, outcome.epsilon_history
+    if external:  # the claim is the target's own accounting (its σ, q, steps), not the shadows'
+        claim = dataclasses.replace(
+            plan, non_private=bool(target_meta.get("non_private", plan.non_private)),
+            noise_multiplier=float(target_meta.get("noise_multiplier", plan.noise_multiplier)),
+            sample_rate=float(target_meta.get("sample_rate", plan.sample_rate)),
+            delta=float(target_meta.get("settings", {}).get("delta", plan.delta)))
+        steps, history = int(target_meta.get("steps", steps)), target_meta.get("epsilon_history", history)
     t = time.perf_counter()
     if signals_path.is_file() and outcome.resumed_from_step == outcome.steps and outcome.steps > 0:
         signals = Signals.load(signals_path)
@@ -187,35 +202,35 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     results = []
     for name in a.attacks:
         log(f"attack: {name}")
-        results.append(evaluate_attack(name, signals, membership, targets=targets, delta=plan.delta,
+        results.append(evaluate_attack(name, signals, membership, targets=targets, delta=claim.delta,
                                        significance=a.significance, fprs=a.fprs, seed=seed))
     canary_name = CANARY_ATTACK if CANARY_ATTACK in ATTACKS else "loss"
     canary_scores = create_attack(canary_name).score(signals, membership, target=0,
                                                      reference=np.arange(1, m_models))
-    canary = canary_audit(canary_scores, membership[0], delta=plan.delta, significance=a.significance,
+    canary = canary_audit(canary_scores, membership[0], delta=claim.delta, significance=a.significance,
                           guess_fraction=a.canary_guess_fraction)
     times["attack"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     preds = signals.logits.argmax(2)
     per_model = [float((preds[k][~membership[k]] == ds.labels[~membership[k]]).mean()) for k in range(m_models)]
-    epsilon = plan.epsilon(outcome.steps)
+    epsilon = claim.epsilon(steps)
     profile = None
-    if not plan.non_private:
+    if not claim.non_private:
         grid = default_epsilon_grid(epsilon)
-        prof = privacy_profile(noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate,
-                               steps=outcome.steps, epsilons=grid, accountant=plan.accountant)
+        prof = privacy_profile(noise_multiplier=claim.noise_multiplier, sample_rate=claim.sample_rate,
+                               steps=steps, epsilons=grid, accountant=claim.accountant)
         profile = PrivacyProfile(epsilons=tuple(prof.epsilons), deltas=tuple(prof.deltas))
     privacy = PrivacySection(
-        non_private=plan.non_private, epsilon=None if math.isinf(epsilon) else float(epsilon), delta=plan.delta,
-        noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate, steps=outcome.steps,
-        accountant=plan.accountant, neighbouring="add_remove",
+        non_private=claim.non_private, epsilon=None if math.isinf(epsilon) else float(epsilon),
+        delta=claim.delta,
+        noise_multiplier=claim.noise_multiplier, sample_rate=claim.sample_rate, steps=steps,
+        accountant=claim.accountant, neighbouring="add_remove",
         clipping=Clipping(mode=settings.clipping.mode, style=settings.clipping.style,
                           max_grad_norm=settings.clipping.max_grad_norm,
                           groups={k: float(v[1]) for k, v in settings.clipping.groups.items()}),
         profile=profile,
-        epsilon_history=EpsilonHistory(steps=tuple(outcome.epsilon_history["steps"]),
-                                       epsilons=tuple(outcome.epsilon_history["epsilons"])),
-        reason="trained without clipping or noise (ε = ∞)" if plan.non_private else None,
+        epsilon_history=EpsilonHistory(steps=tuple(history["steps"]), epsilons=tuple(history["epsilons"])),
+        reason="trained without clipping or noise (ε = ∞)" if claim.non_private else None,
     )
     run = RunInfo(
         run_id=run_dir.name + "-" + uuid.uuid4().hex[:8], created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

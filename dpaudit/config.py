@@ -10,11 +10,13 @@ Presets (the seed's tuning guide): ``high`` (ε < 2), ``balanced`` (ε 3–8), `
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from dpaudit._validation import check_real
 from dpaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -123,6 +125,19 @@ FALLBACKS: dict[str, dict[str, Any]] = {
     "train": {"batch_size": 256, "epochs": 3.0}, "optim": {"lr": 5e-3}, "clipping": {"max_grad_norm": 1.0},
 }
 
+#: Allowed ranges of numeric keys ``(low, high, closed)``, checked on load so that a bad value fails before any
+#: work; ε, δ, σ, the clipping threshold, FPRs and num_shadows are checked where their messages name the fix.
+_RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("data", "max_examples"): (1, math.inf, "left"), ("data", "max_length"): (1, math.inf, "left"),
+    ("data", "holdout_fraction"): (0.0, 1.0, "neither"),
+    ("optim", "lr"): (0.0, math.inf, "neither"), ("optim", "warmup_fraction"): (0.0, 1.0, "left"),
+    ("optim", "weight_decay"): (0.0, math.inf, "left"), ("optim", "momentum"): (0.0, 1.0, "left"),
+    ("train", "epochs"): (0.0, math.inf, "neither"), ("train", "batch_size"): (1, math.inf, "left"),
+    ("train", "micro_batch_size"): (1, math.inf, "left"), ("train", "seed"): (0, math.inf, "left"),
+    ("audit", "significance"): (0.0, 1.0, "neither"), ("audit", "loo_targets"): (1, math.inf, "left"),
+    ("audit", "canary_guess_fraction"): (0.0, 1.0, "right"), ("audit", "score_batch_size"): (1, math.inf, "left"),
+}
+
 _SECTIONS = {f.name: f.type for f in fields(Config)}
 _CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingSection,
             "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig}
@@ -174,6 +189,9 @@ def _build(raw: dict) -> Config:
                 raise ConfigError(f"unknown key '{key}' in [{name}]; known keys: {', '.join(known)}.")
             f = known[key]
             kwargs[key] = _check_type(name, key, value, f.default, str(f.type))
+            if (name, key) in _RANGES and kwargs[key] is not None:
+                low, high, closed = _RANGES[name, key]
+                check_real(f"{name}.{key}", kwargs[key], low, high, closed=closed)
         sections[name] = cls(**kwargs)
     return Config(**sections)
 

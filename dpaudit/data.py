@@ -121,6 +121,9 @@ def _from_frame(df, text_column: str, label_column: str, *, name: str, source: s
                 label_names: tuple[str, ...] | None = None) -> TextDataset:
     if len(df) == 0:
         raise DataError(f"dataset '{name}' is empty; point data.path at a file with rows.")
+    if text_column == label_column:
+        raise DataError(f"data.text_column and data.label_column are both '{text_column}'; name two different "
+                        f"columns of dataset '{name}'.")
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
         raise DataError(

@@ -76,6 +76,8 @@ def load_backbone(path: str | Path | None):
     model_dir, name = resolve_model_dir(path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "weights not used: classifier.*" is expected for classifiers
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr for a local checkpoint
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         encoder = AutoModel.from_pretrained(model_dir, local_files_only=True)
@@ -85,6 +87,8 @@ def load_backbone(path: str | Path | None):
                          f"checkpoint with its tokenizer?") from err
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     if not hasattr(encoder.config, "hidden_size"):
         raise ModelError(f"model in '{model_dir}' has no hidden_size in its config; dpaudit needs a text encoder.")
     return encoder, tokenizer, ModelInfo(name=name, source=str(model_dir), sha256=backbone_sha256(model_dir))

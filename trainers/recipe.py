@@ -48,6 +48,8 @@ class PrivacyPlan:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not (name == "cuda" or name.startswith("cuda:")):
+        raise ConfigError(f"train.device must be one of {{auto, cpu, cuda, cuda:N}}, got device={name!r}.")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name!r} but CUDA is not available; use device = 'cpu' or 'auto'.")
     return torch.device(name)

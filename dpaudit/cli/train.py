@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.config import load_config
     from dpaudit.data import load_dataset
     from dpaudit.errors import DataError
-    from dpaudit.models import load_backbone
+    from dpaudit.models import load_backbone, resolve_model_dir
     from trainers.batching import EncodedTexts
     from trainers.loop import predict_logits
     from trainers.recipe import build_classifier, resolve_device, resolve_privacy, train_bank
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
+    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
     run_dir = Path(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
