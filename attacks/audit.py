@@ -31,6 +31,7 @@ import numpy as np
 from dpaudit import __version__
 from dpaudit.config import Config
 from dpaudit.errors import CheckpointError, ConfigError, DataError
+from dpaudit.fileio import write_json_atomic
 from dpaudit.privacy import default_epsilon_grid, privacy_profile
 from dpaudit.report_schema import (AuditReport, Clipping, EpsilonHistory, PrivacyProfile, PrivacySection, RunInfo,
                                    UtilitySection, Verdict, dump_report, protection_level)
@@ -48,12 +49,6 @@ CANARY_ATTACK = "lira_offline"  # fixed before any result is seen, as the one-ru
 class AuditOutcome:
     run_dir: Path
     report: AuditReport
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def _read_member_ids(path: str, n: int) -> np.ndarray:
@@ -143,7 +138,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     train_sizes = [int(s) for s in (membership[1:] if external else membership).sum(1)]
     settings, plan = resolve_privacy(cfg, train_sizes)
     device = resolve_device(cfg.train.device)
-    _write_json(run_dir / "config.json", cfg.to_dict())
+    write_json_atomic(run_dir / "config.json", cfg.to_dict())
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     n_total = sum(p.numel() for p in backbone.parameters())
     encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)

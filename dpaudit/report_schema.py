@@ -463,10 +463,8 @@ def load_report(path: str | Path) -> AuditReport:
 
 def dump_report(report: AuditReport, path: str | Path) -> Path:
     """Validate ``report`` and write it as JSON (``allow_nan=False``); returns the path."""
+    from dpaudit.fileio import write_json_atomic
+
     data = report.to_dict()
     validate_report(data)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, data, sort_keys=False)

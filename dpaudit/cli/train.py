@@ -9,12 +9,12 @@ A rerun with the same run directory and config resumes from the last finished ep
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 from dpaudit.cli.common import add_config_flags, overrides_from_args
+from dpaudit.fileio import write_json_atomic
 
 DESCRIPTION = __doc__.splitlines()[0].split(": ", 1)[1]
 
@@ -24,12 +24,6 @@ def add_parser(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser)
     parser.set_defaults(func=run)
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
     encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
-    write_json(run_dir / "config.json", cfg.to_dict())
-    write_json(run_dir / "split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
+    write_json_atomic(run_dir / "config.json", cfg.to_dict())
+    write_json_atomic(run_dir / "split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
                                         "dataset_sha256": ds.sha256})
     sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
     print(f"model {info.name}: {clf.bank.num_trainable():,} trainable of "
@@ -94,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
         "dataset": ds.name, "dataset_sha256": ds.sha256, "seed": cfg.train.seed,
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_json_atomic(run_dir / "metrics.json", metrics)
     eps_txt = "ε = ∞ (non-private: no clipping, no noise)" if plan.non_private else f"ε = {epsilon:.3f}"
     if outcome.stopped_by_budget:
         print(f"budget guard: stopped after {outcome.steps} of {outcome.planned_steps} steps; the next step would "

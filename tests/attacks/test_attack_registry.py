@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-import attacks
 from attacks.base import Attack
 from attacks.registry import ATTACKS, create_attack, register_attack
 from dpaudit.errors import ConfigError, DataError
