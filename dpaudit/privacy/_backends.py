@@ -11,7 +11,9 @@ arXiv 1908.10530, with the RDP→(ε, δ) conversion of Balle et al., arXiv 1905
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -113,6 +115,16 @@ def create_accountant(name: str) -> Any:
     return get_backend(name).create()
 
 
+@contextlib.contextmanager
+def _quiet_rdp_domain():
+    """opacus' PRV accountant sizes its discretisation domain with an RDP bound and warns when that
+    bound's optimal order is the largest α. The warning concerns only the domain's size (the PRV ε is
+    computed separately, with its own error bound), so it is silenced here rather than shown to users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        yield
+
+
 @register_accountant("prv")
 class PRVBackend:
     """Privacy-loss random variables composed by FFT (Gopi et al., arXiv 2106.02848).
@@ -133,13 +145,15 @@ class PRVBackend:
     def epsilon(self, history: History, delta: float) -> float:
         acc = self.create()
         acc.history = [tuple(h) for h in history]
-        return float(acc.get_epsilon(delta=delta))
+        with _quiet_rdp_domain():
+            return float(acc.get_epsilon(delta=delta))
 
     def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
         acc = self.create()
         acc.history = [tuple(h) for h in history]
         # opacus exposes the composed discrete PRV only through this private helper (opacus 1.5/1.6).
-        dprv = acc._get_dprv(eps_error=PRV_EPS_ERROR, delta_error=PRV_DELTA_ERROR)
+        with _quiet_rdp_domain():
+            dprv = acc._get_dprv(eps_error=PRV_EPS_ERROR, delta_error=PRV_DELTA_ERROR)
         t = np.asarray(dprv.domain.ts, dtype=np.float64)
         p = np.asarray(dprv.pmf, dtype=np.float64)
         # Tail sums d1[i] = Σ_{j≥i} p_j and d2[i] = Σ_{j≥i} p_j e^{−t_j}, with a zero sentinel at the end.
