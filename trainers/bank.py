@@ -48,10 +48,13 @@ class _BankedBiasAdd(torch.autograd.Function):
                 f"layer '{slot.name}' produced an output with leading dimension {y.shape[0]} for a batch of "
                 f"{m.shape[0]}; DP-BiTFiT needs batch-first layer outputs — exclude this module."
             )
-        rows = table.index_select(0, m).to(y.dtype)
         shape = [m.shape[0]] + [1] * (y.dim() - 1)
         shape[slot.channel_dim] = table.shape[1]
-        y.add_(rows.view(shape))
+        if table.shape[0] == 1:  # one model: broadcast its row, no gather
+            shape[0] = 1
+            y.add_(table.to(y.dtype).view(shape))
+        else:
+            y.add_(table.index_select(0, m).to(y.dtype).view(shape))
         ctx.mark_dirty(y)
         ctx.bank, ctx.slot = bank, slot
         return y

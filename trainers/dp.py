@@ -143,7 +143,8 @@ class DPAggregator:
             self.kernels.scaled_bank_sum(slot.per_sample, factors[slot.group], m, acc)
         self.counts.index_add_(0, m, torch.ones_like(m, dtype=torch.float32))
         self._examples += m.numel()
-        self._clipped += (norms > self.thresholds[:, None]).any(0).sum()
+        if not self.non_private:
+            self._clipped += (norms > self.thresholds[:, None]).any(0).sum()
         self._norm_sum += norms.square().sum(0).sqrt().sum()
         bank.release()
 
