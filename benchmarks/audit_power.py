@@ -51,6 +51,8 @@ def main() -> None:
                      ("train", "epochs", args.epochs), ("train", "batch_size", args.batch_size),
                      ("train", "micro_batch_size", 128), ("optim", "lr", args.lr),
                      ("audit", "num_shadows", k_max)]
+        if args.population < 2000:  # 1/FPR non-members are needed: drop the FPRs this N cannot resolve
+            overrides.append(("audit", "fprs", [f for f in (0.001, 0.01, 0.1) if args.population >= 2 / f]))
         overrides += [("privacy", k, v) for k, v in LEVELS[level].items()]
         cfg, _ = load_config(None, overrides)
         run_dir = Path(args.runs) / level

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except DpauditError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: finished work is kept in the run directory; rerun the same command to resume.",
               file=sys.stderr)
