@@ -29,7 +29,13 @@ from dpaudit.privacy._backends import (
     private_phases,
     register_accountant,
 )
-from dpaudit.privacy.profile import PrivacyProfile, default_epsilon_grid, privacy_profile, roc_ceiling
+from dpaudit.privacy._search import bisect
+from dpaudit.privacy.profile import (
+    PrivacyProfile,
+    default_epsilon_grid,
+    privacy_profile,
+    roc_ceiling,
+)
 
 __all__ = [
     "ACCOUNTANTS",
@@ -235,13 +241,7 @@ def calibrate_noise(
         lo, hi = hi, 2.0
         while hi < MAX_NOISE_MULTIPLIER and not ok(hi):
             lo, hi = hi, min(2 * hi, MAX_NOISE_MULTIPLIER)
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return bisect(ok, lo, hi, tol=tol)[1]  # the top of the bracket: ε(σ) ≤ target is guaranteed
 
 
 def max_steps(

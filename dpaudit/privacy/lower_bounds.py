@@ -26,6 +26,7 @@ import scipy.stats
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
 from dpaudit.privacy._clopper_pearson import cp_epsilon, cp_upper, eps_from_rates
+from dpaudit.privacy._search import bisect
 from dpaudit.privacy.thresholds import (
     Bonferroni,
     Explicit,
@@ -322,13 +323,8 @@ def one_run_epsilon(
     if rejected(EPSILON_BRACKET_MAX):
         return EmpiricalEpsilon(epsilon_lb=EPSILON_BRACKET_MAX, saturated=True, **base)
     lo, hi = 0.0, EPSILON_BRACKET_MAX  # the p-value increases with ε: rejected(lo), not rejected(hi)
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        if rejected(mid):
-            lo = mid
-        else:
-            hi = mid
-    return EmpiricalEpsilon(epsilon_lb=lo, **base)
+    lo, _ = bisect(lambda eps: not rejected(eps), lo, hi, tol=tol)
+    return EmpiricalEpsilon(epsilon_lb=lo, **base)  # the rejected side: a valid lower bound
 
 
 def one_run_audit(
