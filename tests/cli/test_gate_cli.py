@@ -10,7 +10,7 @@ import pytest
 
 from dpaudit.report_schema import load_report, validate_report
 from tests.reports import sample
-from tests.reports._cli import run_cli
+from dpaudit.cli.main import main as run_cli
 
 POLICY = """\
 name = "release"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.reports import sample
-from tests.reports._cli import run_cli
+from dpaudit.cli.main import main as run_cli
 
 
 @pytest.fixture
