@@ -5,81 +5,24 @@ elsewhere, and bad input that must fail with exit code 2 and one ``error:`` line
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dpaudit.cli.main import main
-from dpaudit.models import embedded_model_dir
 from dpaudit.report_schema import load_report
-from trainers.loop import Trainer
+from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, write_csv
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
-WORDS = ("good great fine bad awful film movie plot actor scene story dull funny long short warm cold "
-         "bright dark slow quick").split()
 FAST = ["--epochs", "1", "--batch-size", "16", "--set", "data.max_length=16", "--set", "audit.fprs=[0.1]",
         "--quiet"]
-
-
-def save_tiny_bert(path: Path, seed: int) -> Path:
-    """A random-weight BERT checkpoint dir with the embedded model's tokenizer (vocab 30522)."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                 vocab_size=30522, max_position_embeddings=64))
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    for name in TOKENIZER_FILES:
-        shutil.copy(embedded_model_dir() / name, path / name)
-    return path
-
-
-def write_csv(path: Path, n: int, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    rows = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) + f",{('neg', 'pos')[i % 2]}"
-            for i in range(n)]
-    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_error_line(err: str, *fragments: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-@pytest.fixture
-def train_steps(monkeypatch) -> list[int]:
-    """Records one entry per optimizer step of any Trainer (the number of models it trains)."""
-    calls: list[int] = []
-    original = Trainer._train_step
-
-    def spy(self):
-        calls.append(self.clf.num_models)
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "_train_step", spy)
-    return calls
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
     """Two tiny BERTs with different weights, a CSV, and a target trained on BERT 'a' by `dpaudit train`."""
     root = tmp_path_factory.mktemp("audit-assets")
-    a, b = save_tiny_bert(root / "bert-a", seed=0), save_tiny_bert(root / "bert-b", seed=1)
+    a, b = save_tiny_model(root / "bert-a", seed=0), save_tiny_model(root / "bert-b", seed=1)
     csv = write_csv(root / "reviews.csv", 80)
     target = root / "target"
     assert main(["train", "--model", str(a), "--data", str(csv), "--epsilon", "8", "--run-dir", str(target),
