@@ -45,6 +45,8 @@ import time
 import traceback
 from pathlib import Path
 
+from _machine import cpu_model  # benchmarks/ is sys.path[0] when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "bitfit": "(i) non-private BiTFiT (plain autograd)",
@@ -241,7 +243,6 @@ def worker(spec: dict) -> None:
 
 
 def _profile(step, batch, spec) -> None:
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(spec["warmup"]):
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         "full_warmup": args.full_warmup if args.full_warmup is not None else args.warmup, "threads": records[0].get("threads") if records else None,
         "optimizer": "Adam lr 5e-3", "dropout": "p=0 in every Dropout module, train mode, pooler removed",
         "dp": "C=1, sigma=1, Abadi clipping, all-layer",
-        "cpu": _cpu_model(), "nproc": os.cpu_count(), "python": platform.python_version(),
+        "cpu": cpu_model(), "nproc": os.cpu_count(), "python": platform.python_version(),
         "torch": torch.__version__, "wall_s": round(time.time() - start, 1),
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
         "targets": {"dpaudit_time_ratio_max": 1.10, "dpaudit_mem_ratio_max": 1.05},
@@ -417,17 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         partial.unlink(missing_ok=True)
         print(f"\nwrote {out}", file=sys.stderr)
     return 0 if all(r.get("status") == "ok" for r in records) else 1
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _machine import cpu_model  # benchmarks/ is sys.path[0] when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -51,17 +51,6 @@ def _ints(s: str) -> list[int]:
     return [int(x) for x in s.split(",") if x.strip()]
 
 
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
-
-
 def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsilon: float | None, lr: float,
                 args, seeds: list[int]) -> dict:
     """Train one BiasBank (K = len(seeds)) at ``epsilon`` (None: non-private); held-out accuracy per seed."""
@@ -70,7 +59,12 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     from dpaudit.privacy.accounting import calibrate_noise, compute_epsilon
     from trainers.classifier import BankedClassifier
     from trainers.dp import ClippingConfig
-    from trainers.loop import Trainer, TrainSettings, predict_logits, sample_rate_and_steps
+    from trainers.loop import (
+        Trainer,
+        TrainSettings,
+        predict_logits,
+        sample_rate_and_steps,
+    )
 
     k, n = len(seeds), len(encoded_train)
     non_private = epsilon is None
@@ -171,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "optimizer": "adam, constant lr", "accountant": "prv", "micro_batch_size": args.micro_batch_size,
         "holdout_majority": float(max(y_ho.mean(), 1 - y_ho.mean())),
         "mean_train_tokens": float(enc_tr.lengths.mean()), "threads": torch.get_num_threads(),
-        "cpu": _cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,
+        "cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
     }
     out = Path(args.out)
