@@ -145,7 +145,7 @@ class DPAggregator:
         self._examples += m.numel()
         if not self.non_private:
             self._clipped += (norms > self.thresholds[:, None]).any(0).sum()
-        self._norm_sum += norms.square().sum(0).sqrt().sum()
+        self._norm_sum += bank.sqnorm.sum(0).sqrt().sum()  # total norm = sqrt of the summed group squares
         bank.release()
 
     @property
