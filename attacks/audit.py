@@ -1,23 +1,24 @@
 """The audit pipeline: train (or load) the target and K shadows, score, attack, write ``audit.json``.
 
-Run-directory layout (every stage's output is a file, so a rerun resumes where a kill stopped):
+Run-directory layout (every stage's output is a file, so a rerun resumes where a kill stopped; the
+marker ``dpaudit-run.json`` records the inputs and each file's hash, so nothing stale is ever reused):
 
-``config.json``               resolved config
-``membership.npy``            bool (M, N), M = K + 1; row 0 is the target
-``models.safetensors``        the M models' biases and heads (+ ``train_state.safetensors`` while training)
-``signals.npz``               logits of every model on every population example (+ labels)
-``audit.json``                the report (schema in ``dpaudit/schema/audit-1.0.json``)
+``config.json``               resolved config (0600)
+``membership.npy``            bool (M, N), M = K + 1; row 0 is the target (0600: who trained the target)
+``models.safetensors``        the M models' biases, heads and optimizer state (one atomic checkpoint, 0600)
+``signals.npz``               logits of every model on every population example (+ labels) (0600)
+``audit.json``                the report (schema in ``dpaudit/schema/audit-1.0.json``; shareable)
 
 Shadows are trained with exactly the target's recipe (same backbone, DP hyper-parameters and
 training-set size) in one BiasBank pass with it. For a target trained elsewhere
-(``audit.target_checkpoint`` + ``audit.target_members``), only the K shadows are trained and the
-target's tables are loaded next to them for scoring.
+(``audit.target_checkpoint`` + ``audit.target_members``, :mod:`attacks.target`), only the K shadows are
+trained, with the recipe the target's checkpoint states, and the target's tables are loaded next to them;
+the gate then judges the target's own scores, not a leave-one-out mean with the shadows.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import io
 import math
 import os
 import platform
@@ -30,8 +31,8 @@ import numpy as np
 
 from dpaudit import __version__
 from dpaudit.config import Config
-from dpaudit.errors import CheckpointError, ConfigError, DataError
-from dpaudit.fileio import write_json_atomic
+from dpaudit.errors import CheckpointError, ConfigError
+from dpaudit.rundir import RunDir, config_inputs, sha256_file
 from dpaudit.privacy import default_epsilon_grid, privacy_profile
 from dpaudit.report_schema import (AuditReport, Clipping, EpsilonHistory, PrivacyProfile, PrivacySection, RunInfo,
                                    UtilitySection, Verdict, dump_report, protection_level)
@@ -40,6 +41,8 @@ from attacks.evaluate import evaluate_attack
 from attacks.membership import check_population, make_membership
 from attacks.registry import ATTACKS, create_attack
 from attacks.signals import Signals
+from attacks.target import TargetMembers, check_target_population, read_member_ids, shadow_recipe
+from trainers.randomness import SecureRandom
 
 SCHEMA_VERSION = "1.0"
 CANARY_ATTACK = "lira_offline"  # fixed before any result is seen, as the one-run audit requires
@@ -49,27 +52,6 @@ CANARY_ATTACK = "lira_offline"  # fixed before any result is seen, as the one-ru
 class AuditOutcome:
     run_dir: Path
     report: AuditReport
-
-
-def _read_member_ids(path: str, n: int) -> np.ndarray:
-    """Bool (N,) from a file of example ids (JSON list, or one integer per line)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"member id file '{p}' does not exist; give the target's training-example ids "
-                        f"(indices into the dataset, JSON list or one per line).")
-    text = p.read_text(encoding="utf-8").strip()
-    try:
-        ids = json.loads(text) if text.startswith("[") else [int(x) for x in text.split()]
-        ids = np.asarray(ids, dtype=np.int64)
-    except (ValueError, json.JSONDecodeError) as err:
-        raise DataError(f"member id file '{p}' is not a list of integers ({err}).") from err
-    if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
-        raise DataError(f"member ids in '{p}' do not match the dataset: ids must be in [0, {n}), got range "
-                        f"[{ids.min() if ids.size else '-'}, {ids.max() if ids.size else '-'}]; check data.path "
-                        f"and data.max_examples match the target's training data.")
-    mask = np.zeros(n, dtype=bool)
-    mask[ids] = True
-    return mask
 
 
 def _versions() -> dict[str, str]:
@@ -82,16 +64,61 @@ def _versions() -> dict[str, str]:
             "transformers": transformers.__version__, "opacus": opacus.__version__, "numpy": numpy.__version__}
 
 
-def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -> AuditOutcome:
+def _public_config(config: dict) -> dict:
+    """The resolved config for ``audit.json``: paths reduced to their last component (no absolute paths)."""
+    out = {section: dict(values) for section, values in config.items()}
+    for section, key in (("data", "path"), ("model", "path"), ("audit", "target_checkpoint"),
+                         ("audit", "target_members")):
+        value = out.get(section, {}).get(key)
+        if isinstance(value, str) and value != "embedded":
+            out[section][key] = Path(value).name
+    return out
+
+
+def _membership(run: RunDir, cfg: Config, n: int, m_models: int, target: TargetMembers | None) -> np.ndarray:
+    """The (M, N) membership matrix: reuse the committed one, or draw it and commit it (0600).
+
+    Shadow rows come from ``make_membership`` seeded by ``train.seed + 1`` (shadows are never released). The
+    target's row is its own training set (external target), or i.i.d. Bernoulli(½) from the OS CSPRNG — secret,
+    so its membership cannot be regenerated from the seed in ``audit.json`` — unless noise is seeded.
+    """
+    path = run.verified("membership.npy")
+    if path is not None:
+        membership = np.load(path, allow_pickle=False)
+        if membership.shape != (m_models, n) or membership.dtype != bool:
+            raise ConfigError(f"run directory '{run.path}' holds a membership matrix of shape {membership.shape}, "
+                              f"not ({m_models}, {n}); use a new --run-dir for a different audit.")
+        return membership
+    seed = cfg.train.seed
+    membership = make_membership(n, m_models, seed=seed + 1)
+    if target is not None:
+        membership[0] = target.mask
+        share = float(target.mask.mean())
+        if abs(share - 0.5) > 0.02:
+            # Shadows must train on as many examples as the target did: include each example with the
+            # target's share instead of in complementary halves.
+            rng = np.random.default_rng(seed + 2)
+            membership[1:] = rng.random((m_models - 1, n)) < share
+    elif cfg.train.noise != "seeded":
+        membership[0] = SecureRandom().bernoulli(n, 0.5, step=0)
+    buf = io.BytesIO()
+    np.save(buf, membership, allow_pickle=False)
+    run.write("membership.npy", buf.getvalue())
+    return membership
+
+
+def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print,
+              force_run_dir: bool = False) -> AuditOutcome:
     """Run (or resume) the whole audit described by ``cfg`` into ``run_dir``."""
     import torch
 
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone, resolve_model_dir
     from trainers.batching import EncodedTexts
-    from trainers.checkpoint import read_models
+    from trainers.checkpoint import MODELS_FILE, read_models
     from trainers.loop import predict_logits
-    from trainers.recipe import build_classifier, resolve_device, resolve_privacy, train_bank
+    from trainers.recipe import (build_classifier, noise_kind, released_seed, resolve_device, resolve_privacy,
+                                 train_bank)
 
     a = cfg.audit
     unknown = [x for x in a.attacks if x not in ATTACKS]
@@ -104,63 +131,63 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     if reference_attacks and a.num_shadows < 4:
         raise ConfigError(f"attacks {reference_attacks} need per-example OUT statistics from ≥ 2 shadows outside "
                           f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
+    external = a.target_checkpoint is not None
+    if external != (a.target_members is not None):
+        raise ConfigError("auditing a model trained elsewhere needs both audit.target_checkpoint and "
+                          "audit.target_members (its training-example ids).")
+    noise = noise_kind(cfg)
     resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
+    rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
     seed = cfg.train.seed
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                       max_examples=cfg.data.max_examples, seed=seed)
     n = len(ds)
     check_population(n, a.fprs)
     m_models = a.num_shadows + 1
-    external = a.target_checkpoint is not None
-    if external != (a.target_members is not None):
-        raise ConfigError("auditing a model trained elsewhere needs both audit.target_checkpoint and "
-                          "audit.target_members (its training-example ids).")
-    membership_path = run_dir / "membership.npy"
-    if membership_path.is_file():
-        membership = np.load(membership_path, allow_pickle=False)
-        if membership.shape != (m_models, n):
-            raise ConfigError(f"run directory '{run_dir}' holds a membership matrix of shape {membership.shape}, "
-                              f"not ({m_models}, {n}); use a new --run-dir for a different audit.")
-    else:
-        membership = make_membership(n, m_models, seed=seed + 1)
-        if external:
-            membership[0] = _read_member_ids(a.target_members, n)
-            share = float(membership[0].mean())
-            if abs(share - 0.5) > 0.02:
-                # Shadows must train on as many examples as the target did: include each example with the
-                # target's share instead of in complementary halves.
-                rng = np.random.default_rng(seed + 2)
-                membership[1:] = rng.random((a.num_shadows, n)) < share
-        np.save(membership_path, membership)
-    train_sizes = [int(s) for s in (membership[1:] if external else membership).sum(1)]
-    settings, plan = resolve_privacy(cfg, train_sizes)
-    device = resolve_device(cfg.train.device)
-    write_json_atomic(run_dir / "config.json", cfg.to_dict())
     backbone, tokenizer, info = load_backbone(cfg.model.path)
-    n_total = sum(p.numel() for p in backbone.parameters())
-    encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
-    model_seeds = [seed * 1000 + 17 + k for k in range(m_models)]
-    meta = {"backbone_sha256": info.sha256, "backbone_source": info.source, "model_name": info.name,
-            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "dataset_sha256": ds.sha256}
-    signals_path = run_dir / "signals.npz"
-    log(f"audit: {info.name} on {ds.name}: population N={n:,}, target + {a.num_shadows} shadows, "
-        f"~{int(np.mean(train_sizes)):,} training examples each; "
-        + ("non-private (ε = ∞)" if plan.non_private else
-           f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
-    t = time.perf_counter()
+    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": n,
+              "model_sha256": info.sha256}
+    target = target_meta = None
     if external:
+        target = read_member_ids(a.target_members, n)
         target_tables, target_meta = read_models(Path(a.target_checkpoint), backbone_sha256=info.sha256)
         if target_meta.get("num_models", 1) != 1:
             raise CheckpointError(f"target checkpoint '{a.target_checkpoint}' holds "
                                   f"{target_meta.get('num_models')} models; give a single-model checkpoint.")
+        check_target_population(target_meta, target, dataset_sha256=ds.sha256, n=n, where=a.target_checkpoint)
+        inputs.update(target_checkpoint_sha256=sha256_file(a.target_checkpoint), target_members_sha256=target.sha256)
+    rundir.bind(inputs)
+    membership = _membership(rundir, cfg, n, m_models, target)
+    train_sizes = [int(s) for s in (membership[1:] if external else membership).sum(1)]
+    settings, plan = resolve_privacy(cfg, train_sizes)
+    copied: list[str] = []
+    if external:
+        settings, plan, copied = shadow_recipe(target_meta, settings, plan)
+    device = resolve_device(cfg.train.device)
+    rundir.write_json("config.json", cfg.to_dict())
+    n_total = sum(p.numel() for p in backbone.parameters())
+    encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
+    shadow_seeds = [seed * 1000 + 17 + k for k in range(1, m_models)]  # shadows are never released
+    model_seeds = [None if external else released_seed(cfg, seed * 1000 + 17)] + shadow_seeds
+    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "dataset_sha256": ds.sha256, "dataset_size": n}
+    log(f"audit: {info.name} on {ds.name}: population N={n:,}, target + {a.num_shadows} shadows, "
+        f"~{int(np.mean(train_sizes)):,} training examples each; "
+        + ("non-private (ε = ∞)" if plan.non_private else
+           f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
+    if copied:
+        log(f"shadows copy the target checkpoint's recipe: {', '.join(copied)}")
+    if noise == "seeded" and not external and not plan.non_private:
+        log("seeded noise: the target's noise is reproducible from the seed — NOT a private release")
+    t = time.perf_counter()
+    if external:
         shadows = build_classifier(backbone, cfg, num_models=a.num_shadows, num_labels=ds.num_classes, device=device)
-        outcome = train_bank(shadows, encoded, ds.labels, membership[1:], settings, plan, seeds=model_seeds[1:],
-                             run_dir=run_dir, meta=meta, progress=progress)
+        outcome = train_bank(shadows, encoded, ds.labels, membership[1:], settings, plan, seeds=shadow_seeds,
+                             run=rundir, meta=meta, progress=progress)
         shadow_state = shadows.trainable_state()
         backbone, _, _ = load_backbone(cfg.model.path)
         clf = build_classifier(backbone, cfg, num_models=m_models, num_labels=ds.num_classes, device=device)
@@ -174,26 +201,29 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     else:
         clf = build_classifier(backbone, cfg, num_models=m_models, num_labels=ds.num_classes, device=device)
         outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan, seeds=model_seeds,
-                             run_dir=run_dir, meta=meta, progress=progress)
+                             run=rundir, meta=meta, progress=progress)
     times["train"] = time.perf_counter() - t
     claim, steps, history = plan, outcome.steps, outcome.epsilon_history
-    if external:  # the claim is the target's own accounting (its σ, q, steps), not the shadows'
-        claim = dataclasses.replace(
-            plan, non_private=bool(target_meta.get("non_private", plan.non_private)),
-            noise_multiplier=float(target_meta.get("noise_multiplier", plan.noise_multiplier)),
-            sample_rate=float(target_meta.get("sample_rate", plan.sample_rate)),
-            delta=float(target_meta.get("settings", {}).get("delta", plan.delta)))
-        steps, history = int(target_meta.get("steps", steps)), target_meta.get("epsilon_history", history)
+    claim_source, target_noise = "accountant", (None if plan.non_private else noise)
+    if external:  # the claim is the target's own accounting (its σ, q, steps), as its checkpoint states it
+        steps = int(target_meta.get("steps", steps))
+        history = target_meta.get("epsilon_history") or {"steps": [steps], "epsilons": [claim.epsilon(steps)]}
+        claim_source = "checkpoint"
+        kinds = target_meta.get("noise")
+        target_noise = None if claim.non_private or not isinstance(kinds, list) or not kinds else str(kinds[0])
     t = time.perf_counter()
-    if signals_path.is_file() and outcome.resumed_from_step == outcome.steps and outcome.steps > 0:
+    models_sha = rundir.entry(MODELS_FILE)["sha256"] + (inputs.get("target_checkpoint_sha256") or "")
+    signals_path = rundir.verified("signals.npz")
+    if signals_path is not None and rundir.entry("signals.npz").get("models_sha256") == models_sha:
         signals = Signals.load(signals_path)
     else:
         logits = predict_logits(clf, encoded, batch_size=a.score_batch_size, progress=progress)
         signals = Signals(logits, ds.labels)
-        signals.save(signals_path)
+        rundir.write("signals.npz", signals.to_bytes(), models_sha256=models_sha)
     times["score"] = time.perf_counter() - t
     t = time.perf_counter()
-    targets = tuple(range(min(a.loo_targets, m_models)))
+    # An external target is judged on its own scores: its shadows are references, not targets.
+    targets = (0,) if external else tuple(range(min(a.loo_targets, m_models)))
     results = []
     for name in a.attacks:
         log(f"attack: {name}")
@@ -226,18 +256,19 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
         profile=profile,
         epsilon_history=EpsilonHistory(steps=tuple(history["steps"]), epsilons=tuple(history["epsilons"])),
         reason="trained without clipping or noise (ε = ∞)" if claim.non_private else None,
+        noise=target_noise, claim_source=claim_source,
     )
     run = RunInfo(
         run_id=run_dir.name + "-" + uuid.uuid4().hex[:8], created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         dpaudit_version=__version__, seeds={"base": seed, "membership": seed + 1, "models": model_seeds},
         versions=_versions(),
-        hardware={"device": str(device), "cpu_count": os.cpu_count() or 1, "torch_threads": torch.get_num_threads(),
-                  "platform": platform.platform()},
-        dataset={"name": ds.name, "source": ds.source, "sha256": ds.sha256, "n_population": n,
+        hardware={"device": device.type, "cpu_count": os.cpu_count() or 1, "torch_threads": torch.get_num_threads(),
+                  "system": platform.system()},
+        dataset={"name": ds.name, "source": Path(ds.source).name, "sha256": ds.sha256, "n_population": n,
                  "n_classes": ds.num_classes},
-        model={"name": info.name, "source": info.source, "sha256": info.sha256,
+        model={"name": info.name, "source": info.name, "sha256": info.sha256,
                "n_trainable": clf.bank.num_trainable(), "n_total": int(n_total)},
-        config=cfg.to_dict(), wall_time_s={k: float(v) for k, v in times.items()},
+        config=_public_config(cfg.to_dict()), wall_time_s={k: float(v) for k, v in times.items()},
     )
     utility = UtilitySection(metric="accuracy", value=per_model[0], n_eval=int((~membership[0]).sum()),
                              per_model=tuple(per_model), non_private_reference=None)
@@ -249,5 +280,5 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
                       strongest_attack=None if strongest is None else strongest.name)
     report = AuditReport(**{**{f: getattr(draft, f) for f in ("schema_version", "run", "privacy", "utility",
                                                               "attacks", "canary")}, "verdict": verdict})
-    dump_report(report, run_dir / "audit.json")
-    return AuditOutcome(run_dir=run_dir, report=report)
+    dump_report(report, rundir.file("audit.json"))
+    return AuditOutcome(run_dir=rundir.path, report=report)

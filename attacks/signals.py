@@ -14,6 +14,8 @@ Scores built from these signals follow the project convention: higher score = me
 
 from __future__ import annotations
 
+import io
+
 import dataclasses
 import functools
 from pathlib import Path
@@ -132,13 +134,17 @@ class Signals:
         z /= z.sum(axis=1, keepdims=True)
         return z
 
+    def to_bytes(self) -> bytes:
+        """Logits and labels as a compressed ``.npz`` (no pickle)."""
+        buf = io.BytesIO()
+        np.savez_compressed(buf, logits=self.logits, labels=self.labels, format_version=np.array(_FORMAT_VERSION))
+        return buf.getvalue()
+
     def save(self, path: str | Path) -> Path:
-        """Write logits and labels to a compressed ``.npz`` (no pickle). Returns the path written."""
-        path = Path(path)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, logits=self.logits, labels=self.labels,
-                                format_version=np.array(_FORMAT_VERSION))
-        return path
+        """Write :meth:`to_bytes` atomically, mode 0600, never through a link. Returns the path written."""
+        from dpaudit.fileio import write_bytes_atomic
+
+        return write_bytes_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> Signals:

@@ -77,6 +77,7 @@ class TrainConfig:
     batch_size: int | None = None
     micro_batch_size: int = 64
     seed: int = 0
+    noise: str = "secure"  # "secure" (OS CSPRNG, every release) or "seeded" (reproducible; never a release)
     device: str = "auto"
     autocast: bool = False
     dropout: bool = False

@@ -183,6 +183,8 @@ class PrivacySection(_Serial):
     epsilon_history: EpsilonHistory
     status: str | None = None
     reason: str | None = None
+    noise: str | None = None
+    claim_source: str | None = None
 
     _NESTED = {"clipping": Clipping, "profile": PrivacyProfile, "epsilon_history": EpsilonHistory}
 
@@ -467,4 +469,4 @@ def dump_report(report: AuditReport, path: str | Path) -> Path:
 
     data = report.to_dict()
     validate_report(data)
-    return write_json_atomic(path, data, sort_keys=False)
+    return write_json_atomic(path, data, sort_keys=False, private=False)

@@ -150,7 +150,19 @@ class BiasBank(nn.Module):
         return self.slots + self.extra_slots
 
     def collect_bias(self, slot: Slot, grad_output: torch.Tensor) -> None:
-        slot.per_sample = self._kernels.rowsum_sqnorm(grad_output, slot.channel_dim, self.sqnorm[slot.group])
+        """Add one call's per-sample sums to ``slot.per_sample`` and keep the squared norm exact.
+
+        A module called several times in one forward (shared layers, e.g. ALBERT) contributes
+        ``g_i = Σ_calls g_i^(call)``; the kernel adds ``‖g^(call)‖²`` per call, so the cross terms
+        ``2⟨g^(earlier), g^(call)⟩`` are added here to make the accumulator ``‖Σ_calls g^(call)‖²``.
+        """
+        sqnorm = self.sqnorm[slot.group]
+        g = self._kernels.rowsum_sqnorm(grad_output, slot.channel_dim, sqnorm)
+        if slot.per_sample is None:
+            slot.per_sample = g
+        else:
+            sqnorm.add_(2.0 * (slot.per_sample * g).sum(dim=1))
+            slot.per_sample = slot.per_sample + g
 
     def set_groups(self, groups: Sequence[int], num_groups: int) -> None:
         """Assign each slot (in :attr:`all_slots` order) to a clipping group."""

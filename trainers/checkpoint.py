@@ -1,37 +1,65 @@
-"""Checkpoints: one safetensors file of the K models' trainable tables + JSON metadata.
+"""Checkpoints: ONE safetensors file that commits everything a step changed, atomically.
 
 ``models.safetensors`` holds every (K, …) table by slot name (backbone biases, ``head.weight``,
-``head.bias``) and metadata: format, backbone content hash and source, labels, model config and
-accounting. ``train_state.safetensors`` holds what resuming needs (optimizer moments, noise-generator
-states, step, sampler states). Writes are atomic (temporary file + rename), so a kill never leaves a
-half-written checkpoint behind the last good one. Nothing is unpickled.
+``head.bias``), the optimizer moments (``train_state.opt.<param>.<key>``; Adam/SGD state is computed from
+noisy gradients only, so it is DP post-processing and as public as the tables), and JSON metadata: format,
+backbone hash and source, labels, model config, the step count, the accountant history, the noise kind of
+each row, the data it trained on (dataset hash and a keyed commitment to the training ids) and the
+scheduler state. Because tables, optimizer state, step count and accountant history are one file written
+by one atomic rename (:meth:`dpaudit.rundir.RunDir.write`), no crash can leave released parameters that
+saw more steps than are recorded and accounted. Nothing is unpickled; no noise state is stored (resume
+draws fresh entropy, see :mod:`trainers.randomness`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from dpaudit.errors import CheckpointError
+from dpaudit.rundir import RunDir
 
 FORMAT = "dpaudit-bitfit-1"
+MODELS_FILE = "models.safetensors"
+STATE_PREFIX = "train_state."
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+def checkpoint_bytes(tables: dict[str, torch.Tensor], state: dict[str, torch.Tensor], meta: dict) -> bytes:
+    """The file contents: ``tables`` by slot name, ``state`` under :data:`STATE_PREFIX`, ``meta`` as JSON."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tables.items()}
+    tensors.update({STATE_PREFIX + k: torch.as_tensor(v).detach().contiguous().cpu() for k, v in state.items()})
+    return safetensors_bytes(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)})
 
 
-def save_models(path: Path, tables: dict[str, torch.Tensor], meta: dict) -> None:
-    """Write the tables and ``meta`` (JSON-serialisable; must hold ``backbone_sha256``)."""
-    _atomic_save(tables, {"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)}, path)
+def save_checkpoint(run: RunDir, tables: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                    meta: dict) -> Path:
+    """Commit tables + optimizer state + ``meta`` (must hold ``steps`` and ``accountant_history``) at once."""
+    return run.write(MODELS_FILE, checkpoint_bytes(tables, state, meta), steps=int(meta["steps"]))
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist; train first or point at a models.safetensors file.")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); retrain or restore it.") from err
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' is not a dpaudit checkpoint (format {str(header.get('format'))[:40]!r}).")
+    try:
+        meta = json.loads(header["meta"])
+        if not isinstance(meta, dict):
+            raise ValueError("not an object")
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"checkpoint '{path}' has unreadable metadata; retrain or restore it.") from err
+    return tensors, meta
 
 
 def read_models(path: Path, *, backbone_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
@@ -41,47 +69,19 @@ def read_models(path: Path, *, backbone_sha256: str | None = None) -> tuple[dict
         CheckpointError: missing, corrupt, not a dpaudit checkpoint, or trained on another backbone.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist; train first or point at a models.safetensors file.")
-    try:
-        tables = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); retrain or restore it.") from err
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"'{path}' is not a dpaudit checkpoint (format {header.get('format')!r}).")
-    try:
-        meta = json.loads(header["meta"])
-    except (KeyError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"checkpoint '{path}' has unreadable metadata; retrain or restore it.") from err
+    tensors, meta = _read(path)
     if backbone_sha256 is not None and meta.get("backbone_sha256") != backbone_sha256:
         raise CheckpointError(
             f"checkpoint '{path}' was trained on backbone {str(meta.get('backbone_sha256'))[:12]}…, but the model "
             f"given has hash {backbone_sha256[:12]}…; use the backbone it was trained with "
-            f"({meta.get('backbone_source', 'unknown')})."
+            f"({str(meta.get('backbone_source', 'unknown'))[:200]})."
         )
-    return tables, meta
+    return {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}, meta
 
 
-def save_train_state(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    _atomic_save(tensors, {"format": FORMAT + "-state", "meta": json.dumps(meta, sort_keys=True)}, path)
-
-
-def read_train_state(path: Path) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """The resume state, or None when absent. A corrupt state raises CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        from safetensors import safe_open
-
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads((fh.metadata() or {})["meta"])
-    except (SafetensorError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(f"resume state '{path}' is corrupt ({err}); delete it to restart from the last "
-                              f"saved models, or start a new run directory.") from err
-    return tensors, meta
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """``(tables, optimizer state, meta)`` of a checkpoint written by :func:`save_checkpoint`."""
+    tensors, meta = _read(Path(path))
+    tables = {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
+    state = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
+    return tables, state, meta

@@ -12,8 +12,9 @@ Per micro-batch, after ``loss.backward()`` (loss summed over examples):
 Per logical batch, :meth:`DPAggregator.finalize` sets each table's gradient row k to
 ``(sum[k] + N(0, σ² C_tot² I)) / (q · N_k)`` with ``C_tot = sqrt(Σ_g C_g²)`` — the L2 sensitivity of the
 concatenated clipped gradient, so isotropic noise at ``σ·C_tot`` gives the privacy of noise multiplier σ
-(the same rule as opacus' per-layer clipping). Noise for row k comes from that model's own generator,
-so row k of a bank equals a single-model run with the same seed.
+(the same rule as opacus' per-layer clipping). Noise for row k comes from that model's own
+:class:`~trainers.randomness.RandomSource`: the OS CSPRNG for a model that can be released, or a seeded
+stream (tests, benchmarks, shadows) under which row k of a bank equals a single-model run with the same seed.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from dpaudit.errors import ConfigError
 from trainers.bias_sums import backend as kernel_backend
 from trainers.classifier import BankedClassifier
+from trainers.randomness import RandomSource
 
 CLIPPING_MODES = ("all_layer", "layer_wise", "groups")
 CLIPPING_STYLES = ("abadi", "automatic")
@@ -97,20 +100,21 @@ class DPAggregator:
         classifier: the banked classifier whose slots are trained.
         clipping: the clipping configuration.
         noise_multiplier: σ = noise std / C_tot.
-        seeds: one seed per bank row; row k's noise is drawn from ``torch.Generator().manual_seed(seeds[k])``.
+        sources: one randomness source per bank row (its Gaussian noise).
         non_private: no clipping, no noise, mean over the examples actually drawn (the BiTFiT reference).
     """
 
     def __init__(self, classifier: BankedClassifier, *, clipping: ClippingConfig, noise_multiplier: float,
-                 seeds: Sequence[int], non_private: bool = False) -> None:
+                 sources: Sequence[RandomSource], non_private: bool = False) -> None:
         self.classifier = classifier
         self.slots = classifier.slots
         self.clipping = clipping
         self.non_private = non_private
         self.noise_multiplier = 0.0 if non_private else float(noise_multiplier)
         k = classifier.num_models
-        if len(seeds) != k:
-            raise ValueError(f"need one seed per model: {k} models, got {len(seeds)} seeds.")
+        if len(sources) != k:
+            raise ValueError(f"need one randomness source per model: {k} models, got {len(sources)}.")
+        self.sources = list(sources)
         ids, thresholds, self.group_names = clipping.assign([s.name for s in self.slots])
         classifier.bank.set_groups(ids, len(thresholds))
         device = self.slots[0].param.device
@@ -119,7 +123,6 @@ class DPAggregator:
         self.sums = [torch.zeros_like(s.param, dtype=torch.promote_types(s.param.dtype, torch.float32))
                      for s in self.slots]
         self.counts = torch.zeros(k, dtype=torch.float32, device=device)
-        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         self.kernels = kernel_backend(device)
         # running totals kept on the device: reading them per micro-batch would stall the GPU
         self._examples = torch.zeros((), dtype=torch.float64, device=device)
@@ -153,12 +156,13 @@ class DPAggregator:
         """Examples seen, how many were clipped, and the sum of their unclipped norms (one device sync)."""
         return {"examples": float(self._examples), "clipped": float(self._clipped), "norm_sum": float(self._norm_sum)}
 
-    def finalize(self, *, expected_batch_size: Sequence[float]) -> None:
+    def finalize(self, *, expected_batch_size: Sequence[float], step: int) -> None:
         """Write ``param.grad`` for every table: noisy clipped mean per row, then reset the sums.
 
         Args:
             expected_batch_size: ``q · N_k`` for each row k (the DP-SGD denominator; the non-private
                 reference divides by the number of examples actually drawn).
+            step: 0-based index of this optimizer step (keys a seeded row's noise stream).
         """
         k = self.classifier.num_models
         std = self.noise_multiplier * self.total_norm
@@ -168,8 +172,8 @@ class DPAggregator:
             denom = torch.as_tensor(expected_batch_size, dtype=torch.float32, device=self.counts.device)
         if std > 0:
             sizes = [s.param[0].numel() for s in self.slots]
-            noise = torch.stack([torch.normal(0.0, std, (sum(sizes),), generator=g,
-                                              device=self.counts.device) for g in self.generators])
+            draws = np.stack([src.gaussian(sum(sizes), std, step=step) for src in self.sources])
+            noise = torch.from_numpy(draws).to(device=self.counts.device, dtype=self.sums[0].dtype)
             offset = 0
             for slot, acc, n in zip(self.slots, self.sums, sizes):
                 acc.add_(noise[:, offset:offset + n].view(k, *slot.param.shape[1:]))
@@ -179,10 +183,3 @@ class DPAggregator:
             slot.param.grad = (acc / denom.view(view)).to(slot.param.dtype)
             acc.zero_()
         self.counts.zero_()
-
-    def generator_states(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
-
-    def set_generator_states(self, states: Sequence[torch.Tensor]) -> None:
-        for g, s in zip(self.generators, states, strict=True):
-            g.set_state(s)

@@ -3,7 +3,9 @@
 Per step (one logical batch per model):
 
 1. Poisson sampling: model k draws each of its N_k training examples with probability q from its own
-   generator (seeded by ``seeds[k]``), so row k of a bank reproduces a single-model run with that seed.
+   :class:`~trainers.randomness.RandomSource` — the OS CSPRNG (``seeds[k] = None``, every model that can be
+   released) or a stream keyed by ``(seeds[k], step)`` (tests, benchmarks, shadows), under which row k of a
+   bank reproduces a single-model run with that seed and a resume replays the uninterrupted run.
 2. The (example, model) pairs of all K models are split into micro-batches (sorted by length); each is
    one forward/backward on the shared backbone; :class:`~trainers.dp.DPAggregator` clips per example and
    sums per model row.
@@ -11,7 +13,8 @@ Per step (one logical batch per model):
 
 Accounting: every model takes the same ``steps`` at the same ``(q, σ)``; the accountant history is
 ``[(σ, q, steps)]``. With a target ε, a budget guard stops training before any step that would take ε
-above the target. Checkpoints are written at every epoch boundary; a rerun resumes from the last one.
+above the target. A checkpoint (tables + optimizer state + step + accountant history, one atomic file,
+:mod:`trainers.checkpoint`) is committed at every epoch boundary; a rerun resumes from the last one.
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dpaudit.errors import ConfigError, TrainingDivergedError
+from dpaudit.rundir import RunDir
 from trainers import checkpoint
 from trainers.batching import EncodedTexts, micro_batches
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig, DPAggregator
+from trainers.randomness import make_sources
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -62,6 +66,8 @@ class TrainSettings:
     accountant: str = "prv"
     autocast: bool = False
     dropout: bool = False
+    sample_rate: float | None = None  # fixed q instead of batch_size / N (shadows copying a target)
+    steps: int | None = None  # fixed step count instead of round(epochs / q)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -91,6 +97,9 @@ class TrainOutcome:
 
 
 def sample_rate_and_steps(settings: TrainSettings, train_sizes: Sequence[int]) -> tuple[float, int]:
+    """``(q, steps)``: ``q = batch_size / mean(N_k)`` and ``steps = round(epochs / q)``, unless fixed."""
+    if settings.sample_rate is not None and settings.steps is not None:
+        return float(settings.sample_rate), int(settings.steps)
     n = float(np.mean(train_sizes))
     if settings.batch_size > min(train_sizes):
         raise ConfigError(
@@ -132,96 +141,86 @@ class Trainer:
         encoded, labels: the population, tokenised, and its labels (N,).
         membership: bool (K, N); row k = model k's training set.
         settings: hyper-parameters.
-        seeds: one seed per model (sampling and noise).
-        run_dir: where checkpoints go (``models.safetensors``, ``train_state.safetensors``); None: no files.
+        seeds: per model, ``None`` for secret randomness (OS CSPRNG; the default for anything released) or
+            an int for a reproducible, seeded stream (never for a release).
+        run: the run directory that receives ``models.safetensors``; None: no files.
         meta: extra checkpoint metadata (backbone hash and source, labels, …).
         epsilon_fn: ``(steps) -> ε`` for the progress bar and the ε history (None for non-private).
         max_steps: the budget guard's last allowed step count (None: no guard).
     """
 
     def __init__(self, classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray,
-                 membership: np.ndarray, settings: TrainSettings, *, seeds: Sequence[int],
-                 run_dir: Path | None = None, meta: dict | None = None,
+                 membership: np.ndarray, settings: TrainSettings, *, seeds: Sequence[int | None],
+                 run: RunDir | None = None, meta: dict | None = None,
                  epsilon_fn: Callable[[int], float] | None = None, max_steps: int | None = None,
                  progress: bool = True) -> None:
         self.clf, self.encoded, self.settings = classifier, encoded, settings
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.members = [np.flatnonzero(row) for row in np.asarray(membership, dtype=bool)]
-        self.seeds = [int(s) for s in seeds]
-        self.run_dir, self.meta = run_dir, dict(meta or {})
+        self.seeds = [None if s is None else int(s) for s in seeds]
+        self.sources = make_sources(self.seeds)
+        self.rundir, self.meta = run, dict(meta or {})
         self.epsilon_fn, self.max_steps, self.progress = epsilon_fn, max_steps, progress
         self.device = next(classifier.parameters()).device
         self.q, self.planned_steps = sample_rate_and_steps(settings, [len(m) for m in self.members])
         self.lengths = encoded.lengths
         self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
-                                seeds=self.seeds, non_private=settings.non_private)
+                                sources=self.sources, non_private=settings.non_private)
         self.opt = _optimizer([s.param for s in classifier.slots], settings)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(settings, self.planned_steps))
-        self.rngs = [np.random.default_rng(s) for s in self.seeds]
         self.step = 0
         self.history = {"steps": [0], "epsilons": [0.0]}
 
     # --- checkpoints -----------------------------------------------------------------------------
-    @property
-    def models_path(self) -> Path:
-        return self.run_dir / "models.safetensors"
-
-    @property
-    def state_path(self) -> Path:
-        return self.run_dir / "train_state.safetensors"
-
     def _checkpoint_meta(self) -> dict:
         return {**self.meta, "num_models": self.clf.num_models, "steps": self.step, "sample_rate": self.q,
                 "noise_multiplier": self.agg.noise_multiplier, "non_private": self.settings.non_private,
                 "accountant_history": [] if self.settings.non_private else
                 [[self.agg.noise_multiplier, self.q, self.step]],
-                "settings": self.settings.to_dict(), "seeds": self.seeds, "epsilon_history": self.history}
+                "noise": [src.kind for src in self.sources], "seeds": self.seeds,
+                "settings": self.settings.to_dict(), "epsilon_history": self.history,
+                "optimizer": {"param_groups": self.opt.state_dict()["param_groups"],
+                              "scheduler": self.sched.state_dict()}}
 
     def save(self) -> None:
-        if self.run_dir is None:
+        """Commit tables, optimizer moments, step count and accountant history in one atomic write."""
+        if self.rundir is None:
             return
-        checkpoint.save_models(self.models_path, self.clf.trainable_state(), self._checkpoint_meta())
-        tensors = {f"gen.{k}": s for k, s in enumerate(self.agg.generator_states())}
-        opt_state = self.opt.state_dict()
-        for pid, st in opt_state["state"].items():
-            for key, val in st.items():
-                tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val)
-        meta = {"step": self.step, "rngs": [r.bit_generator.state for r in self.rngs],
-                "param_groups": opt_state["param_groups"], "sched": self.sched.state_dict(),
-                "history": self.history, "settings": self.settings.to_dict(), "seeds": self.seeds}
-        checkpoint.save_train_state(self.state_path, tensors, meta)
+        state = {f"opt.{pid}.{key}": torch.as_tensor(val)
+                 for pid, st in self.opt.state_dict()["state"].items() for key, val in st.items()}
+        checkpoint.save_checkpoint(self.rundir, self.clf.trainable_state(), state, self._checkpoint_meta())
 
     def try_resume(self) -> bool:
-        """Restore the last epoch checkpoint of an interrupted run with the same settings and seeds."""
-        if self.run_dir is None:
+        """Restore the last committed checkpoint of an interrupted run with the same settings and seeds.
+
+        Randomness is not restored: secure rows draw fresh entropy, seeded rows are keyed by the step.
+        """
+        if self.rundir is None:
             return False
-        found = checkpoint.read_train_state(self.state_path)
-        if found is None:
+        path = self.rundir.verified(checkpoint.MODELS_FILE)
+        if path is None:
             return False
-        tensors, meta = found
+        tables, state, meta = checkpoint.read_checkpoint(path)
         if meta.get("settings") != self.settings.to_dict() or meta.get("seeds") != self.seeds:
-            raise ConfigError(f"run directory '{self.run_dir}' holds a run with other settings; use a new "
+            raise ConfigError(f"run directory '{self.rundir.path}' holds a run with other settings; use a new "
                               f"--run-dir, or the same config to resume it.")
-        tables, _ = checkpoint.read_models(self.models_path, backbone_sha256=self.meta.get("backbone_sha256"))
+        if meta.get("backbone_sha256") != self.meta.get("backbone_sha256"):
+            raise ConfigError(f"run directory '{self.rundir.path}' holds a run on another backbone; use a new --run-dir.")
         self.clf.load_trainable_state({k: v.to(self.device) for k, v in tables.items()})
-        self.agg.set_generator_states([tensors[f"gen.{k}"] for k in range(self.clf.num_models)])
-        state: dict = {}
-        for name, val in tensors.items():
-            if name.startswith("opt."):
-                _, pid, key = name.split(".", 2)
-                state.setdefault(int(pid), {})[key] = val.to(self.device) if key != "step" else val
-        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        self.sched.load_state_dict(meta["sched"])
-        for r, st in zip(self.rngs, meta["rngs"]):
-            r.bit_generator.state = st
-        self.step, self.history = int(meta["step"]), meta["history"]
+        opt_state: dict = {}
+        for name, val in state.items():
+            _, pid, key = name.split(".", 2)
+            opt_state.setdefault(int(pid), {})[key] = val.to(self.device) if key != "step" else val
+        self.opt.load_state_dict({"state": opt_state, "param_groups": meta["optimizer"]["param_groups"]})
+        self.sched.load_state_dict(meta["optimizer"]["scheduler"])
+        self.step, self.history = int(meta["steps"]), meta["epsilon_history"]
         return True
 
     # --- training --------------------------------------------------------------------------------
     def _logical_batch(self) -> tuple[np.ndarray, np.ndarray]:
         ex, mo = [], []
-        for k, (rng, members) in enumerate(zip(self.rngs, self.members)):
-            picked = members[rng.random(len(members)) < self.q]
+        for k, (src, members) in enumerate(zip(self.sources, self.members)):
+            picked = members[src.bernoulli(len(members), self.q, step=self.step)]
             ex.append(picked)
             mo.append(np.full(len(picked), k, dtype=np.int64))
         return np.concatenate(ex), np.concatenate(mo)
@@ -240,13 +239,13 @@ class Trainer:
                 self.clf.bank.release()
                 raise TrainingDivergedError(
                     f"loss became {float(loss.detach())} at step {self.step + 1}; the last good checkpoint is kept in "
-                    f"'{self.run_dir}' — lower optim.lr or max_grad_norm and retrain."
+                    f"'{self.rundir.path if self.rundir else None}' — lower optim.lr or max_grad_norm and retrain."
                 )
             loss.backward()
             self.agg.accumulate()
             total_loss += float(loss.detach())
         expected = [self.q * len(m) for m in self.members]
-        self.agg.finalize(expected_batch_size=expected)
+        self.agg.finalize(expected_batch_size=expected, step=self.step)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()

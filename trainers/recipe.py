@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,10 +18,12 @@ import torch
 from dpaudit.config import Config
 from dpaudit.errors import ConfigError, PrivacyError
 from dpaudit.privacy import calibrate_noise, check_delta, compute_epsilon, default_delta, max_steps
+from dpaudit.rundir import RunDir
 from trainers.batching import EncodedTexts
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig
 from trainers.loop import Trainer, TrainOutcome, TrainSettings, sample_rate_and_steps
+from trainers.randomness import NOISE_KINDS, secure_permutation
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,31 @@ class PrivacyPlan:
             return math.inf
         return compute_epsilon(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate,
                                steps=steps, delta=self.delta, accountant=self.accountant)
+
+
+def noise_kind(cfg: Config) -> str:
+    """``train.noise``: ``"secure"`` (default) or ``"seeded"``.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if cfg.train.noise not in NOISE_KINDS:
+        raise ConfigError(f"train.noise must be one of {{secure, seeded}}, got noise={cfg.train.noise!r}; seeded "
+                          f"noise is reproducible from the seed and never a private release.")
+    return cfg.train.noise
+
+
+def released_seed(cfg: Config, seed: int) -> int | None:
+    """The seed of a model that can be released: ``None`` (secret CSPRNG randomness) unless the user asked
+    for seeded noise by name (``train.noise = "seeded"`` / ``--seeded-noise``)."""
+    return seed if noise_kind(cfg) == "seeded" else None
+
+
+def permutation(cfg: Config, n: int) -> np.ndarray:
+    """A permutation of ``range(n)`` for a released model's data split: secret unless noise is seeded."""
+    if noise_kind(cfg) == "seeded":
+        return np.random.default_rng(cfg.train.seed).permutation(n)
+    return secure_permutation(n)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -111,13 +137,16 @@ def build_classifier(backbone, cfg: Config, *, num_models: int, num_labels: int,
 
 
 def train_bank(classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray, membership: np.ndarray,
-               settings: TrainSettings, plan: PrivacyPlan, *, seeds: list[int], run_dir: Path | None,
+               settings: TrainSettings, plan: PrivacyPlan, *, seeds: list[int | None], run: RunDir | None,
                meta: dict, progress: bool = True) -> TrainOutcome:
-    """Train every row of ``classifier`` on its membership row; resumes from ``run_dir`` if possible."""
+    """Train every row of ``classifier`` on its membership row; resumes from ``run`` if possible.
+
+    ``seeds[k]`` is ``None`` for secret randomness (a model that can be released) or an int (seeded).
+    """
     if plan.max_steps is not None and plan.max_steps < plan.steps:
         warnings.warn(f"budget guard: training stops after {plan.max_steps} of {plan.steps} planned steps, "
                       f"where ε would exceed the target {plan.target_epsilon}.", stacklevel=2)
-    trainer = Trainer(classifier, encoded, labels, membership, settings, seeds=seeds, run_dir=run_dir, meta=meta,
+    trainer = Trainer(classifier, encoded, labels, membership, settings, seeds=seeds, run=run, meta=meta,
                       epsilon_fn=None if plan.non_private else plan.epsilon, max_steps=plan.max_steps,
                       progress=progress)
     return trainer.run()

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
-    outcome = run_audit(cfg, run_dir, progress=not args.quiet)
+    outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir)
     _print_summary(outcome.report)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:

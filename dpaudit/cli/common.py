@@ -30,6 +30,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=int, help="use a seeded random subset of the data")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto (default), cpu or cuda")
+    parser.add_argument("--seeded-noise", action="store_true",
+                        help="draw noise and sampling from --seed, reproducibly: NOT a private release (tests, "
+                        "benchmarks); recorded in the checkpoint and audit.json, and refused by `dpaudit gate`")
+    parser.add_argument("--force-run-dir", action="store_true",
+                        help="write into a non-empty --run-dir that dpaudit did not create (not recommended)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -49,4 +54,6 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
                                  "add_biases": ("model", "add_biases")}.items():
         if getattr(args, attr, False):
             out.append((section, key, True))
+    if getattr(args, "seeded_noise", False):
+        out.append(("train", "noise", "seeded"))
     return out

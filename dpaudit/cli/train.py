@@ -1,9 +1,11 @@
 """``dpaudit train``: fine-tune one model with DP-BiTFiT and state its (ε, δ).
 
-Writes into the run directory: ``config.json`` (the resolved config), ``split.json`` (train/held-out
-example ids), ``models.safetensors`` (biases + head + metadata), ``train_state.safetensors`` (resume
-state) and ``metrics.json`` (held-out accuracy, ε, δ, σ, q, steps, clipping, wall time).
-A rerun with the same run directory and config resumes from the last finished epoch.
+Writes into the run directory: ``dpaudit-run.json`` (what produced each file), ``config.json`` (the
+resolved config), ``split.json`` (train/held-out ids and the key of the training-set commitment; private),
+``models.safetensors`` (biases + head + optimizer state + metadata, one atomic checkpoint) and
+``metrics.json`` (held-out accuracy, ε, δ, σ, q, steps, clipping, wall time). The split, the Poisson
+batches and the noise are secret (OS CSPRNG) unless ``--seeded-noise`` is given. A rerun with the same
+run directory and inputs resumes from the last committed epoch; other inputs are refused.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 from dpaudit.cli.common import add_config_flags, overrides_from_args
-from dpaudit.fileio import write_json_atomic
 
 DESCRIPTION = __doc__.splitlines()[0].split(": ", 1)[1]
 
@@ -27,53 +27,72 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import secrets
+
     import numpy as np
 
     from dpaudit.config import load_config
     from dpaudit.data import load_dataset
     from dpaudit.errors import DataError
     from dpaudit.models import load_backbone, resolve_model_dir
+    from dpaudit.rundir import RunDir, config_inputs, members_commitment
     from trainers.batching import EncodedTexts
     from trainers.loop import predict_logits
-    from trainers.recipe import build_classifier, resolve_device, resolve_privacy, train_bank
+    from trainers.recipe import (build_classifier, noise_kind, permutation, released_seed, resolve_device,
+                                 resolve_privacy, train_bank)
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
+    noise = noise_kind(cfg)
     resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
-    run_dir = Path(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
+                       force=args.force_run_dir)
     started = time.perf_counter()
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                       max_examples=cfg.data.max_examples, seed=cfg.train.seed)
-    rng = np.random.default_rng(cfg.train.seed)
-    order = rng.permutation(len(ds))
-    n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
-    holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-    if len(train_ids) < 2 or n_hold < 1:
-        raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and held-out "
-                        f"data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
+    backbone, tokenizer, info = load_backbone(cfg.model.path)
+    run.bind({"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
+              "model_sha256": info.sha256})
+    split_path = run.verified("split.json")
+    if split_path is not None:  # a resume trains on exactly the examples of the first run
+        import json
+
+        split = json.loads(split_path.read_text(encoding="utf-8"))
+        train_ids, holdout = np.asarray(split["train"], dtype=np.int64), np.asarray(split["holdout"], dtype=np.int64)
+        salt = split["salt"]
+    else:
+        order = permutation(cfg, len(ds))
+        n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
+        holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        if len(train_ids) < 2 or n_hold < 1:
+            raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and "
+                            f"held-out data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
+        salt = secrets.token_hex(32)
+        run.write_json("config.json", cfg.to_dict())
+        run.write_json("split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
+                                      "dataset_sha256": ds.sha256, "n_examples": len(ds), "salt": salt})
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
-    backbone, tokenizer, info = load_backbone(cfg.model.path)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
     encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
-    write_json_atomic(run_dir / "config.json", cfg.to_dict())
-    write_json_atomic(run_dir / "split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
-                                        "dataset_sha256": ds.sha256})
     sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
     print(f"model {info.name}: {clf.bank.num_trainable():,} trainable of "
           f"{sum(p.numel() for p in backbone.parameters()):,} parameters; data {ds.name}: "
           f"{len(train_ids):,} train / {len(holdout):,} held out")
     print(f"DP-BiTFiT: q={plan.sample_rate:.4g}, steps={plan.steps}, σ={sigma_txt}, δ={plan.delta:.3g}, "
           f"C={settings.clipping.max_grad_norm} ({settings.clipping.mode}, {settings.clipping.style})")
-    meta = {"backbone_sha256": info.sha256, "backbone_source": info.source, "model_name": info.name,
+    if noise == "seeded" and not plan.non_private:
+        print("seeded noise: reproducible from the seed — NOT a private release (tests and benchmarks only)")
+    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases}
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "dataset_sha256": ds.sha256, "dataset_size": len(ds),
+            "members_commitment": members_commitment(salt, train_ids), "n_train": int(len(train_ids))}
     membership = np.zeros((1, len(ds)), dtype=bool)
     membership[0, train_ids] = True
-    outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan, seeds=[cfg.train.seed],
-                         run_dir=run_dir, meta=meta, progress=not args.quiet)
+    outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan,
+                         seeds=[released_seed(cfg, cfg.train.seed)], run=run, meta=meta, progress=not args.quiet)
     logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
     accuracy = float((logits.argmax(1) == ds.labels[holdout]).mean())
     epsilon = plan.epsilon(outcome.steps)
@@ -86,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
         "clipping": settings.clipping.to_dict(), "clip_fraction": outcome.clip_fraction,
         "epsilon_history": outcome.epsilon_history, "wall_time_s": time.perf_counter() - started,
         "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
-        "dataset": ds.name, "dataset_sha256": ds.sha256, "seed": cfg.train.seed,
+        "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
     }
-    write_json_atomic(run_dir / "metrics.json", metrics)
+    run.write_json("metrics.json", metrics)
     eps_txt = "ε = ∞ (non-private: no clipping, no noise)" if plan.non_private else f"ε = {epsilon:.3f}"
     if outcome.stopped_by_budget:
         print(f"budget guard: stopped after {outcome.steps} of {outcome.planned_steps} steps; the next step would "
               f"exceed ε = {plan.target_epsilon}.")
     print(f"held-out accuracy {accuracy:.4f}; {eps_txt} at δ = {plan.delta:.3g} ({plan.accountant}); "
-          f"run directory {run_dir}")
+          f"run directory {run.path}")
     return 0

@@ -11,7 +11,9 @@ from scipy import stats
 from dpaudit.errors import ConfigError, TrainingDivergedError
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig, DPAggregator
+from dpaudit.rundir import RunDir
 from trainers.loop import Trainer, TrainSettings
+from trainers.randomness import make_sources
 
 from tests.trainers._tiny import tiny_bert, tiny_population
 
@@ -25,7 +27,8 @@ def _clf(k: int, dtype=torch.float64, seed: int = 0) -> BankedClassifier:
 
 
 def _per_sample_clipped(clf, ids, mask, m, y, clipping):
-    agg = DPAggregator(clf, clipping=clipping, noise_multiplier=0.0, seeds=list(range(clf.num_models)))
+    agg = DPAggregator(clf, clipping=clipping, noise_multiplier=0.0,
+                       sources=make_sources(list(range(clf.num_models))))
     torch.nn.functional.cross_entropy(clf(ids, mask, m), y, reduction="sum").backward()
     per = [s.per_sample.clone() for s in clf.slots]
     agg.accumulate()
@@ -57,17 +60,19 @@ def test_groups_must_cover_every_tensor():
     clf = _clf(1)
     with pytest.raises(ConfigError, match="matches no clipping group"):
         DPAggregator(clf, clipping=ClippingConfig(mode="groups", groups={"a": ("attention", 1.0)}),
-                     noise_multiplier=1.0, seeds=[0])
+                     noise_multiplier=1.0, sources=make_sources([0]))
 
 
-def test_noise_standard_deviation():
+@pytest.mark.parametrize("seeds", [[5, 6], [None, None]], ids=["seeded", "secure"])
+def test_noise_standard_deviation(seeds):
     """With zero gradients, the written gradient is pure noise N(0, (σ C_tot / (qN))²) per coordinate."""
     clf = _clf(2, dtype=torch.float32)
     sigma, c = 1.3, 0.7
-    agg = DPAggregator(clf, clipping=ClippingConfig(max_grad_norm=c), noise_multiplier=sigma, seeds=[5, 6])
+    agg = DPAggregator(clf, clipping=ClippingConfig(max_grad_norm=c), noise_multiplier=sigma,
+                       sources=make_sources(seeds))
     samples = []
-    for _ in range(10):
-        agg.finalize(expected_batch_size=[2.0, 2.0])
+    for step in range(10):
+        agg.finalize(expected_batch_size=[2.0, 2.0], step=step)
         samples.append(torch.cat([s.param.grad.flatten() for s in clf.slots]))
     x = torch.cat(samples).double().numpy() * 2.0
     expected = sigma * c
@@ -106,7 +111,8 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path):
     enc, labels = tiny_population(40)
     clf = _clf(1)
     settings = TrainSettings(epochs=3.0, batch_size=10, micro_batch_size=10, lr=0.05, noise_multiplier=1.0)
-    trainer = Trainer(clf, enc, labels, np.ones((1, 40), bool), settings, seeds=[0], run_dir=tmp_path,
+    trainer = Trainer(clf, enc, labels, np.ones((1, 40), bool), settings, seeds=[0],
+                      run=RunDir.claim(tmp_path, command="train"),
                       meta={"backbone_sha256": "x"}, progress=False)
     original = trainer._train_step
     calls = {"n": 0}
@@ -134,7 +140,8 @@ def test_resume_continues_identically(tmp_path):
     full = _clf(1)
     Trainer(full, enc, labels, np.ones((1, 40), bool), settings, seeds=[4], progress=False).run()
     clf = _clf(1)
-    t = Trainer(clf, enc, labels, np.ones((1, 40), bool), settings, seeds=[4], run_dir=tmp_path,
+    t = Trainer(clf, enc, labels, np.ones((1, 40), bool), settings, seeds=[4],
+                run=RunDir.claim(tmp_path, command="train"),
                 meta={"backbone_sha256": "x"}, progress=False)
     original = t._train_step
     calls = {"n": 0}
@@ -149,7 +156,8 @@ def test_resume_continues_identically(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         t.run()
     resumed = _clf(1)
-    out = Trainer(resumed, enc, labels, np.ones((1, 40), bool), settings, seeds=[4], run_dir=tmp_path,
+    out = Trainer(resumed, enc, labels, np.ones((1, 40), bool), settings, seeds=[4],
+                run=RunDir.claim(tmp_path, command="train"),
                   meta={"backbone_sha256": "x"}, progress=False).run()
     assert out.resumed_from_step == 4
     for a, b in zip(full.slots, resumed.slots):

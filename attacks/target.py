@@ -1,0 +1,129 @@
+"""A target trained elsewhere: check it belongs to this population, and copy its recipe to the shadows.
+
+``audit.target_checkpoint`` names a dpaudit ``models.safetensors`` (one model); ``audit.target_members``
+names its training-example ids: the run's ``split.json`` (preferred: it holds the key of the checkpoint's
+training-set commitment, so the ids are proven to be the ones the model trained on) or a JSON list / one id
+per line. The checkpoint's metadata states the dataset it trained on (content hash and size) and its
+training recipe (σ, q, steps, clipping, optimizer, δ, accountant, noise kind). Everything read from it is a
+claim of the checkpoint — this run did not observe that training — and the report says so
+(``privacy.claim_source = "checkpoint"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpaudit.errors import CheckpointError, DataError
+from dpaudit.rundir import members_commitment, sha256_bytes
+
+_MAX_ID_FILE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class TargetMembers:
+    """The target's training set as a bool (N,) mask, the file's hash, and whether it was proven."""
+
+    mask: np.ndarray
+    sha256: str
+    salt: str | None
+
+
+def read_member_ids(path: str, n: int) -> TargetMembers:
+    """Read the target's training ids from ``split.json`` (``{"train": [...], "salt": ...}``), a JSON list,
+    or one integer per line.
+
+    Raises:
+        DataError: missing, unreadable, not integers, or ids outside ``[0, n)``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
+                        f"ids, indices into the dataset, as a JSON list or one per line).")
+    raw = p.read_bytes()
+    if len(raw) > _MAX_ID_FILE_BYTES:
+        raise DataError(f"member id file '{p}' is larger than {_MAX_ID_FILE_BYTES >> 20} MB; give the target's split.json.")
+    salt = None
+    try:
+        text = raw.decode("utf-8").strip()
+        if text.startswith("{"):
+            obj = json.loads(text)
+            ids, salt = obj["train"], obj.get("salt")
+        else:
+            ids = json.loads(text) if text.startswith("[") else [int(x) for x in text.split()]
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1:
+            raise ValueError("not a flat list")
+    except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError) as err:
+        raise DataError(f"member id file '{p}' is not a list of integers ({str(err)[:200]}).") from None
+    if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
+        raise DataError(f"member ids in '{p}' do not match the dataset: ids must be in [0, {n}), got range "
+                        f"[{ids.min() if ids.size else '-'}, {ids.max() if ids.size else '-'}]; check data.path "
+                        f"and data.max_examples match the target's training data.")
+    mask = np.zeros(n, dtype=bool)
+    mask[ids] = True
+    return TargetMembers(mask=mask, sha256=sha256_bytes(raw), salt=salt if isinstance(salt, str) else None)
+
+
+def check_target_population(meta: dict[str, Any], members: TargetMembers, *, dataset_sha256: str, n: int,
+                            where: str) -> None:
+    """Refuse a target that was not trained on this population, or on other ids than ``members``.
+
+    Raises:
+        CheckpointError: the checkpoint's dataset hash or size differs from the audit's population, or its
+            training-set commitment does not match the ids (or cannot be checked because no key was given).
+    """
+    if "dataset_sha256" in meta and meta["dataset_sha256"] != dataset_sha256:
+        raise CheckpointError(f"target checkpoint '{where}' was trained on dataset {str(meta['dataset_sha256'])[:12]}…, "
+                              f"but the audit population is {dataset_sha256[:12]}… (N={n}); use the target's data, "
+                              f"data.max_examples and train.seed.")
+    if "dataset_size" in meta and int(meta["dataset_size"]) != n:
+        raise CheckpointError(f"target checkpoint '{where}' was trained on a population of {meta['dataset_size']} "
+                              f"examples, the audit has N={n}; use the target's data and data.max_examples.")
+    commitment = meta.get("members_commitment")
+    if commitment is None:
+        return
+    if members.salt is None:
+        raise CheckpointError(f"target checkpoint '{where}' commits to its training ids; give its split.json as "
+                              f"audit.target_members (--target-members) so the ids can be checked.")
+    if members_commitment(members.salt, np.flatnonzero(members.mask)) != commitment:
+        raise CheckpointError(f"the member ids given do not match the ids target checkpoint '{where}' trained on; "
+                              f"give the split.json of the run that wrote it.")
+
+
+def shadow_recipe(meta: dict[str, Any], settings, plan):
+    """The target's TrainSettings and PrivacyPlan, as far as its metadata states them.
+
+    Shadows copy σ, q, steps, clipping, optimizer, learning rate, schedule, δ and accountant; what the
+    metadata lacks stays as configured. Returns ``(settings, plan, copied)`` with the names of the copied
+    fields.
+    """
+    from trainers.dp import ClippingConfig
+
+    stated = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    changes: dict[str, Any] = {}
+    for key in ("lr", "optimizer", "momentum", "weight_decay", "schedule", "warmup_fraction", "micro_batch_size",
+                "delta", "accountant", "non_private"):
+        if key in stated:
+            changes[key] = stated[key]
+    if isinstance(stated.get("clipping"), dict):
+        c = stated["clipping"]
+        changes["clipping"] = ClippingConfig(max_grad_norm=float(c["max_grad_norm"]), style=c["style"], mode=c["mode"],
+                                             groups={k: (str(v[0]), float(v[1])) for k, v in c.get("groups", {}).items()})
+    non_private = bool(meta.get("non_private", stated.get("non_private", plan.non_private)))
+    sigma = 0.0 if non_private else float(meta.get("noise_multiplier", plan.noise_multiplier))
+    q = float(meta.get("sample_rate", plan.sample_rate))
+    steps = int(meta.get("steps", plan.steps))
+    changes.update(noise_multiplier=sigma, sample_rate=q, steps=steps, non_private=non_private,
+                   target_epsilon=None)
+    new_settings = dataclasses.replace(settings, **changes)
+    new_plan = dataclasses.replace(plan, non_private=non_private, noise_multiplier=sigma, sample_rate=q, steps=steps,
+                                   delta=float(changes.get("delta", plan.delta)),
+                                   accountant=str(changes.get("accountant", plan.accountant)),
+                                   target_epsilon=None, max_steps=None)
+    return new_settings, new_plan, sorted(changes)
