@@ -32,9 +32,10 @@ from dpaudit import __version__
 from dpaudit.config import Config
 from dpaudit.errors import CheckpointError, ConfigError, DataError
 from dpaudit.fileio import write_json_atomic
-from dpaudit.privacy import default_epsilon_grid, privacy_profile
+from dpaudit.privacy import (bonferroni_family, default_epsilon_grid, privacy_profile, source_significance,
+                             with_family)
 from dpaudit.report_schema import (AuditReport, Clipping, EpsilonHistory, PrivacyProfile, PrivacySection, RunInfo,
-                                   UtilitySection, Verdict, dump_report, protection_level)
+                                   UtilitySection, Verdict, protection_level, validate_report)
 from attacks.canary import canary_audit
 from attacks.evaluate import evaluate_attack
 from attacks.membership import check_population, make_membership
@@ -194,16 +195,25 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     times["score"] = time.perf_counter() - t
     t = time.perf_counter()
     targets = tuple(range(min(a.loo_targets, m_models)))
+    # Bonferroni family fixed from the config before any result: every attack + the canary audit, each
+    # at significance / (attacks + 1); the headline maximum then holds at a.significance.
+    source_sig = source_significance(a.significance, len(a.attacks) + 1)
     results = []
     for name in a.attacks:
         log(f"attack: {name}")
         results.append(evaluate_attack(name, signals, membership, targets=targets, delta=claim.delta,
-                                       significance=a.significance, fprs=a.fprs, seed=seed))
+                                       significance=source_sig, fprs=a.fprs,
+                                       guess_fraction=a.canary_guess_fraction))
     canary_name = CANARY_ATTACK if CANARY_ATTACK in ATTACKS else "loss"
     canary_scores = create_attack(canary_name).score(signals, membership, target=0,
                                                      reference=np.arange(1, m_models))
-    canary = canary_audit(canary_scores, membership[0], delta=claim.delta, significance=a.significance,
-                          guess_fraction=a.canary_guess_fraction)
+    canary = canary_audit(canary_scores, membership[0], delta=claim.delta, significance=source_sig,
+                          guess_fraction=a.canary_guess_fraction).to_dict()
+    family = bonferroni_family([(r.name, r.epsilon_lb) for r in results] + [("canary", canary)],
+                               significance=a.significance)
+    tag = dict(family_size=family["size"], family_significance=a.significance)
+    results = [dataclasses.replace(r, epsilon_lb=with_family(r.epsilon_lb, **tag)) for r in results]
+    canary = with_family(canary, **tag)
     times["attack"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     preds = signals.logits.argmax(2)
@@ -242,12 +252,14 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     utility = UtilitySection(metric="accuracy", value=per_model[0], n_eval=int((~membership[0]).sum()),
                              per_model=tuple(per_model), non_private_reference=None)
     draft = AuditReport(schema_version=SCHEMA_VERSION, run=run, privacy=privacy, utility=utility,
-                        attacks=tuple(results), canary=canary.to_dict(),
+                        attacks=tuple(results), canary=canary,
                         verdict=Verdict(protection_level=None, strongest_attack=None))
     strongest = draft.strongest_attack()
     verdict = Verdict(protection_level=None if strongest is None else protection_level(strongest.balanced_accuracy),
                       strongest_attack=None if strongest is None else strongest.name)
     report = AuditReport(**{**{f: getattr(draft, f) for f in ("schema_version", "run", "privacy", "utility",
                                                               "attacks", "canary")}, "verdict": verdict})
-    dump_report(report, run_dir / "audit.json")
+    data = {**report.to_dict(), "epsilon_lb_family": family}  # extra key: AuditReport has no field for it yet
+    validate_report(data)
+    write_json_atomic(run_dir / "audit.json", data, sort_keys=False)
     return AuditOutcome(run_dir=run_dir, report=report)
