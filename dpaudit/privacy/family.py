@@ -69,7 +69,7 @@ def bonferroni_family(members: Sequence[tuple[str, Mapping[str, Any]]], *,
     return {
         "method": "bonferroni", "theorem": THEOREMS["bonferroni"], "kind": "bound", "experiment": "one_run"
         if all(b.get("experiment") == "one_run" for _, b in members) else "mixed",
-        "significance": total, "size": sum(_size(b) for _, b in members),
+        "significance": min(total, alpha), "size": sum(_size(b) for _, b in members),
         "epsilon_lb": float(best["epsilon_lb"]) if best else 0.0, "source": best_src,
         "member_method": best.get("method") if best else None,
         "status": "ok" if best else "inconclusive",
