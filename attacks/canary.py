@@ -3,10 +3,13 @@
 m canaries are each included in the target's training set independently with probability ½ (row 0 of
 :func:`attacks.membership.make_membership`). The auditor guesses "IN" for the k₊ highest-scoring and
 "OUT" for the k₋ lowest-scoring canaries and abstains on the rest; the number of correct guesses is
-compared with what (ε, δ)-DP allows (the paper's binomial-tail bound), giving an ε lower bound at
-confidence 1 − significance. The guess counts must be fixed before looking at outcomes, so here they
-depend only on m and ``guess_fraction``: k₊ = k₋ = ⌊guess_fraction · m / 2⌋. Scores must come from an
-attack that did not read the target's membership (every registered attack satisfies this).
+compared with what (ε, δ)-DP allows, giving an ε lower bound at confidence 1 − significance: the larger
+of the one-run bound (the paper's binomial tail, any (ε, δ)-DP mechanism) and the f-DP one-run bound
+with the Gaussian trade-off (Mahloujifar, Melis, Chaudhuri 2024, arXiv 2410.22235 v1), each at
+significance / 2 (Bonferroni over the two, fixed in advance). The guess counts must be fixed before
+looking at outcomes, so here they depend only on m and ``guess_fraction``: k₊ = k₋ =
+⌊guess_fraction · m / 2⌋ (one rule, no search over k). Scores must come from an attack that did not read
+the target's membership (every registered attack satisfies this).
 """
 
 from __future__ import annotations
@@ -50,13 +53,14 @@ def canary_audit(target_scores: npt.ArrayLike, included: npt.ArrayLike, *, delta
         guess_fraction: fraction of canaries guessed on, split equally between IN and OUT guesses.
 
     Returns:
-        ``dpaudit.privacy.lower_bounds.EmpiricalEpsilon`` (ε in nats), from ``one_run_audit``.
+        ``dpaudit.privacy.empirical.EmpiricalEpsilon`` (ε in nats, ``experiment="one_run"``), from
+        ``dpaudit.privacy.one_run.one_run_audit`` with both estimators in ``components``.
 
     Raises:
         DataError: shapes disagree, ``included`` is not boolean, NaN scores, or too few canaries.
         ConfigError / TypeError: out-of-range options.
     """
-    from dpaudit.privacy.lower_bounds import one_run_audit
+    from dpaudit.privacy.one_run import one_run_audit
 
     scores = np.asarray(target_scores, dtype=np.float64)
     included = np.asarray(included)

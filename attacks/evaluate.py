@@ -11,9 +11,14 @@ partner; its reference set is every other model.) Reported (``docs/audit-json.md
 * A FPR is ``resolvable`` only if it is for every target (each has its own N_out).
 * ``roc`` (≤ 500 points), ``histogram``, ``n_members``/``n_nonmembers``: the first target (the
   designated target, model 0 by default).
-* ``epsilon_lb``: the empirical ε lower bound on the first target's IN/OUT scores, with the decision
-  threshold chosen on a random half and evaluated on the other half
-  (:func:`dpaudit.privacy.lower_bounds.epsilon_lower_bound` with ``Split(frac=0.5, seed=seed)``).
+* ``epsilon_lb``: the ONE-RUN ε lower bound on the first target's scores over the population
+  (:func:`attacks.canary.canary_audit`: guess IN for the k highest and OUT for the k lowest scores,
+  k = ⌊guess_fraction · N / 2⌋ fixed from N before any score is seen; the larger of the one-run bound of
+  arXiv 2305.08846 and the f-DP bound of arXiv 2410.22235, each at significance / 2). Its theorem needs
+  the target's membership row to be i.i.d. Bernoulli(½) (row 0 of :func:`attacks.membership.make_membership`
+  is) and the scores not to read it (the reference set excludes the target and its complement). The
+  Clopper–Pearson bound over FPR/FNR is NOT used here: it assumes one observation per independent run,
+  and the examples scored by one model are not independent runs.
 
 If any target's metrics are undefined (one-class labels, NaN scores) the whole result is
 ``status="inconclusive"`` with the reason, and its numbers are None; it can never pass a gate.
@@ -31,6 +36,7 @@ from dpaudit.errors import ConfigError, DataError
 from dpaudit.report_schema import AttackResult, RocCurve, TprAtFpr
 
 from attacks.base import Attack
+from attacks.canary import canary_audit
 from attacks.metrics import DEFAULT_FPRS, AttackMetrics, compute_metrics, downsample_roc, score_histogram
 from attacks.registry import create_attack
 from attacks.signals import Signals
@@ -43,9 +49,30 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return float(arr.mean()), (float(arr.std(ddof=1)) if arr.size > 1 else None)
 
 
+def _one_run_bound(scores: np.ndarray, is_in: np.ndarray, *, delta: float, significance: float,
+                   guess_fraction: float):
+    """One-run ε lower bound of one target's scores; NaN scores or too few examples → inconclusive."""
+    from dpaudit.privacy.empirical import EmpiricalEpsilon
+    from dpaudit.privacy.one_run import DEFAULT_ESTIMATORS
+
+    reason = None
+    if is_in.all() or not is_in.any():  # not what an i.i.d. Bernoulli(½) row looks like
+        reason = f"one-class membership ({int(is_in.sum())} of {is_in.size} members)"
+    elif np.isnan(scores).any():
+        reason = "scores contain NaN"
+    elif int(guess_fraction * scores.size / 2 + 1e-9) < 1:
+        reason = f"guess_fraction={guess_fraction:g} of N={scores.size} examples gives no guess"
+    if reason is not None:
+        return EmpiricalEpsilon(epsilon_lb=0.0, significance=significance, delta=delta,
+                                method="+".join(DEFAULT_ESTIMATORS), strategy="top_bottom", status="inconclusive",
+                                reason=reason, n_in=int(is_in.sum()), n_out=int((~is_in).sum()),
+                                experiment="one_run")
+    return canary_audit(scores, is_in, delta=delta, significance=significance, guess_fraction=guess_fraction)
+
+
 def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: npt.ArrayLike, *,
                     targets: Sequence[int] = (0,), delta: float, significance: float = 0.05,
-                    fprs: Sequence[float] = DEFAULT_FPRS, seed: int = 0) -> AttackResult:
+                    fprs: Sequence[float] = DEFAULT_FPRS, guess_fraction: float = 0.1) -> AttackResult:
     """Evaluate an attack with leave-one-out references over ``targets``.
 
     Args:
@@ -57,17 +84,17 @@ def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: 
         delta: δ (probability) of the ε lower bound, in [0, 1).
         significance: probability that the ε lower bound is wrong (one minus confidence), in (0, 1).
         fprs: FPRs in (0, 1] at which TPR is reported.
-        seed: seed of the threshold-selection split of the ε lower bound.
+        guess_fraction: fraction of the population the one-run bound guesses on, in (0, 1], split equally
+            between IN and OUT guesses (fixed before the scores are seen).
 
     Returns:
         The frozen :class:`dpaudit.report_schema.AttackResult` (ε in nats; higher score = member).
 
     Raises:
-        ConfigError: unknown attack name, empty/duplicate/out-of-range targets, bad δ/significance.
+        ConfigError: unknown attack name, empty/duplicate/out-of-range targets, bad δ/significance/
+            guess_fraction.
         DataError / ConfigError: as raised by :meth:`Attack.score` for malformed inputs.
     """
-    from dpaudit.privacy.lower_bounds import Split, epsilon_lower_bound
-
     attack = create_attack(name_or_attack) if isinstance(name_or_attack, str) else name_or_attack
     if not isinstance(attack, Attack):
         raise TypeError(f"name_or_attack must be an attack name or an Attack, got {type(attack).__name__}.")
@@ -75,7 +102,7 @@ def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: 
         raise TypeError(f"signals must be attacks.signals.Signals, got {type(signals).__name__}.")
     delta = check_real("delta", delta, 0.0, 1.0, closed="left")
     significance = check_real("significance", significance, 0.0, 1.0, closed="neither")
-    seed = check_int("seed", seed, 0)
+    guess_fraction = check_real("guess_fraction", guess_fraction, 0.0, 1.0, closed="right")
     membership = np.asarray(membership)
     if membership.dtype != bool or membership.shape != (signals.n_models, signals.n_examples):
         raise DataError(f"membership must be a bool array of shape ({signals.n_models}, {signals.n_examples}), "
@@ -98,9 +125,8 @@ def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: 
 
     first = per_target[0]
     is_in = membership[targets[0]]
-    # NaN scores make the bound inconclusive (never a number); ±inf scores are valid thresholds.
-    eps = epsilon_lower_bound(first_scores[is_in], first_scores[~is_in], delta=delta,
-                              significance=significance, strategy=Split(frac=0.5, seed=seed))
+    eps = _one_run_bound(first_scores, is_in, delta=delta, significance=significance,
+                         guess_fraction=guess_fraction)
     histogram = score_histogram(first_scores, is_in)
     common = dict(name=attack.name or type(attack).__name__, paper=attack.paper, target_model=targets[0], n_targets=len(targets),
                   n_members=first.n_members, n_nonmembers=first.n_nonmembers, epsilon_lb=eps.to_dict(),

@@ -326,6 +326,7 @@ class AuditReport(_Serial):
     attacks: tuple[AttackResult, ...]
     canary: dict[str, Any] | None
     verdict: Verdict
+    epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict}

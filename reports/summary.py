@@ -61,28 +61,37 @@ def _claim(report: AuditReport) -> str:
             f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g}).")
 
 
-def _best_lower_bound(report: AuditReport) -> tuple[str, dict] | None:
+def _best_lower_bound(report: AuditReport) -> tuple[str, dict, int] | None:
     candidates = [(f"the {a.name} attack", a.epsilon_lb) for a in report.attacks]
     if report.canary is not None:
         candidates.append(("the one-run canary audit", report.canary))
-    ok = [(src, lb) for src, lb in candidates
-          if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None]
+    ok = [(src, lb) for src, lb in candidates  # an "estimate" has no theorem: never the headline
+          if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and lb.get("kind", "bound") == "bound"]
     if not ok:
         return None
-    return max(ok, key=lambda item: item[1]["epsilon_lb"])
+    return (*max(ok, key=lambda item: item[1]["epsilon_lb"]), len(candidates))
 
 
 def _empirical(report: AuditReport) -> str:
     best = _best_lower_bound(report)
     if best is None:
         return "Empirical ε lower bound: inconclusive (no attack produced a valid bound)."
-    source, lb = best
-    confidence = 100 * (1 - lb["significance"])
+    source, lb, n_bounds = best
     saturated = " (search saturated: the true bound may be higher)" if lb.get("saturated") else ""
     if lb["epsilon_lb"] == 0.0 and not saturated:
         saturated = "; no attack demonstrated leakage at this confidence"
-    return (f"Empirical ε lower bound: ε ≥ {lb['epsilon_lb']:.2f} with {confidence:.0f}% confidence, "
-            f"from {source} ({lb['method']}, δ = {lb['delta']:.1e}){saturated}.")
+    method = lb["method"] + (f", {lb['experiment'].replace('_', ' ')} experiment" if lb.get("experiment") else "")
+    if lb.get("family_significance") is not None and lb.get("family_size"):
+        # Every bound was computed at its share of the family's significance, fixed before the results.
+        claim = (f"with {100 * (1 - lb['family_significance']):.0f}% confidence, family-wise over "
+                 f"{lb['family_size']} bounds (Bonferroni)")
+    elif n_bounds > 1:  # older reports: the maximum of uncorrected bounds
+        claim = (f"with {100 * (1 - lb['significance']):.0f}% confidence for that bound alone (the maximum "
+                 f"of {n_bounds} bounds, not corrected for the choice)")
+    else:
+        claim = f"with {100 * (1 - lb['significance']):.0f}% confidence"
+    return (f"Empirical ε lower bound: ε ≥ {lb['epsilon_lb']:.2f} {claim}, "
+            f"from {source} ({method}, δ = {lb['delta']:.1e}){saturated}.")
 
 
 def _verdict(report: AuditReport) -> tuple[str, str]:

@@ -1,4 +1,6 @@
-"""Privacy math: accountants, noise calibration, privacy profiles and ROC ceilings, ε lower bounds.
+"""Privacy math: accountants, noise calibration, privacy profiles and ROC ceilings, ε lower bounds
+(one-run and f-DP one-run for one trained model, Clopper–Pearson for independent runs) and their
+family-wise (Bonferroni) maximum.
 
 numpy/scipy only; opacus's accountants are imported lazily inside the functions that need them, so
 importing this package never imports torch.
@@ -24,6 +26,8 @@ from dpaudit.privacy.accounting import (
     register_accountant,
     roc_ceiling,
 )
+from dpaudit.privacy.family import bonferroni_family, source_significance, with_family
+from dpaudit.privacy.fdp_one_run import gaussian_mu, one_run_fdp_epsilon
 from dpaudit.privacy.lower_bounds import (
     Bonferroni,
     EmpiricalEpsilon,
@@ -38,9 +42,11 @@ from dpaudit.privacy.lower_bounds import (
     one_run_audit,
     one_run_epsilon,
 )
+from dpaudit.privacy.one_run import ONE_RUN_ESTIMATORS
 
 __all__ = [
     "ACCOUNTANTS",
+    "ONE_RUN_ESTIMATORS",
     "AccountingResult",
     "Bonferroni",
     "EmpiricalEpsilon",
@@ -50,6 +56,7 @@ __all__ = [
     "Split",
     "ThresholdStrategy",
     "account",
+    "bonferroni_family",
     "calibrate_noise",
     "check_delta",
     "clopper_pearson_epsilon",
@@ -62,10 +69,14 @@ __all__ = [
     "epsilon_from_rates",
     "epsilon_lower_bound",
     "gaussian_dp_epsilon",
+    "gaussian_mu",
     "max_steps",
     "one_run_audit",
     "one_run_epsilon",
+    "one_run_fdp_epsilon",
     "privacy_profile",
     "register_accountant",
     "roc_ceiling",
+    "source_significance",
+    "with_family",
 ]

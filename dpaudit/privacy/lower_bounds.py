@@ -1,21 +1,27 @@
-"""Empirical ε lower bounds from membership-inference scores.
+"""Clopper–Pearson ε lower bounds for independent runs, the GDP conversion, and re-exports.
 
 **Score convention: a HIGHER score means MEMBER (IN).** An attack whose natural score is lower for
 members (e.g. the loss) must be negated before it is passed here.
 
-Every bound holds with probability ≥ 1 − ``significance`` over the randomness of the audit, uses one-sided
-intervals, and errs downward (it may under-state leakage, never over-state it). Undefined inputs (no IN
-or no OUT scores, NaN scores, no guesses) never produce a number for the gate: the result has
-``status="inconclusive"``, a ``reason`` and ``epsilon_lb = 0.0``. ε is in nats; δ and significance are
-probabilities.
+Which bound for which experiment:
+
+* ONE trained model, population examples included independently with probability ½ (dpaudit's target):
+  the one-run bounds of :mod:`dpaudit.privacy.one_run` and :mod:`dpaudit.privacy.fdp_one_run`
+  (``experiment="one_run"``). The per-attack bounds and the canary audit of ``dpaudit audit`` use them.
+* ONE observation per INDEPENDENTLY trained run (e.g. one canary's score across independent bank rows,
+  or the runs of a white-box mechanism check): the Clopper–Pearson bounds below
+  (``experiment="independent_runs"``). Applied to many examples scored by one model they are NOT valid:
+  those errors are not independent trials.
+
+Every bound holds with probability ≥ 1 − ``significance`` over the randomness of its experiment, uses
+one-sided intervals and errs downward. Undefined inputs (no IN or no OUT scores, NaN scores, no guesses)
+never produce a number for the gate: the result has ``status="inconclusive"``, a ``reason`` and
+``epsilon_lb = 0.0``. ε is in nats; δ and significance are probabilities.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +31,12 @@ import scipy.stats
 
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
+from dpaudit.privacy import empirical as _emp
 from dpaudit.privacy._clopper_pearson import cp_epsilon, cp_upper, eps_from_rates
-from dpaudit.privacy._search import bisect
+from dpaudit.privacy.empirical import EmpiricalEpsilon, THEOREMS
+from dpaudit.privacy.empirical import check_delta as _check_delta
+from dpaudit.privacy.empirical import check_significance as _check_significance
+from dpaudit.privacy.one_run import one_run_audit, one_run_epsilon
 from dpaudit.privacy.thresholds import (
     Bonferroni,
     Explicit,
@@ -50,68 +60,6 @@ __all__ = [
     "one_run_audit",
     "one_run_epsilon",
 ]
-
-#: Upper end of the ε search bracket (nats) of :func:`one_run_epsilon` and :func:`gaussian_dp_epsilon`.
-EPSILON_BRACKET_MAX = 100.0
-
-
-@dataclasses.dataclass(frozen=True)
-class EmpiricalEpsilon:
-    """An empirical ε lower bound, valid with probability ≥ 1 − ``significance``.
-
-    Attributes:
-        epsilon_lb: the lower bound in nats; 0.0 (never NaN) when ``status == "inconclusive"``.
-        significance: allowed probability that the bound is wrong (one minus confidence).
-        delta: the δ the bound is stated at.
-        method: ``"clopper_pearson"`` or ``"one_run"``.
-        strategy: how the threshold / guesses were chosen (``"split"``, ``"bonferroni"``,
-            ``"explicit"``, ``"top_bottom"``, ``"counts"``).
-        threshold: the decision threshold (predict IN when score ≥ threshold), if one was used.
-        status: ``"ok"`` or ``"inconclusive"``; the gate treats anything but ``"ok"`` as failure.
-        reason: why the result is inconclusive, else None.
-        n_in: number of IN scores (members / included canaries) used, if known.
-        n_out: number of OUT scores used, if known.
-        seed: RNG seed of a random split, if any.
-        saturated: True when a root search stopped at its bracket end, so the true bound is larger.
-        num_guesses: one-run audit: guesses made.
-        num_correct: one-run audit: correct guesses.
-        schema_version: bumped only when a field is added.
-    """
-
-    epsilon_lb: float
-    significance: float
-    delta: float
-    method: str
-    strategy: str
-    threshold: float | None = None
-    status: str = "ok"
-    reason: str | None = None
-    n_in: int | None = None
-    n_out: int | None = None
-    seed: int | None = None
-    saturated: bool = False
-    num_guesses: int | None = None
-    num_correct: int | None = None
-    schema_version: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """A fresh JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EmpiricalEpsilon:
-        """Inverse of :meth:`to_dict`; keys this version does not know are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _check_significance(significance: float) -> float:
-    return check_real("significance", significance, 0.0, 1.0, closed="neither")
-
-
-def _check_delta(delta: float) -> float:
-    return check_real("delta", delta, 0.0, 1.0, closed="left")
-
 
 def clopper_pearson_upper(k: int, n: int, significance: float) -> float:
     """One-sided Clopper–Pearson upper confidence bound on a binomial proportion.
@@ -159,7 +107,9 @@ def clopper_pearson_epsilon(
 
     One-sided Clopper–Pearson upper bounds on FPR = fp/(fp + tn) and FNR = fn/(fn + tp), each at
     ``significance / 2`` (union bound), fed to :func:`epsilon_from_rates` (arXiv 2101.04535, Section 2).
-    The threshold that produced the counts must not have been chosen on these same counts.
+    The threshold that produced the counts must not have been chosen on these same counts, and each
+    count must come from independent runs (one observation per independently trained model): the
+    Clopper–Pearson interval assumes binomial counts.
 
     Args:
         tp, fn: members predicted IN / OUT (counts ≥ 0).
@@ -189,6 +139,10 @@ def epsilon_lower_bound(
 ) -> EmpiricalEpsilon:
     """Clopper–Pearson ε lower bound of a threshold attack on IN vs OUT scores (HIGHER = MEMBER).
 
+    **Assumption (experiment ``"independent_runs"``):** each score is one observation from its own,
+    independently trained run, so the counts at a fixed threshold are binomial. Scores of many examples
+    under ONE trained model do not satisfy this; use :func:`dpaudit.privacy.one_run.one_run_audit` there.
+
     The attack predicts IN when score ≥ threshold. The threshold comes from ``strategy``: :class:`Split`
     picks it on one random part of the data and evaluates on the rest; :class:`Bonferroni` evaluates a
     fixed number of candidate thresholds on all data, each at ``significance / max_thresholds``;
@@ -211,7 +165,8 @@ def epsilon_lower_bound(
         raise TypeError(f"strategy must be a ThresholdStrategy, got strategy={strategy!r}.")
     ins, outs = _scores("in_scores", in_scores), _scores("out_scores", out_scores)
     base = dict(significance=sig, delta=d, method="clopper_pearson", strategy=strategy.name,
-                n_in=int(ins.size), n_out=int(outs.size), seed=getattr(strategy, "seed", None))
+                n_in=int(ins.size), n_out=int(outs.size), seed=getattr(strategy, "seed", None),
+                theorem=THEOREMS["clopper_pearson"], experiment="independent_runs")
 
     def inconclusive(reason: str) -> EmpiricalEpsilon:
         return EmpiricalEpsilon(epsilon_lb=0.0, status="inconclusive", reason=reason, **base)
@@ -256,123 +211,6 @@ def _partition(x: np.ndarray, frac: float, rng: np.random.Generator) -> tuple[np
     return x[perm[:cut]], x[perm[cut:]]
 
 
-def _one_run_p_value(eps: float, *, num_correct: int, num_guesses: int, num_canaries: int,
-                     delta: float) -> float:
-    """Upper bound on P[≥ num_correct correct guesses] under an (ε, δ)-DP mechanism.
-
-    arXiv 2305.08846v1, Theorem 3: with p = e^ε/(1 + e^ε), r guesses, m canaries and v correct,
-    ``β = P[Binom(r, p) ≥ v]``, ``α = max_{1≤i≤v} P[v − i ≤ Binom(r, p) < v] / i`` and the p-value is
-    ``min(1, β + α·2m·δ)``; for δ = 0 it is β.
-    """
-    p = float(scipy.special.expit(eps))
-    v, r = num_correct, num_guesses
-    beta = float(scipy.stats.binom.sf(v - 1, r, p))
-    if delta == 0.0 or v == 0:
-        return beta
-    i = np.arange(1, v + 1)
-    window = scipy.stats.binom.sf(v - i - 1, r, p) - beta  # P[v − i ≤ B < v]
-    alpha = float(np.max(window / i))
-    return min(1.0, beta + alpha * 2.0 * num_canaries * delta)
-
-
-def one_run_epsilon(
-    *,
-    num_correct: int,
-    num_guesses: int,
-    num_canaries: int,
-    delta: float,
-    significance: float,
-    tol: float = 1e-4,
-) -> EmpiricalEpsilon:
-    """ε lower bound of a one-run canary audit (Steinke, Nasr, Jagielski, arXiv 2305.08846v1, Theorem 3).
-
-    Each of m canaries was included independently with probability ½; the auditor guessed IN/OUT for r of
-    them and v guesses were right. The result is the largest ε whose p-value (see Theorem 3:
-    ``min(1, β + α·2m·δ)`` with ``β = P[Binom(r, e^ε/(1+e^ε)) ≥ v]``) is ≤ ``significance``, found by
-    bisection to ``tol`` and rounded down (pessimistic). If even ε = 0 cannot be rejected the bound is 0.0;
-    if the search reaches :data:`EPSILON_BRACKET_MAX` the result has ``saturated=True``.
-
-    Args:
-        num_correct: v, correct guesses, 0 ≤ v ≤ r.
-        num_guesses: r, guesses made, 0 ≤ r ≤ m.
-        num_canaries: m ≥ 1, canaries randomised (guessed or not).
-        delta: δ in [0, 1).
-        significance: in (0, 1).
-        tol: absolute tolerance on ε (nats), > 0.
-
-    Returns:
-        :class:`EmpiricalEpsilon` with ``method="one_run"``; inconclusive when no guess was made.
-    """
-    m = check_int("num_canaries", num_canaries, 1)
-    r = check_int("num_guesses", num_guesses, 0, m)
-    v = check_int("num_correct", num_correct, 0, r)
-    d, sig = _check_delta(delta), _check_significance(significance)
-    tol = check_real("tol", tol, 0.0, math.inf, closed="neither")
-    base = dict(significance=sig, delta=d, method="one_run", strategy="counts",
-                num_guesses=r, num_correct=v)
-    if r == 0:
-        return EmpiricalEpsilon(epsilon_lb=0.0, status="inconclusive", reason="no guesses were made",
-                                **base)
-
-    def rejected(eps: float) -> bool:
-        pv = _one_run_p_value(eps, num_correct=v, num_guesses=r, num_canaries=m, delta=d)
-        return pv <= sig
-
-    if not rejected(0.0):
-        return EmpiricalEpsilon(epsilon_lb=0.0, **base)
-    if rejected(EPSILON_BRACKET_MAX):
-        return EmpiricalEpsilon(epsilon_lb=EPSILON_BRACKET_MAX, saturated=True, **base)
-    lo, hi = 0.0, EPSILON_BRACKET_MAX  # the p-value increases with ε: rejected(lo), not rejected(hi)
-    lo, _ = bisect(lambda eps: not rejected(eps), lo, hi, tol=tol)
-    return EmpiricalEpsilon(epsilon_lb=lo, **base)  # the rejected side: a valid lower bound
-
-
-def one_run_audit(
-    scores: npt.ArrayLike,
-    included: npt.ArrayLike,
-    *,
-    num_guesses_in: int,
-    num_guesses_out: int,
-    delta: float,
-    significance: float,
-) -> EmpiricalEpsilon:
-    """One-run audit from canary scores (HIGHER = MEMBER; arXiv 2305.08846v1, Algorithm 1 / Theorem 3).
-
-    Guesses IN for the ``num_guesses_in`` highest scores and OUT for the ``num_guesses_out`` lowest, counts
-    correct guesses against ``included`` and calls :func:`one_run_epsilon`. Ties are broken by position
-    (stable sort). Valid only if each canary was included independently with probability ½.
-
-    Args:
-        scores: array-like of shape (m,), one score per canary.
-        included: bool array-like of shape (m,), True for canaries that were trained on.
-        num_guesses_in: k+ ≥ 0, IN guesses.
-        num_guesses_out: k− ≥ 0, OUT guesses; k+ + k− ≤ m.
-        delta: δ in [0, 1).
-        significance: in (0, 1).
-
-    Returns:
-        :class:`EmpiricalEpsilon` with ``strategy="top_bottom"``; inconclusive for NaN scores or no guesses.
-    """
-    s = _scores("scores", scores)
-    inc = np.asarray(included)
-    if inc.dtype != np.bool_ or inc.shape != s.shape:
-        raise ConfigError(f"included must be a bool array of shape {s.shape}, got dtype={inc.dtype}, "
-                          f"shape={inc.shape}.")
-    k_in = check_int("num_guesses_in", num_guesses_in, 0, s.size)
-    k_out = check_int("num_guesses_out", num_guesses_out, 0, s.size - k_in)
-    d, sig = _check_delta(delta), _check_significance(significance)
-    counts = dict(n_in=int(inc.sum()), n_out=int((~inc).sum()))
-    if s.size == 0 or np.isnan(s).any():
-        reason = "no canaries" if s.size == 0 else "scores contain NaN"
-        return EmpiricalEpsilon(epsilon_lb=0.0, significance=sig, delta=d, method="one_run",
-                                strategy="top_bottom", status="inconclusive", reason=reason, **counts)
-    order = np.argsort(-s, kind="stable")
-    correct = int(inc[order[:k_in]].sum()) + int((~inc[order[s.size - k_out:]]).sum())
-    res = one_run_epsilon(num_correct=correct, num_guesses=k_in + k_out, num_canaries=s.size,
-                          delta=d, significance=sig)
-    return dataclasses.replace(res, strategy="top_bottom", **counts)
-
-
 def gaussian_dp_epsilon(mu: float, delta: float, *, tol: float = 1e-10) -> float:
     """ε (nats) of a μ-GDP mechanism at δ (Dong, Roth, Su, arXiv 1905.02383, Corollary 2.13).
 
@@ -385,7 +223,7 @@ def gaussian_dp_epsilon(mu: float, delta: float, *, tol: float = 1e-10) -> float
         tol: absolute tolerance on ε.
 
     Raises:
-        ConfigError: the root lies above :data:`EPSILON_BRACKET_MAX`.
+        ConfigError: the root lies above :data:`dpaudit.privacy.empirical.EPSILON_BRACKET_MAX`.
     """
     mu = check_real("mu", mu, 0.0, math.inf)
     d = check_real("delta", delta, 0.0, 1.0, closed="neither")
@@ -399,7 +237,8 @@ def gaussian_dp_epsilon(mu: float, delta: float, *, tol: float = 1e-10) -> float
 
     if gap(0.0) <= 0.0:
         return 0.0
-    if gap(EPSILON_BRACKET_MAX) > 0.0:
+    top = _emp.EPSILON_BRACKET_MAX
+    if gap(top) > 0.0:
         raise ConfigError(f"epsilon of mu={mu!r}-GDP at delta={delta!r} exceeds "
-                          f"{EPSILON_BRACKET_MAX:g}; use a larger delta or a smaller mu.")
-    return float(scipy.optimize.brentq(gap, 0.0, EPSILON_BRACKET_MAX, xtol=tol))
+                          f"{top:g}; use a larger delta or a smaller mu.")
+    return float(scipy.optimize.brentq(gap, 0.0, top, xtol=tol))

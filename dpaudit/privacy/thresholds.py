@@ -1,6 +1,8 @@
 """Threshold strategies for the Clopper–Pearson ε lower bound (HIGHER score = MEMBER).
 
-A Clopper–Pearson interval is valid only for a threshold fixed *before* the counts it bounds are seen.
+A Clopper–Pearson interval is valid only for a threshold fixed *before* the counts it bounds are seen, and
+only for counts of independent trials: one observation per independently trained run (experiment
+``"independent_runs"``), not many examples scored by one model (use :mod:`dpaudit.privacy.one_run`).
 Each strategy below is a frozen dataclass saying how that is ensured; :func:`epsilon_lower_bound`
 (in :mod:`dpaudit.privacy.lower_bounds`) dispatches on it with ``match``.
 """

@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 from scipy.special import expit, ndtr
 
+import dpaudit.privacy.empirical as emp
 import dpaudit.privacy.lower_bounds as lb
 from dpaudit.errors import ConfigError
 from dpaudit.privacy import (
@@ -226,7 +227,7 @@ def test_one_run_all_correct_gives_large_epsilon():
 
 
 def test_one_run_saturation_is_flagged(monkeypatch):
-    monkeypatch.setattr(lb, "EPSILON_BRACKET_MAX", 1.0)
+    monkeypatch.setattr(emp, "EPSILON_BRACKET_MAX", 1.0)
     res = one_run_epsilon(num_correct=2000, num_guesses=2000, num_canaries=4000, delta=0.0,
                           significance=0.05)
     assert res.saturated and res.epsilon_lb == 1.0
