@@ -189,21 +189,21 @@ def test_truncated_checkpoint_is_reported(tmp_path, capsys, tiny_run, assets, tr
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         read_models(path)
-    # Resuming the run reads the checkpoint: the same one-line error, no training.
+    # Resuming the run checks the checkpoint against the hash the run recorded: one line, no training.
     code, _, err = run_cli(capsys, [a if a != str(src) else str(run_dir) for a in argv])
     assert code == 2
-    assert_one_error_line(err, "models.safetensors", "corrupt or truncated")
+    assert_one_error_line(err, "models.safetensors", "changed after dpaudit wrote it", "--run-dir")
     assert not train_steps
 
 
-def test_truncated_resume_state_is_reported(tmp_path, capsys, tiny_run, train_steps):
+def test_truncated_split_is_reported(tmp_path, capsys, tiny_run, train_steps):
     src, argv = tiny_run
     run_dir = _copy_run(src, tmp_path / "run")
-    state = run_dir / "train_state.safetensors"
-    state.write_bytes(state.read_bytes()[:100])
+    split = run_dir / "split.json"
+    split.write_bytes(split.read_bytes()[:100])
     code, _, err = run_cli(capsys, [a if a != str(src) else str(run_dir) for a in argv])
     assert code == 2
-    assert_one_error_line(err, "resume state", "is corrupt")
+    assert_one_error_line(err, "split.json", "changed after dpaudit wrote it")
     assert not train_steps
 
 
@@ -229,6 +229,6 @@ def test_rerun_with_other_settings_keeps_finished_run(tmp_path, capsys, tiny_run
     argv = [a if a != str(src) else str(run_dir) for a in argv] + ["--set", "optim.lr=0.5"]
     code, _, err = run_cli(capsys, argv)
     assert code == 2
-    assert_one_error_line(err, "holds a run with other settings", "--run-dir")
+    assert_one_error_line(err, "holds a run of other inputs (config.optim.lr differs)", "--run-dir")
     assert not train_steps
     assert (run_dir / "models.safetensors").read_bytes() == before
