@@ -104,7 +104,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print) -
     if reference_attacks and a.num_shadows < 4:
         raise ConfigError(f"attacks {reference_attacks} need per-example OUT statistics from ≥ 2 shadows outside "
                           f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
-    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)

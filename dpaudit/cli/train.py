@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
-    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     run_dir = Path(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
