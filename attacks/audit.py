@@ -145,7 +145,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print,
         raise ConfigError("auditing a model trained elsewhere needs both audit.target_checkpoint and "
                           "audit.target_members (its training-example ids).")
     noise = noise_kind(cfg)
-    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
     times: dict[str, float] = {}
     t0 = time.perf_counter()

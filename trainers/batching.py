@@ -1,8 +1,8 @@
 """Tokenised texts and micro-batch assembly.
 
-Texts are tokenised once (truncated to ``max_length``, unpadded); a micro-batch is padded to its own
-longest sequence. :func:`micro_batches` sorts (example, model) pairs by length first, so padding is small
-— the clipped sums do not depend on how a logical batch is split.
+Texts are tokenised once (cut to a character budget, truncated to ``max_length`` tokens, unpadded); a
+micro-batch is padded to its own longest sequence. :func:`micro_batches` sorts (example, model) pairs by
+length first, so padding is small — the clipped sums do not depend on how a logical batch is split.
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+#: Characters of a text handed to the tokenizer per token of ``max_length``. Real text averages about 4-6
+#: characters per WordPiece/BPE token, so 32 leaves a wide margin: only a text whose first
+#: ``32 * max_length`` characters hold fewer than ``max_length`` tokens (e.g. long runs of whitespace) is
+#: tokenised differently from the untruncated text, and then from that prefix.
+CHARS_PER_TOKEN = 32
+#: Texts per tokenizer call (bounds the tokenizer's per-call buffers).
+TOKENIZE_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -23,9 +31,20 @@ class EncodedTexts:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], tokenizer, *, max_length: int) -> "EncodedTexts":
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+        """Tokenise ``texts`` to at most ``max_length`` tokens each (special tokens included).
+
+        Each text is first cut to ``max_length * CHARS_PER_TOKEN`` characters, so a huge field costs no more
+        than a long sentence (a fast tokenizer encodes the whole string before truncating), and texts are
+        encoded :data:`TOKENIZE_BATCH` at a time.
+        """
+        budget = max_length * CHARS_PER_TOKEN
+        ids: list[np.ndarray] = []
+        for start in range(0, len(texts), TOKENIZE_BATCH):
+            batch = [t[:budget] for t in texts[start : start + TOKENIZE_BATCH]]
+            enc = tokenizer(batch, truncation=True, max_length=max_length, padding=False)
+            ids.extend(np.asarray(x, dtype=np.int64) for x in enc["input_ids"])
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        return cls(tuple(np.asarray(x, dtype=np.int64) for x in enc["input_ids"]), int(pad))
+        return cls(tuple(ids), int(pad))
 
     def __len__(self) -> int:
         return len(self.ids)

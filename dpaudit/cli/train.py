@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     noise = noise_kind(cfg)
-    resolve_model_dir(cfg.model.path)  # a missing model dir fails before the data and the accounting
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
                        force=args.force_run_dir)
     started = time.perf_counter()

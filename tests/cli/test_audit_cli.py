@@ -135,11 +135,11 @@ def _bad_audits(tmp: Path, assets: dict[str, Path]) -> dict[str, tuple[list[str]
         "missing model dir": (["--model", str(tmp / "no-model"), "--data", str(assets["csv"]), "--epsilon", "8"],
                               ("no-model' does not exist",)),
         "significance out of range": (tiny + ["--set", "audit.significance=2.0"],
-                                      ("audit.significance must be in (0.0, 1.0)",)),
+                                      ("audit.significance must be in (0, 0.5]",)),
         "canary guess fraction 0": (tiny + ["--set", "audit.canary_guess_fraction=0.0"],
-                                    ("audit.canary_guess_fraction must be in (0.0, 1.0]",)),
+                                    ("audit.canary_guess_fraction must be in (0, 1]",)),
         "no leave-one-out target": (tiny + ["--set", "audit.loo_targets=0"], ("audit.loo_targets must be in",)),
-        "FPR out of range": (tiny + ["--set", "audit.fprs=[2.0]"], ("fpr must be in (0.0, 1.0]",)),
+        "FPR out of range": (tiny + ["--set", "audit.fprs=[2.0]"], ("audit.fprs[0] must be in (0, 1]",)),
     }
 
 
