@@ -88,15 +88,20 @@ def _bad_scalar(value: Any, limits: JsonLimits) -> str | None:
 
 
 def check_json_limits(data: Any, *, what: str, error: type[Exception],
-                      limits: JsonLimits = JsonLimits()) -> None:
+                      limits: JsonLimits | None = None) -> None:
     """Walk ``data`` (dicts, lists, scalars) iteratively and raise at the first value out of bounds.
 
     Checks nesting depth, entries per container, string length and valid Unicode, integer
     magnitude, and that every float is finite (``1e400`` parses as ``inf``).
 
+    Args:
+        data: the parsed value. what: how the message names it. error: exception type raised.
+        limits: the bounds; default :class:`JsonLimits` ().
+
     Raises:
         error: one line, ``"{what} is invalid at {path}: {problem}"``.
     """
+    limits = JsonLimits() if limits is None else limits
     def fail(path: tuple[Any, ...], problem: str) -> None:
         raise error(f"{what} is invalid at {path_str(path)}: {problem}.")
 
