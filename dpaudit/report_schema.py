@@ -14,7 +14,14 @@ and :func:`load_report`, so a NaN metric can never reach the gate as a number.
 
 ``epsilon_lb`` and ``canary`` hold plain dicts in the shape of
 ``dpaudit.privacy.lower_bounds.EmpiricalEpsilon.to_dict()``; they are kept as dicts (not imported
-classes) so this module depends on nothing but the standard library and ``jsonschema``.
+classes) so this module depends on nothing but the standard library and ``jsonschema``. An entry
+with ``"kind": "estimate"`` is a number without a theorem behind it (e.g. a GDP fit): shown, never
+used as a lower bound.
+
+An ``audit.json`` may come from someone else, so the loader bounds it before anything walks it:
+at most :data:`MAX_REPORT_BYTES`, nesting depth, array, string and integer bounds
+(:mod:`dpaudit.input_limits`), the schema's ``maxItems``/``maxLength`` caps, and cross-field
+consistency (histogram and ROC lengths). Every violation is one line (exit 2).
 
 Examples:
     >>> protection_level(0.52)
@@ -32,17 +39,36 @@ from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import DataError
+from dpaudit.input_limits import JsonLimits, check_json_limits, path_str, read_capped
+from dpaudit.sanitize import clean_text
 
 SCHEMA_VERSION = "1.0"
 
 #: Plain-language protection levels, strongest first.
 PROTECTION_LEVELS = ("strong", "moderate", "weak")
 
+#: Where the noise came from: a CSPRNG keyed from OS entropy, or a seed (never a private release).
+NOISE_SOURCES = ("secure", "seeded")
+
+#: Who states the (ε, δ) claim: dpaudit's accountant for a model trained in this run, a checkpoint
+#: this run did not write (not verified), or the user.
+CLAIM_SOURCES = ("accountant", "checkpoint", "user")
+
+#: Largest ``audit.json`` the loader reads (bytes).
+MAX_REPORT_BYTES = 50 * 2**20
+
+#: Generic bounds on every report; the schema sets tighter per-field caps.
+REPORT_LIMITS = JsonLimits(max_depth=64, max_items=10_000, max_chars=10_000, max_abs_float=1e15)
+
+#: Array caps (items), checked before the schema so an oversized array is refused at once.
+ARRAY_CAPS = {"histogram": 1001, "roc": 1000, "epsilon_history": 10_000, "profile": 1000}
+
 __all__ = [
     "SCHEMA_VERSION", "PROTECTION_LEVELS", "AuditReport", "RunInfo", "PrivacySection", "Clipping",
     "PrivacyProfile", "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve",
     "ScoreHistogram", "Verdict", "Check", "validate_report", "load_report", "dump_report",
-    "load_schema", "protection_level",
+    "load_schema", "protection_level", "NOISE_SOURCES", "CLAIM_SOURCES", "MAX_REPORT_BYTES",
+    "REPORT_LIMITS", "ARRAY_CAPS", "is_estimate",
 ]
 
 
@@ -167,7 +193,14 @@ class PrivacySection(_Serial):
         profile: δ(ε) grid for the ROC ceiling, or ``None``.
         epsilon_history: ε over training.
         status: ``"ok"``, ``"non_private"`` or ``"inconclusive"``; derived when left ``None``.
+            Only ``"ok"`` makes ``epsilon`` a claim anyone may rely on.
         reason: why ``epsilon`` is ``None`` (optional).
+        noise: ``"secure"`` (CSPRNG keyed from OS entropy), ``"seeded"`` (reproducible from a
+            seed: not a private release) or ``None`` (not recorded: an older report, or
+            non-private).
+        claim_source: ``"accountant"`` (dpaudit's accountant, for a model this run trained),
+            ``"checkpoint"`` (asserted by a checkpoint this run did not write: not verified),
+            ``"user"`` (stated by the user: not verified) or ``None`` (not recorded).
     """
 
     non_private: bool
@@ -279,6 +312,15 @@ class AttackResult(_Serial):
 
     _NESTED = {"tpr_at_fpr": TprAtFpr, "roc": RocCurve, "histogram": ScoreHistogram}
 
+    def resolves(self, fpr: float) -> bool:
+        """Whether ``n_nonmembers`` can measure FPR ``fpr``: N_out ≥ ⌈1/fpr⌉.
+
+        Recomputed from the count, so a report's ``resolvable`` flag is never taken on trust
+        (same formula as ``attacks.membership.required_nonmembers``; the 1e-9 absorbs
+        1/0.001 = 1000.0000000000001-style error).
+        """
+        return fpr > 0 and self.n_nonmembers >= math.ceil(1.0 / fpr - 1e-9)
+
     def tpr_at(self, fpr: float) -> TprAtFpr | None:
         """Return the stored entry whose FPR equals ``fpr`` (to 1e-12), else ``None``."""
         for entry in self.tpr_at_fpr:
@@ -339,6 +381,11 @@ class AuditReport(_Serial):
         return max(ok, key=lambda a: (a.balanced_accuracy, a.auc if a.auc is not None else 0.0))
 
 
+def is_estimate(bound: dict[str, Any] | None) -> bool:
+    """Whether an ``epsilon_lb``/``canary`` dict is an estimate (``"kind": "estimate"``), not a bound."""
+    return bound is not None and bound.get("kind") == "estimate"
+
+
 def protection_level(balanced_accuracy: float) -> str:
     """Plain-language protection level from the strongest attack's balanced accuracy.
 
@@ -374,28 +421,56 @@ def load_schema() -> dict[str, Any]:
     return _SCHEMA_CACHE["1.0"]
 
 
-def _path_str(parts: Any) -> str:
-    return "/".join(str(p) for p in parts) or "(root)"
-
-
-def _first_non_finite(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return path
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    else:
+def _cap_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """The first array over :data:`ARRAY_CAPS`, found without walking its items."""
+    def too_long(section: Any, keys: tuple[str, ...], cap: int, where: tuple[Any, ...]):
+        if not isinstance(section, dict):
+            return None
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, list) and len(value) > cap:
+                return (*where, key), f"{len(value)} items (at most {cap})"
         return None
-    for key, item in items:
-        found = _first_non_finite(item, (*path, key))
-        if found is not None:
-            return found
+
+    privacy = data.get("privacy")
+    if isinstance(privacy, dict):
+        for field, keys in (("epsilon_history", ("steps", "epsilons")),
+                            ("profile", ("epsilons", "deltas"))):
+            found = too_long(privacy.get(field), keys, ARRAY_CAPS[field], ("privacy", field))
+            if found:
+                return found
+    attacks = data.get("attacks")
+    for i, attack in enumerate(attacks if isinstance(attacks, list) else ()):
+        if not isinstance(attack, dict):
+            continue
+        for field, keys in (("histogram", ("bin_edges", "in_counts", "out_counts")),
+                            ("roc", ("fpr", "tpr"))):
+            found = too_long(attack.get(field), keys, ARRAY_CAPS[field], ("attacks", i, field))
+            if found:
+                return found
+    return None
+
+
+def _consistency_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """Cross-field rules a schema cannot state: paired arrays of equal length, bins + 1 edges."""
+    privacy = data["privacy"]
+    pairs = [(("privacy", "epsilon_history"), privacy["epsilon_history"], "steps", "epsilons"),
+             (("privacy", "profile"), privacy["profile"], "epsilons", "deltas")]
+    for i, attack in enumerate(data["attacks"]):
+        pairs.append((("attacks", i, "roc"), attack["roc"], "fpr", "tpr"))
+        pairs.append((("attacks", i, "histogram"), attack["histogram"], "in_counts", "out_counts"))
+    for where, section, a, b in pairs:
+        if section is not None and len(section[a]) != len(section[b]):
+            return where, f"{a} has {len(section[a])} entries but {b} has {len(section[b])}"
+    for i, attack in enumerate(data["attacks"]):
+        edges, n_bins = attack["histogram"]["bin_edges"], len(attack["histogram"]["in_counts"])
+        if (n_bins or edges) and len(edges) != n_bins + 1:
+            return ("attacks", i, "histogram"), f"{len(edges)} bin edges for {n_bins} bins (need bins + 1)"
     return None
 
 
 def validate_report(data: dict[str, Any]) -> None:
-    """Check a report dict against ``audit-1.0.json`` and reject NaN/±inf anywhere.
+    """Check a report dict: bounds, ``audit-1.0.json``, NaN/±inf anywhere, cross-field rules.
 
     Raises:
         DataError: one line naming the first failing path, e.g.
@@ -403,48 +478,49 @@ def validate_report(data: dict[str, Any]) -> None:
     """
     import jsonschema
 
-    bad = _first_non_finite(data)
-    if bad is not None:
-        raise DataError(
-            f"audit report is invalid at {_path_str(bad)}: {_data_at(data, bad)!r} is not a finite "
-            "number; undefined metrics must be null with status 'inconclusive'.")
+    if not isinstance(data, dict):
+        raise DataError(f"audit report must be a JSON object, got {type(data).__name__}.")
+    found = _cap_errors(data)  # before anything iterates a 1M-item array
+    if found is not None:
+        raise DataError(f"audit report is invalid at {path_str(found[0])}: {found[1]}.")
+    check_json_limits(data, what="audit report", error=DataError, limits=REPORT_LIMITS)
     if "validator" not in _SCHEMA_CACHE:
         _SCHEMA_CACHE["validator"] = jsonschema.Draft202012Validator(load_schema())
     validator = _SCHEMA_CACHE["validator"]
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
-        message = " ".join(error.message.split())
-        if len(message) > 200:
-            message = message[:197] + "..."
-        raise DataError(f"audit report is invalid at {_path_str(error.absolute_path)}: {message}")
+        message = clean_text(" ".join(error.message.split()), max_len=200)
+        raise DataError(f"audit report is invalid at {path_str(error.absolute_path)}: {message}")
+    found = _consistency_errors(data)
+    if found is not None:
+        raise DataError(f"audit report is invalid at {path_str(found[0])}: {found[1]}.")
 
 
-def _data_at(data: Any, path: tuple[Any, ...]) -> Any:
-    """Return the value at ``path`` inside nested dicts/lists."""
-    for key in path:
-        data = data[key]
-    return data
+class _NonFiniteLiteral(ValueError):
+    """A ``NaN``/``Infinity`` literal in the JSON text."""
 
 
 def _reject_constant(name: str) -> float:
-    raise ValueError(name)
+    raise _NonFiniteLiteral(name)
 
 
 def load_report(path: str | Path) -> AuditReport:
-    """Read, validate and parse an ``audit.json``.
+    """Read, bound, validate and parse an ``audit.json``.
 
     Raises:
-        DataError: one line for a missing or unreadable file, invalid or truncated JSON, a
-            NaN/Infinity literal, or a schema violation (naming the failing path).
+        DataError: one line for a missing, unreadable or oversized file, invalid or truncated
+            JSON, a NaN/Infinity literal, nesting too deep, an unbounded integer, or a schema or
+            consistency violation (naming the failing path).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_capped(path, MAX_REPORT_BYTES, what="audit report", error=DataError)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"audit report not found: {path}; run `dpaudit audit` first or pass the "
                         "right path.") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read audit report {path}: {err}") from None
+        raise DataError(f"cannot read audit report {path}: {clean_text(err, max_len=300)}") from None
     if not text.strip():
         raise DataError(f"audit report {path} is empty; rerun `dpaudit audit`.")
     try:
@@ -452,9 +528,15 @@ def load_report(path: str | Path) -> AuditReport:
     except json.JSONDecodeError as err:
         raise DataError(f"audit report {path} is not valid JSON (truncated?): {err.msg} at line "
                         f"{err.lineno} column {err.colno}; rerun `dpaudit audit`.") from None
-    except ValueError as err:
+    except _NonFiniteLiteral as err:
         raise DataError(f"audit report {path} contains {err}, which is not a finite number; undefined "
                         "metrics must be null with status 'inconclusive'.") from None
+    except RecursionError:
+        raise DataError(f"audit report {path} is nested too deeply (at most "
+                        f"{REPORT_LIMITS.max_depth} levels).") from None
+    except ValueError as err:  # e.g. an integer literal of more than 4300 digits
+        raise DataError(f"audit report {path} is not a valid report: {clean_text(err, max_len=200)} "
+                        "(integers must be bounded).") from None
     if not isinstance(data, dict):
         raise DataError(f"audit report {path} must hold a JSON object, got {type(data).__name__}.")
     try:

@@ -15,7 +15,10 @@ Figures are bare matplotlib ``Figure`` objects, never pyplot (no global backend 
 PNG output goes through Agg); :func:`to_png_base64`
 turns one into a base64 PNG for the self-contained HTML, and ``reports.pdf`` draws them as vectors.
 PNG rather than inline SVG: a data-URI ``<img>`` needs no ``|safe`` in the autoescaped template,
-so no user-controlled label can inject markup.
+so no user-controlled label can inject markup. Every string taken from the report is cleaned
+(:func:`dpaudit.sanitize.clean_text`) and drawn with math text off (``parse_math=False``,
+``usetex=False``): a ``$`` in an attack name or a metric is a dollar sign, never a mathtext
+expression that fails to parse (``"$$$"``) or costs seconds to lay out.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from dpaudit.report_schema import AttackResult, AuditReport, PrivacySection
+from dpaudit.sanitize import clean_text
 
 __all__ = [
     "ceiling_curve", "roc_figure", "histogram_figure",
@@ -62,9 +66,21 @@ def ceiling_curve(privacy: PrivacySection, fpr: np.ndarray) -> np.ndarray:
     return np.asarray(roc_ceiling(fpr, profile), dtype=np.float64)
 
 
-def _literal(text: str) -> str:
-    """Escape mathtext ``$`` so a name is drawn literally (legend entries cannot opt out)."""
-    return text.replace("$", r"\$")
+#: Keyword arguments for every Text that shows a string from the report.
+_LITERAL = {"parse_math": False, "usetex": False}
+
+_NOTES = {"checkpoint": ", asserted, not verified", "user": ", stated by the user, not verified"}
+
+
+def _name(text: str) -> str:
+    return clean_text(text, max_len=60)
+
+
+def _literal_legend(ax: Axes, **kwargs) -> None:
+    """A legend whose entries are drawn literally (legend() takes no parse_math argument)."""
+    for text in ax.legend(**kwargs).get_texts():
+        text.set_parse_math(False)
+        text.set_usetex(False)
 
 
 def _new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Figure, Axes]:
@@ -82,7 +98,8 @@ def roc_figure(report: AuditReport) -> Figure:
     ax.plot(grid, grid, color="0.6", linestyle=":", linewidth=1, label="random guess")
     profile = report.privacy.profile
     if profile is not None and len(profile.epsilons) > 0:
-        eps_label = "" if report.privacy.epsilon is None else f" (ε = {report.privacy.epsilon:.2f})"
+        note = _NOTES.get(report.privacy.claim_source or "", "")
+        eps_label = "" if report.privacy.epsilon is None else f" (ε = {report.privacy.epsilon:.2f}{note})"
         ax.plot(grid, np.maximum(ceiling_curve(report.privacy, grid), low), color="black", linewidth=2,
                 label=f"DP ceiling{eps_label}")
     elif report.privacy.non_private:
@@ -95,7 +112,7 @@ def roc_figure(report: AuditReport) -> Figure:
             continue
         auc = "" if attack.auc is None else f" (AUC {attack.auc:.3f})"
         ax.plot(fpr[keep], np.maximum(tpr[keep], low), color=_COLORS[i % len(_COLORS)],
-                linewidth=1.5, label=f"{_literal(attack.name)}{auc}")
+                linewidth=1.5, label=f"{_name(attack.name)}{auc}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, 1.0)
@@ -104,7 +121,7 @@ def roc_figure(report: AuditReport) -> Figure:
     ax.set_ylabel("true-positive rate")
     ax.set_title("Membership-inference ROC (target model, log-log)")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _literal_legend(ax, loc="lower right", fontsize=8)
     return fig
 
 
@@ -117,7 +134,7 @@ def histogram_figure(attacks: tuple[AttackResult, ...]) -> Figure:
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, attack in zip(axes, attacks):
         edges = np.array(attack.histogram.bin_edges)
-        ax.set_title(attack.name, fontsize=9, parse_math=False)
+        ax.set_title(_name(attack.name), fontsize=9, **_LITERAL)
         if edges.size < 2 or attack.status != "ok":
             ax.text(0.5, 0.5, "no scores (inconclusive)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8, color="0.3")
@@ -156,22 +173,23 @@ def privacy_utility_figure(report: AuditReport) -> Figure:
     utility = report.utility
     eps = report.privacy.epsilon
     if eps is not None:
+        note = _NOTES.get(report.privacy.claim_source or "", "")
         ax.plot([eps], [utility.value], marker="o", markersize=8, color="#d62728",
-                label=f"this run (ε = {eps:.2f})")
+                label=f"this run (ε = {eps:.2f}{note})")
         ax.set_xlim(0.0, max(1.0, eps * 1.5))
     else:
         label = "not private (ε = ∞)" if report.privacy.non_private else "ε undefined"
-        ax.text(0.5, 0.5, f"{label}: {utility.metric} {utility.value:.3f}", ha="center",
-                va="center", transform=ax.transAxes, fontsize=9)
+        ax.text(0.5, 0.5, f"{label}: {_name(utility.metric)} {utility.value:.3f}", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9, **_LITERAL)
     if utility.non_private_reference is not None:
         ax.axhline(utility.non_private_reference, color="black", linestyle="--", linewidth=1,
                    label=f"non-private reference ({utility.non_private_reference:.3f})")
     ax.set_xlabel("ε (nats)")
-    ax.set_ylabel(utility.metric)
+    ax.set_ylabel(_name(utility.metric), **_LITERAL)
     ax.set_title("Privacy–utility")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="lower right")
+        _literal_legend(ax, fontsize=8, loc="lower right")
     return fig
 
 

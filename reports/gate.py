@@ -9,6 +9,21 @@ Each policy key becomes one :class:`~dpaudit.report_schema.Check` with status ``
   undefined results never reach a comparison as numbers, and inconclusive is never a pass;
 * a check with nothing to evaluate (no attacks) is ``"inconclusive"``.
 
+Nothing a report asserts about itself is trusted where it can be recomputed or contradicted:
+
+* ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive); a claim
+  asserted by a checkpoint is labelled "not verified" in the message;
+* ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
+  ``resolvable: true`` flag that the count contradicts is inconclusive;
+* ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
+  entries with ``"kind": "estimate"`` never count as lower bounds;
+* ``secure_noise`` (every private report): seeded noise fails unless the policy sets
+  ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
+  trusted without it.
+
+Every string printed, annotated or written to XML passes through :func:`dpaudit.sanitize.clean_text`
+(report and policy strings may be hostile: newlines, ``::`` workflow commands, ANSI escapes).
+
 Exit codes (:func:`exit_code`): 0 all pass, 1 any fail, 3 otherwise any inconclusive. Input errors
 (bad policy, missing/truncated/NaN report) are raised as ``DpauditError`` (exit 2) before this.
 
@@ -24,15 +39,26 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.report_schema import PROTECTION_LEVELS, AttackResult, AuditReport, Check, protection_level
+from dpaudit.report_schema import (
+    PROTECTION_LEVELS, AttackResult, AuditReport, Check, is_estimate, protection_level,
+)
+from dpaudit.sanitize import clean_text, guard_line
 from reports.policy import Policy
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
 
+#: Caps (characters) on check names and messages; match the schema's.
+_NAME_CHARS, _MESSAGE_CHARS = 300, 2000
+
+
 def _check(name: str, value: float | None, threshold: float | str | None, status: str,
            message: str) -> Check:
-    return Check(name=name, value=value, threshold=threshold, status=status, message=message)
+    """The one constructor: names and messages (which quote report strings) are cleaned here."""
+    if isinstance(threshold, str):
+        threshold = clean_text(threshold, max_len=200)
+    return Check(name=clean_text(name, max_len=_NAME_CHARS), value=value, threshold=threshold,
+                 status=status, message=clean_text(message, max_len=_MESSAGE_CHARS))
 
 
 def _over_attacks(name: str, threshold: float | int, attacks: Iterable[tuple[str, str, str | None, float | None]],
@@ -67,6 +93,9 @@ def _tpr_measurements(attacks: tuple[AttackResult, ...], fpr: float):
         entry = a.tpr_at(fpr)
         if entry is None:
             yield a.name, "inconclusive", f"TPR at FPR {fpr:g} not measured", None
+        elif not a.resolves(fpr):  # recomputed: the report's flag is not trusted
+            flag = " (the report's resolvable flag says otherwise)" if entry.resolvable else ""
+            yield a.name, "inconclusive", f"unresolvable with {a.n_nonmembers} non-members{flag}", None
         elif not entry.resolvable or entry.tpr is None:
             yield a.name, "inconclusive", f"unresolvable with {a.n_nonmembers} non-members", None
         else:
@@ -74,12 +103,18 @@ def _tpr_measurements(attacks: tuple[AttackResult, ...], fpr: float):
 
 
 def _lower_bounds(report: AuditReport):
-    sources = [(a.name, a.epsilon_lb) for a in report.attacks]
-    if report.canary is not None:
-        sources.append(("canary", report.canary))
-    for label, lb in sources:
-        status, value = lb.get("status"), lb.get("epsilon_lb")
-        yield label, status, lb.get("reason"), value, bool(lb.get("saturated"))
+    """``(label, status, reason, value, saturated)`` per lower bound; estimates are left out."""
+    for a in report.attacks:
+        if not is_estimate(a.epsilon_lb):
+            lb = a.epsilon_lb
+            yield a.name, lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
+    lb = report.canary
+    if lb is None:
+        yield "canary", "inconclusive", "missing from the report", None, False
+    elif is_estimate(lb):
+        yield "canary", "inconclusive", "only an estimate, not a bound", None, False
+    else:
+        yield "canary", lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
 
 
 def _epsilon_lb_check(report: AuditReport, threshold: float) -> Check:
@@ -107,23 +142,49 @@ def _privacy_checks(report: AuditReport, policy: Policy) -> list[Check]:
     else:
         checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), "pass",
                              "trained with differential privacy."))
+    if not p.non_private:
+        checks.append(_noise_check(p.noise, policy.allow_seeded_noise))
     if policy.max_epsilon is not None:
         t = policy.max_epsilon
         if p.non_private:
             checks.append(_check("max_epsilon", None, t, "fail", f"not private: ε = ∞ > {t:g}."))
-        elif p.epsilon is None:
+        elif p.status != "ok" or p.epsilon is None:
+            # Never trust a number the report itself does not stand behind.
             checks.append(_check("max_epsilon", None, t, "inconclusive",
-                                 f"accountant ε undefined ({p.reason or 'no reason given'})."))
+                                 f"privacy status is {p.status}, so ε is not a claim "
+                                 f"({p.reason or 'no reason given'})."))
         else:
             ok = p.epsilon <= t
             checks.append(_check("max_epsilon", p.epsilon, t, "pass" if ok else "fail",
-                                 f"ε = {p.epsilon:.4g} {'≤' if ok else '>'} {t:g}."))
+                                 f"ε = {p.epsilon:.4g} {'≤' if ok else '>'} {t:g}{_SOURCE_NOTE.get(p.claim_source, '')}."))
     if policy.max_delta is not None:
         t = policy.max_delta
         ok = p.delta <= t
         checks.append(_check("max_delta", p.delta, t, "pass" if ok else "fail",
                              f"δ = {p.delta:.3g} {'≤' if ok else '>'} {t:g}."))
     return checks
+
+
+_SOURCE_NOTE = {"checkpoint": " (asserted by the checkpoint, not verified)",
+                "user": " (stated by the user, not verified)"}
+
+
+def _noise_check(noise: str | None, allowed: bool) -> Check:
+    """``secure_noise`` for a private report (see the module docstring)."""
+    threshold = "seeded allowed" if allowed else "secure"
+    if noise == "secure":
+        return _check("secure_noise", None, threshold, "pass",
+                      "noise and sampling from a CSPRNG keyed from OS entropy.")
+    if noise == "seeded":
+        if allowed:
+            return _check("secure_noise", None, threshold, "pass",
+                          "seeded noise: not a private release (allowed by allow_seeded_noise).")
+        return _check("secure_noise", None, threshold, "fail",
+                      "seeded noise: not a private release; anyone with the seed can subtract the "
+                      "noise (set allow_seeded_noise = true only for tests and benchmarks).")
+    return _check("secure_noise", None, threshold, "inconclusive",
+                  "the noise source is not recorded (privacy.noise is null), so the claim cannot be "
+                  "trusted; re-audit with a dpaudit that records it.")
 
 
 def _protection_check(report: AuditReport, minimum: str) -> Check:
@@ -202,33 +263,39 @@ def _value_text(check: Check) -> str:
 
 
 def format_table(checks: tuple[Check, ...], policy: Policy) -> str:
-    """A fixed-width text table of the checks with a one-line summary."""
+    """A fixed-width text table of the checks with a one-line summary; every cell cleaned."""
     header = ("check", "status", "value", "threshold", "message")
-    rows = [(c.name, c.status.upper(), _value_text(c), "n/a" if c.threshold is None else f"{c.threshold}",
-             c.message) for c in checks]
+    rows = [tuple(clean_text(cell, max_len=cap) for cell, cap in zip(
+                (c.name, c.status.upper(), _value_text(c),
+                 "n/a" if c.threshold is None else f"{c.threshold}", c.message),
+                (_NAME_CHARS, 20, 40, 200, _MESSAGE_CHARS)))
+            for c in checks]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header[:4], widths)) + "  " + header[4]]
     lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     counts = {s: sum(c.status == s for c in checks) for s in ("pass", "fail", "inconclusive")}
     outcome = {0: "PASSED", 1: "FAILED", 3: "INCONCLUSIVE (not a pass)"}[exit_code(checks)]
-    lines.append(f"policy {policy.name}: {outcome} — {counts['pass']} pass, {counts['fail']} fail, "
-                 f"{counts['inconclusive']} inconclusive")
-    return "\n".join(lines)
+    lines.append(f"policy {clean_text(policy.name, max_len=200)}: {outcome} — {counts['pass']} pass, "
+                 f"{counts['fail']} fail, {counts['inconclusive']} inconclusive")
+    return "\n".join(guard_line(line) for line in lines)
 
 
 def junit_xml(checks: tuple[Check, ...], policy: Policy) -> str:
     """JUnit XML: one testcase per check (see the module docstring for the status mapping)."""
-    suite = ET.Element("testsuite", name=f"dpaudit gate: {policy.name}", tests=str(len(checks)),
+    # Cleaned: XML 1.0 forbids most C0 characters even as character references.
+    name, text = (lambda s: clean_text(s, max_len=200)), (lambda s: clean_text(s, max_len=_MESSAGE_CHARS))
+    suite = ET.Element("testsuite", name=name(f"dpaudit gate: {policy.name}"), tests=str(len(checks)),
                        failures=str(sum(c.status == "fail" for c in checks)),
                        errors=str(sum(c.status == "inconclusive" for c in checks)), skipped="0")
     for c in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"dpaudit.gate.{policy.name}", name=c.name)
+        case = ET.SubElement(suite, "testcase", classname=name(f"dpaudit.gate.{policy.name}"),
+                             name=name(c.name))
         if c.status == "fail":
-            ET.SubElement(case, "failure", message=c.message, type="fail").text = c.message
+            ET.SubElement(case, "failure", message=text(c.message), type="fail").text = text(c.message)
         elif c.status == "inconclusive":
-            ET.SubElement(case, "error", message=c.message, type="inconclusive").text = (
-                "inconclusive: " + c.message)
+            ET.SubElement(case, "error", message=text(c.message), type="inconclusive").text = (
+                "inconclusive: " + text(c.message))
     root = ET.Element("testsuites")
     root.append(suite)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -243,11 +310,16 @@ def _escape_property(text: str) -> str:
 
 
 def github_annotations(checks: tuple[Check, ...], policy: Policy) -> list[str]:
-    """GitHub Actions workflow commands (``::error title=...::message``), one per non-passing check."""
+    """GitHub Actions workflow commands (``::error title=...::message``), one per non-passing check.
+
+    Title and message are cleaned first (no line break can survive), then escaped as the runner
+    expects (``%``, CR, LF; and ``:``/``,`` in properties).
+    """
     lines = []
     for c in checks:
         if c.status == "pass":
             continue
-        title = _escape_property(f"dpaudit gate ({policy.name}): {c.name} {c.status}")
-        lines.append(f"::error title={title}::{_escape_data(c.message)}")
+        title = _escape_property(clean_text(f"dpaudit gate ({policy.name}): {c.name} {c.status}",
+                                            max_len=300))
+        lines.append(f"::error title={title}::{_escape_data(clean_text(c.message, max_len=_MESSAGE_CHARS))}")
     return lines

@@ -1,8 +1,10 @@
 """Self-contained HTML report: one file, CSS and figures inline, no scripts, no external fetches.
 
 Rendered with jinja2 with autoescaping on, so every user-controlled string (dataset and model
-names, attack reasons, policy names, config values) comes out inert. Figures are base64 PNG
-``data:`` URIs, so nothing is inserted with ``|safe``.
+names, attack reasons, policy names, config values) comes out inert, and every value printed goes
+through :func:`dpaudit.sanitize.clean_text` (the environment's ``finalize``), so no control
+character, bidi override or line separator reaches the file. Figures are base64 PNG ``data:``
+URIs, so nothing is inserted with ``|safe``. Absolute paths in the config are shown as basenames.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from dpaudit.report_schema import AuditReport
+from dpaudit.sanitize import clean_text
 from reports import figures as F
 from reports import summary as S
 
@@ -37,7 +40,13 @@ def _environment() -> jinja2.Environment:
         autoescape=True,  # every template here is HTML; never rely on extension sniffing
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,
+        finalize=_finalize,
     )
+
+
+def _finalize(value: object) -> object:
+    """Clean every string a template prints (no length cap: the schema bounds each field)."""
+    return clean_text(value, max_len=None) if isinstance(value, str) else value
 
 
 def render_html(report: AuditReport, *, dpi: int = 110) -> str:
@@ -52,7 +61,8 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
         attack_columns=S.ATTACK_COLUMNS, attack_rows=S.attack_rows(report),
         privacy_rows=S.privacy_rows(report), utility_rows=S.utility_rows(report),
         provenance_rows=S.provenance_rows(report),
-        config_json=json.dumps(report.run.config, indent=2, sort_keys=True, ensure_ascii=False),
+        config_lines=json.dumps(S.redact_paths(report.run.config), indent=2, sort_keys=True,
+                                ensure_ascii=False).splitlines(),
     )
 
 

@@ -3,6 +3,8 @@
 Every string taken from the report is escaped twice over: HTML special characters become entities
 (so a name like ``<script>`` is inert even where the Markdown renderer passes HTML through) and
 Markdown punctuation is backslash-escaped (so a name cannot open a link, code span or table cell).
+Control characters, bidi overrides and line separators are escaped by
+:func:`dpaudit.sanitize.clean_text` (the file may be ``cat``-ed in a terminal).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from pathlib import Path
 
 from dpaudit.report_schema import AuditReport
+from dpaudit.sanitize import clean_text
 from reports import summary as S
 
 __all__ = ["escape_md", "render_markdown", "write_markdown"]
@@ -30,7 +33,7 @@ def escape_md(text: object) -> str:
     HTML specials (``& < > " '``) become entities first; then Markdown punctuation is
     backslash-escaped. Newlines become spaces so a value cannot break a table row.
     """
-    escaped = html.escape(" ".join(str(text).split()), quote=True)
+    escaped = html.escape(clean_text(" ".join(str(text).split()), max_len=None), quote=True)
     return _MD_SPECIAL.sub(r"\\\1", escaped)
 
 
@@ -45,12 +48,14 @@ def render_markdown(report: AuditReport) -> str:
     """Render the PR-comment summary of ``report`` (a ``str`` ending in a newline)."""
     s = S.summarize(report)
     lines = [f"## {escape_md(s.title)}", "",
-             f"**Verdict: {_BADGES[s.verdict_status]}** — {escape_md(s.verdict)}", "",
-             f"- {escape_md(s.claim)}",
-             f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",
-             f"- {escape_md(s.protection)}",
-             f"- {escape_md(s.empirical)}", "",
-             "### Attacks", ""]
+             f"**Verdict: {_BADGES[s.verdict_status]}** — {escape_md(s.verdict)}", ""]
+    if s.noise_warning:
+        lines += [f"> ⚠️ **{escape_md(s.noise_warning)}**", ""]
+    lines += [f"- {escape_md(s.claim)}",
+              f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",
+              f"- {escape_md(s.protection)}",
+              f"- {escape_md(s.empirical)}", "",
+              "### Attacks", ""]
     lines += _table(S.ATTACK_COLUMNS, S.attack_rows(report))
     checks = report.verdict.checks
     if checks:

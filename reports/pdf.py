@@ -16,6 +16,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from dpaudit.report_schema import AuditReport
+from dpaudit.sanitize import clean_text
 from reports import figures as F
 from reports import summary as S
 
@@ -42,6 +43,7 @@ class _TextPage:
 
     def line(self, text: str, *, size: float = 9.5, weight: str = "normal", color: str = "black",
              gap: float = 0.0, wrap: int = _WRAP, indent: str = "") -> None:
+        text = clean_text(text, max_len=None)  # no control character or bidi override on the page
         for i, part in enumerate(textwrap.wrap(text, wrap, subsequent_indent=indent) or [""]):
             step = size / 72 / _A4[1] * 1.45
             fig = self._ensure(step)
@@ -70,11 +72,13 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
     s = S.summarize(report)
     verdict_color = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}.get(
         s.verdict_status, "#57606a")
-    with PdfPages(path, metadata={"Title": s.title, "Creator": "dpaudit"}) as pdf:
+    with PdfPages(path, metadata={"Title": clean_text(s.title, max_len=200), "Creator": "dpaudit"}) as pdf:
         page = _TextPage(pdf)
         page.line(s.title, size=16, weight="bold", wrap=52, gap=0.004)
         page.line(f"Run {report.run.run_id} · created {report.run.created} · dpaudit "
                   f"{report.run.dpaudit_version}", size=8.5, color="#57606a", gap=0.014)
+        if s.noise_warning:
+            page.line(s.noise_warning, size=11, weight="bold", color="#cf222e", gap=0.008)
         page.line(s.claim, weight="bold", gap=0.008)
         page.line(f"{s.strongest} {s.headline_metrics}", gap=0.008)
         page.line(s.protection, gap=0.008)

@@ -11,6 +11,7 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
     required_attacks = ["lira_online", "rmia"]   # must be present with status "ok"
     min_protection_level = "moderate"     # "strong" > "moderate" > "weak"
     allow_non_private = false             # default false: a non-private run (ε = ∞) fails
+    allow_seeded_noise = false            # default false: a private run with seeded noise fails
 
     [[max_tpr_at_fpr]]                    # one table, or an array of tables
     fpr = 0.001
@@ -18,6 +19,11 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
 
 ``min_nonmembers`` sets the FPR resolution: an attack with N non-members cannot measure an FPR
 below 1/N, so ``min_nonmembers = 1000`` is needed to state TPR at 0.1% FPR.
+
+A policy must check something: one that sets only ``name``, ``allow_non_private`` and/or
+``allow_seeded_noise`` (permissions, not checks) is a usage error, as is an empty file. Policy
+files are read with a size cap (:data:`MAX_POLICY_BYTES`) and the same depth and length bounds as
+reports, so a hostile policy is one line (exit 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 from dpaudit._validation import check_choice, check_int, check_real
 from dpaudit.errors import ConfigError
+from dpaudit.input_limits import JsonLimits, check_json_limits, read_capped
 from dpaudit.report_schema import PROTECTION_LEVELS
 
 if sys.version_info >= (3, 11):
@@ -37,7 +44,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["Policy", "TprLimit", "load_policy", "parse_policy", "POLICY_KEYS"]
+__all__ = ["Policy", "TprLimit", "load_policy", "parse_policy", "POLICY_KEYS", "PERMISSION_KEYS",
+           "MAX_POLICY_BYTES"]
+
+#: Largest policy file read (bytes); a real one is a few hundred.
+MAX_POLICY_BYTES = 2**20
+
+#: Longest policy or attack name (characters).
+MAX_NAME_CHARS = 200
+
+_LIMITS = JsonLimits(max_depth=8, max_items=1000, max_chars=MAX_NAME_CHARS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +81,7 @@ class Policy:
     required_attacks: tuple[str, ...] = ()
     min_protection_level: str | None = None
     allow_non_private: bool = False
+    allow_seeded_noise: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
@@ -82,6 +99,9 @@ class Policy:
 
 #: Every key a policy file may contain.
 POLICY_KEYS = tuple(f.name for f in dataclasses.fields(Policy))
+
+#: Keys that permit rather than check: a policy made only of these (and ``name``) checks nothing.
+PERMISSION_KEYS = ("allow_non_private", "allow_seeded_noise")
 
 
 def _real(key: str, value: object, low: float, high: float, closed: str) -> float:
@@ -118,8 +138,10 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
         raise ConfigError(f"unknown policy key {unknown[0]!r}; allowed keys: {', '.join(POLICY_KEYS)}.")
     kw: dict[str, Any] = {"name": name}
     if "name" in data:
-        if not isinstance(data["name"], str) or not data["name"].strip():
-            raise ConfigError(f"name must be a non-empty string, got name={data['name']!r}.")
+        if (not isinstance(data["name"], str) or not data["name"].strip()
+                or len(data["name"]) > MAX_NAME_CHARS):
+            raise ConfigError(f"name must be a non-empty string of at most {MAX_NAME_CHARS} "
+                              f"characters, got name={data['name']!r:.{MAX_NAME_CHARS + 20}}.")
         kw["name"] = data["name"]
     for key, closed in (("max_epsilon", "left"), ("max_epsilon_lb", "left")):
         if key in data:
@@ -131,23 +153,27 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
         kw["max_tpr_at_fpr"] = _tpr_limits(data["max_tpr_at_fpr"])
     if "min_nonmembers" in data:
         try:
-            kw["min_nonmembers"] = check_int("min_nonmembers", data["min_nonmembers"], 0)
+            kw["min_nonmembers"] = check_int("min_nonmembers", data["min_nonmembers"], 0, 2**53)
         except TypeError as err:
             raise ConfigError(str(err)) from None
     if "required_attacks" in data:
         attacks = data["required_attacks"]
-        if not isinstance(attacks, list) or not all(isinstance(a, str) and a for a in attacks):
+        if not isinstance(attacks, list) or not all(
+                isinstance(a, str) and 0 < len(a) <= MAX_NAME_CHARS for a in attacks):
             raise ConfigError("required_attacks must be a list of attack names, got "
-                              f"required_attacks={attacks!r}.")
+                              f"required_attacks={attacks!r:.300}.")
         kw["required_attacks"] = tuple(attacks)
     if "min_protection_level" in data:
         kw["min_protection_level"] = check_choice("min_protection_level", data["min_protection_level"],
                                                   PROTECTION_LEVELS)
-    if "allow_non_private" in data:
-        if not isinstance(data["allow_non_private"], bool):
-            raise ConfigError("allow_non_private must be true or false, got "
-                              f"allow_non_private={data['allow_non_private']!r}.")
-        kw["allow_non_private"] = data["allow_non_private"]
+    for key in PERMISSION_KEYS:
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise ConfigError(f"{key} must be true or false, got {key}={data[key]!r}.")
+            kw[key] = data[key]
+    if not set(kw) - {"name", *PERMISSION_KEYS}:
+        raise ConfigError("the policy checks nothing; set at least one of "
+                          f"{', '.join(k for k in POLICY_KEYS if k not in ('name', *PERMISSION_KEYS))}.")
     return Policy(**kw)
 
 
@@ -159,16 +185,19 @@ def load_policy(path: str | Path) -> Policy:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_POLICY_BYTES, what="policy file", error=ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"policy file not found: {path}; pass --policy with a TOML file.") from None
     except OSError as err:
-        raise ConfigError(f"cannot read policy file {path}: {err}") from None
+        raise ConfigError(f"cannot read policy file {path}: {err.strerror or err}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"policy file {path} is not valid TOML: {err}") from None
+        raise ConfigError(f"policy file {path} is not valid TOML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"policy file {path} is nested too deeply; a policy is a flat table.") from None
     try:
-        return parse_policy(data, name=path.stem)
+        check_json_limits(data, what="policy", error=ConfigError, limits=_LIMITS)
+        return parse_policy(data, name=path.stem[:MAX_NAME_CHARS])
     except ConfigError as err:
         raise ConfigError(f"policy file {path}: {err}") from None

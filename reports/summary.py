@@ -1,17 +1,31 @@
 """Plain-language sentences and table rows shared by the HTML, Markdown and PDF reports.
 
-Everything here selects and formats numbers already stored in the report; nothing is recomputed.
-Strings returned are plain text (not escaped); each renderer escapes for its own format.
+Everything here selects and formats numbers already stored in the report; nothing is recomputed
+except what a report must not be trusted on (whether ``n_nonmembers`` resolves an FPR). Strings
+returned are plain text (not escaped); each renderer escapes for its own format and passes every
+string through :func:`dpaudit.sanitize.clean_text`.
+
+Provenance shows names, not places: a dataset or model ``source`` that is a path is shown as its
+basename (the sha256 beside it identifies the content), and the platform/kernel string is left out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
-from dpaudit.report_schema import AttackResult, AuditReport
+from dpaudit.report_schema import AttackResult, AuditReport, is_estimate
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
-           "utility_rows", "provenance_rows", "HEADLINE_FPR"]
+           "utility_rows", "provenance_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
+           "display_source", "redact_paths"]
+
+#: The first-screen warning for a report whose noise came from a seed.
+SEEDED_NOISE = "Seeded noise: not a private release"
+
+_CLAIM_NOTES = {"checkpoint": "asserted by the checkpoint, not verified",
+                "user": "stated by the user, not verified"}
+_HIDDEN_HARDWARE = ("platform",)  # the kernel string: not the reader's business
 
 #: The FPR the first screen quotes TPR at.
 HEADLINE_FPR = 0.01
@@ -47,26 +61,43 @@ class Summary:
     protection_level: str | None
     verdict: str
     verdict_status: str  # "pass", "fail", "inconclusive" or "none" (no policy evaluated)
+    noise_warning: str | None = None  # first-screen warning for seeded noise, else None
+
+
+def claim_note(report: AuditReport) -> str:
+    """``"asserted by the checkpoint, not verified"`` (or the user's variant), else ``""``."""
+    return _CLAIM_NOTES.get(report.privacy.claim_source or "", "")
 
 
 def _claim(report: AuditReport) -> str:
     p = report.privacy
     if p.non_private:
         return "Not private: ε = ∞ (the model was trained without differential-privacy noise)."
-    if p.epsilon is None:
+    if p.epsilon is None or p.status != "ok":
         reason = f" ({p.reason})" if p.reason else ""
         return f"The privacy guarantee is undefined (ε unknown){reason}; treat the model as not private."
+    note = claim_note(report)
+    source = (f"{note} (it states the {p.accountant.upper()} accountant" if note
+              else f"from the {p.accountant.upper()} accountant")
     return (f"Claimed guarantee: (ε = {p.epsilon:.2f}, δ = {p.delta:.1e})-differential privacy, "
-            f"from the {p.accountant.upper()} accountant after {p.steps} optimizer steps "
-            f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g}).")
+            f"{source} after {p.steps} optimizer steps "
+            f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g})"
+            f"{')' if note else ''}.")
+
+
+def _noise_warning(report: AuditReport) -> str | None:
+    if report.privacy.noise != "seeded":
+        return None
+    return (f"{SEEDED_NOISE}: the noise was drawn from a recorded seed, so anyone who has the seed "
+            "can remove it; the stated ε does not protect this model.")
 
 
 def _best_lower_bound(report: AuditReport) -> tuple[str, dict, int] | None:
     candidates = [(f"the {a.name} attack", a.epsilon_lb) for a in report.attacks]
     if report.canary is not None:
         candidates.append(("the one-run canary audit", report.canary))
-    ok = [(src, lb) for src, lb in candidates  # an "estimate" has no theorem: never the headline
-          if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and lb.get("kind", "bound") == "bound"]
+    ok = [(src, lb) for src, lb in candidates  # an estimate is not a bound: never the headline
+          if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and not is_estimate(lb)]
     if not ok:
         return None
     return (*max(ok, key=lambda item: item[1]["epsilon_lb"]), len(candidates))
@@ -124,7 +155,7 @@ def summarize(report: AuditReport) -> Summary:
         entry = strongest.tpr_at(HEADLINE_FPR)
         if entry is None:
             tpr_text = "TPR at 1% FPR not measured"
-        elif not entry.resolvable or entry.tpr is None:
+        elif not entry.resolvable or entry.tpr is None or not strongest.resolves(HEADLINE_FPR):
             tpr_text = f"TPR at 1% FPR unresolvable with {strongest.n_nonmembers} non-members"
         else:
             tpr_text = f"TPR {fmt_pct(entry.tpr)} at 1% FPR"
@@ -137,7 +168,8 @@ def summarize(report: AuditReport) -> Summary:
     verdict, status = _verdict(report)
     return Summary(title=title, claim=_claim(report), strongest=strongest_text,
                    headline_metrics=metrics, empirical=_empirical(report), protection=protection,
-                   protection_level=level, verdict=verdict, verdict_status=status)
+                   protection_level=level, verdict=verdict, verdict_status=status,
+                   noise_warning=_noise_warning(report))
 
 
 #: Column headers of :func:`attack_rows`, in order.
@@ -150,10 +182,12 @@ def attack_rows(report: AuditReport) -> list[tuple[str, ...]]:
     rows = []
     for a in report.attacks:
         tprs = "; ".join(
-            f"{fmt_pct(t.tpr)} @ {t.fpr:g}" if t.resolvable and t.tpr is not None
+            f"{fmt_pct(t.tpr)} @ {t.fpr:g}" if t.resolvable and t.tpr is not None and a.resolves(t.fpr)
             else f"unresolvable @ {t.fpr:g}" for t in a.tpr_at_fpr) or "n/a"
         lb = a.epsilon_lb
-        if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None:
+        if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and is_estimate(lb):
+            lb_text = f"≈ {lb['epsilon_lb']:.2f} (estimate, not a bound)"
+        elif lb.get("status") == "ok" and lb.get("epsilon_lb") is not None:
             lb_text = f"{lb['epsilon_lb']:.2f} ({100 * (1 - lb['significance']):.0f}% conf.)"
         else:
             lb_text = "inconclusive"
@@ -168,10 +202,39 @@ def _kv(mapping: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "—"
 
 
+_ABSOLUTE = re.compile(r"^(?:/|~|\\\\|[A-Za-z]:[\\/])")
+
+
+def display_source(value: object) -> str:
+    """A path-like ``source`` as its basename (``/home/u/data/train.csv`` → ``train.csv``); other values as is."""
+    text = str(value)
+    if "/" in text or "\\" in text:
+        return re.split(r"[\\/]", text.rstrip("/\\"))[-1] or text
+    return text
+
+
+def redact_paths(value: object) -> object:
+    """``value`` with every absolute path string (POSIX, ``~``, UNC or drive letter) cut to its basename."""
+    if isinstance(value, dict):
+        return {k: redact_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_paths(v) for v in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value):
+        return display_source(value)
+    return value
+
+
+def _described(mapping: dict) -> str:
+    return _kv({k: display_source(v) if k == "source" else v for k, v in mapping.items()})
+
+
 def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
     """(label, value) rows describing the theoretical guarantee."""
     p = report.privacy
-    eps = "∞ (not private)" if p.non_private else ("undefined" if p.epsilon is None else f"{p.epsilon:.4g}")
+    note = claim_note(report)
+    eps = "∞ (not private)" if p.non_private else (
+        "undefined" if p.epsilon is None or p.status != "ok"
+        else f"{p.epsilon:.4g}" + (f" ({note})" if note else ""))
     c = p.clipping
     clip = f"{c.mode}, {c.style}, max grad norm {c.max_grad_norm:g}"
     if c.groups:
@@ -179,13 +242,19 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
     rows = [("ε (nats, upper bound)", eps), ("δ", f"{p.delta:.3g}"),
             ("noise multiplier σ/C", f"{p.noise_multiplier:g}"), ("sampling rate q", f"{p.sample_rate:g}"),
             ("optimizer steps", str(p.steps)), ("accountant", p.accountant),
-            ("neighbouring relation", p.neighbouring), ("clipping", clip), ("status", str(p.status))]
+            ("neighbouring relation", p.neighbouring), ("clipping", clip), ("status", str(p.status)),
+            ("claim source", {"accountant": "dpaudit's accountant (model trained in this run)",
+                              None: "not recorded"}.get(p.claim_source, note)),
+            ("noise", {"secure": "secure (CSPRNG keyed from OS entropy)",
+                       "seeded": f"seeded — {SEEDED_NOISE.lower()}",
+                       None: "none (not private)" if p.non_private else "not recorded"}[p.noise])]
     if p.reason:
         rows.append(("reason", p.reason))
     if report.canary is not None:
         lb = report.canary
         value = ("inconclusive" + (f": {lb.get('reason')}" if lb.get("reason") else "")
                  if lb.get("status") != "ok" or lb.get("epsilon_lb") is None
+                 else f"≈ {lb['epsilon_lb']:.3f} (estimate, not a bound)" if is_estimate(lb)
                  else f"ε ≥ {lb['epsilon_lb']:.3f} at {100 * (1 - lb['significance']):.0f}% confidence "
                       f"({lb['method']}, {lb['n_in']} in / {lb['n_out']} out)")
         rows.append(("one-run canary audit", value))
@@ -204,6 +273,7 @@ def provenance_rows(report: AuditReport) -> list[tuple[str, str]]:
     """(label, value) rows for reproducing the run."""
     r = report.run
     return [("run id", r.run_id), ("created", r.created), ("dpaudit", r.dpaudit_version),
-            ("dataset", _kv(r.dataset)), ("model", _kv(r.model)), ("seeds", _kv(r.seeds)),
-            ("versions", _kv(r.versions)), ("hardware", _kv(r.hardware)),
+            ("dataset", _described(r.dataset)), ("model", _described(r.model)), ("seeds", _kv(r.seeds)),
+            ("versions", _kv(r.versions)),
+            ("hardware", _kv({k: v for k, v in r.hardware.items() if k not in _HIDDEN_HARDWARE})),
             ("wall time (s)", _kv(r.wall_time_s))]

@@ -1,8 +1,14 @@
 """``dpaudit gate REPORT --policy policy.toml``: pass/fail a run in CI.
 
 Prints one row per policy check. Exit codes: 0 every check passed, 1 a check failed, 2 usage or
-input error (bad policy key or type, missing/truncated/invalid report, NaN in the report),
-3 inconclusive (a required metric is missing, null or unresolvable; never a pass).
+input error (bad policy key or type, a policy that checks nothing, missing/truncated/invalid or
+oversized report, NaN in the report, a ``--junit`` folder that does not exist), 3 inconclusive (a
+required metric is missing, null or unresolvable, the privacy section is not ``ok``, the canary is
+missing, the noise source is not recorded; never a pass).
+
+Everything printed comes from the gate's cleaned strings (:mod:`dpaudit.sanitize`): a report
+cannot put a line on stdout that starts with ``::`` (a workflow command) or an ESC byte; the only
+``::`` lines are the gate's own annotations.
 """
 
 from __future__ import annotations
@@ -38,11 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
+    from dpaudit.errors import ConfigError
     from dpaudit.report_schema import dump_report, load_report
     from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
     from reports.policy import load_policy
 
     policy = load_policy(args.policy)  # validate the policy first: a typo is exit 2 before any work
+    junit = Path(args.junit) if args.junit else None
+    if junit is not None and not junit.parent.is_dir():
+        raise ConfigError(f"--junit folder {junit.parent} does not exist; create it or pass another path.")
     path = Path(args.report)
     if path.is_dir():
         path = path / "audit.json"
@@ -55,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if annotations == "github":
         for line in github_annotations(checks, policy):
             print(line)
-    if args.junit:
-        Path(args.junit).write_text(junit_xml(checks, policy), encoding="utf-8")
+    if junit is not None:
+        try:
+            junit.write_text(junit_xml(checks, policy), encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"cannot write --junit file {junit}: {err.strerror or err}; pass a "
+                              "writable path.") from None
     if args.write_verdict:
         dump_report(with_verdict(report, policy, checks), path)
     sys.stdout.flush()

@@ -144,4 +144,4 @@ def test_write_verdict(tmp_path, policy):
     path = _write(tmp_path, sample.make_report())
     assert run_cli(["gate", str(path), "--policy", str(policy), "--write-verdict"]) == 0
     verdict = load_report(path).verdict
-    assert verdict.passed is True and verdict.policy == "release" and len(verdict.checks) == 11
+    assert verdict.passed is True and verdict.policy == "release" and len(verdict.checks) == 12

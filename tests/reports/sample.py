@@ -80,8 +80,13 @@ def _inv_phi(p: float) -> float:
 
 @functools.lru_cache(maxsize=None)  # reports are frozen, so sharing one instance is safe
 def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-tiny",
-                mu: float = 0.8, non_private: bool = False) -> AuditReport:
-    """A four-attack report with a profile, an ε history and a canary audit."""
+                mu: float = 0.8, non_private: bool = False, noise: str | None = "secure",
+                claim_source: str | None = "accountant") -> AuditReport:
+    """A four-attack report with a profile, an ε history and a canary audit.
+
+    Private by default with secure noise and dpaudit's own accountant as the claim's source; a
+    non-private report records no noise source.
+    """
     delta = 1e-5
     grid = tuple(float(e) for e in np.linspace(0.0, 12.0, 121))
     eps = None if non_private else gdp_epsilon(delta, mu)
@@ -96,6 +101,7 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
             epsilons=grid, deltas=tuple(gdp_delta(e, mu) for e in grid)),
         epsilon_history=EpsilonHistory(steps=() if non_private else steps,
                                        epsilons=() if non_private else history),
+        noise=None if non_private else noise, claim_source=claim_source,
     )
     attacks = (
         gaussian_attack("loss", "Yeom et al. 2018, arXiv 1709.01604", 0.10, seed=1),

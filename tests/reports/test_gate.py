@@ -15,7 +15,7 @@ FULL = {
     "name": "prod", "max_epsilon": 8.0, "max_delta": 1e-5, "max_auc": 0.6,
     "max_tpr_at_fpr": [{"fpr": 0.001, "max_tpr": 0.01}, {"fpr": 0.01, "max_tpr": 0.05}],
     "max_epsilon_lb": 2.0, "min_nonmembers": 1000, "required_attacks": ["lira_online", "rmia"],
-    "min_protection_level": "strong", "allow_non_private": False,
+    "min_protection_level": "strong", "allow_non_private": False, "allow_seeded_noise": False,
 }
 
 
@@ -27,7 +27,7 @@ def test_full_policy_passes_on_sample(report):
     checks = evaluate(report, parse_policy(FULL, name="x"))
     assert set(statuses(checks).values()) == {"pass"}, format_table(checks, parse_policy(FULL, name="x"))
     assert exit_code(checks) == 0
-    assert [c.name for c in checks][:3] == ["allow_non_private", "max_epsilon", "max_delta"]
+    assert [c.name for c in checks][:4] == ["allow_non_private", "secure_noise", "max_epsilon", "max_delta"]
 
 
 def test_policy_round_trip_and_keys():
@@ -82,7 +82,7 @@ def test_violations_fail(report):
                            "required_attacks": ["shadow", "lira_offline"]}, name="strict")
     got = statuses(evaluate(report, policy))
     assert got == {
-        "allow_non_private": "pass", "max_epsilon": "fail", "max_auc": "fail",
+        "allow_non_private": "pass", "secure_noise": "pass", "max_epsilon": "fail", "max_auc": "fail",
         "max_tpr_at_fpr[0.01]": "fail", "max_epsilon_lb": "fail", "min_nonmembers": "fail",
         "required_attacks[shadow]": "pass", "required_attacks[lira_offline]": "fail",
         "min_protection_level": "pass",
@@ -126,9 +126,9 @@ def test_inconclusive_attack_is_not_a_pass_but_fail_dominates(report):
     changed = _with_attack(report, 0, status="inconclusive", reason="one-class labels", auc=None,
                            balanced_accuracy=None)
     lenient = evaluate(changed, parse_policy({"max_auc": 0.9, "min_protection_level": "weak"}, name="p"))
-    assert statuses(lenient) == {"allow_non_private": "pass", "max_auc": "inconclusive",
-                                 "min_protection_level": "inconclusive"}
-    assert "loss (one-class labels)" in lenient[1].message
+    assert statuses(lenient) == {"allow_non_private": "pass", "secure_noise": "pass",
+                                 "max_auc": "inconclusive", "min_protection_level": "inconclusive"}
+    assert "loss (one-class labels)" in lenient[2].message
     strict = evaluate(changed, parse_policy({"max_auc": 0.55}, name="p"))
     assert statuses(strict)["max_auc"] == "fail"
 
@@ -166,7 +166,7 @@ def test_junit_and_annotations(report):
     checks = evaluate(report, policy)
     root = ET.fromstring(junit_xml(checks, policy))
     suite = root.find("testsuite")
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("errors") == "1"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["max_auc"].find("failure") is not None
     assert cases["max_tpr_at_fpr[0.05]"].find("error").get("type") == "inconclusive"
