@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
 from reports import figures as F
@@ -67,7 +68,5 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
 
 
 def write_html(report: AuditReport, path: str | Path) -> Path:
-    """Write :func:`render_html` output to ``path`` (UTF-8); returns the path."""
-    path = Path(path)
-    path.write_text(render_html(report), encoding="utf-8")
-    return path
+    """Write :func:`render_html` output to ``path`` (UTF-8, atomically, never through a link); returns the path."""
+    return write_text_atomic(Path(path), render_html(report), private=False)

@@ -13,6 +13,7 @@ import html
 import re
 from pathlib import Path
 
+from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
 from reports import summary as S
@@ -72,7 +73,5 @@ def render_markdown(report: AuditReport) -> str:
 
 
 def write_markdown(report: AuditReport, path: str | Path) -> Path:
-    """Write :func:`render_markdown` output to ``path``; returns the path."""
-    path = Path(path)
-    path.write_text(render_markdown(report), encoding="utf-8")
-    return path
+    """Write :func:`render_markdown` output to ``path`` (atomically, never through a link); returns the path."""
+    return write_text_atomic(Path(path), render_markdown(report), private=False)

@@ -9,12 +9,14 @@ go in as vectors, identical to the HTML ones. Text pages are laid out with ``Fig
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from dpaudit.fileio import refuse_symlink, write_bytes_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
 from reports import figures as F
@@ -67,12 +69,14 @@ def _rows(page: _TextPage, title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def write_pdf(report: AuditReport, path: str | Path) -> Path:
-    """Write the sign-off PDF for ``report`` to ``path``; returns the path."""
+    """Write the sign-off PDF for ``report`` to ``path`` (atomically, never through a link); returns the path."""
     path = Path(path)
+    refuse_symlink(path)
+    buf = io.BytesIO()
     s = S.summarize(report)
     verdict_color = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}.get(
         s.verdict_status, "#57606a")
-    with PdfPages(path, metadata={"Title": clean_text(s.title, max_len=200), "Creator": "dpaudit"}) as pdf:
+    with PdfPages(buf, metadata={"Title": clean_text(s.title, max_len=200), "Creator": "dpaudit"}) as pdf:
         page = _TextPage(pdf)
         page.line(s.title, size=16, weight="bold", wrap=52, gap=0.004)
         page.line(f"Run {report.run.run_id} · created {report.run.created} · dpaudit "
@@ -100,4 +104,4 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
         page.flush()
         for fig in F.all_figures(report).values():
             pdf.savefig(fig)
-    return path
+    return write_bytes_atomic(path, buf.getvalue(), private=False)

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except DpauditError as err:
-        print(f"error: {err}", file=sys.stderr)
+        from dpaudit.sanitize import clean_text
+
+        print(f"error: {clean_text(str(err), max_len=2000)}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         sys.stderr.close()

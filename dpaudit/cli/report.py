@@ -12,6 +12,8 @@ import importlib
 from pathlib import Path
 
 from dpaudit.errors import ConfigError
+from dpaudit.fileio import refuse_symlink
+from dpaudit.rundir import RunDir
 
 #: format → (module, writer function, output file name); imported lazily to keep --help fast.
 _WRITERS = {
@@ -40,7 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--format", type=_formats, default=FORMATS, metavar="FORMATS",
                         help="comma-separated subset of html,md,pdf (default: all three)")
     parser.add_argument("--output", metavar="DIR", default=None,
-                        help="directory to write into (default: RUN_DIR; created if missing)")
+                        help="directory to write into (default: RUN_DIR; created if missing; an existing one may "
+                        "hold only report files)")
+    parser.add_argument("--force-run-dir", action="store_true",
+                        help="write into a directory dpaudit did not create (not recommended)")
     parser.set_defaults(func=run)
     return parser
 
@@ -53,11 +58,19 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run_dir}; pass the directory `dpaudit audit` wrote.")
     report = load_report(run_dir / "audit.json")
-    out = Path(args.output) if args.output else run_dir
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create output directory {out}: {err}") from None
+    filenames = {name for _, _, name in _WRITERS.values()}
+    if args.output:
+        out = Path(args.output)
+        refuse_symlink(out)
+        if out.is_dir() and not args.force_run_dir and any(p.name not in filenames for p in out.iterdir()):
+            raise ConfigError(f"--output '{out}' holds files other than reports; choose a new or empty directory, "
+                              f"or pass --force-run-dir.")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create output directory {out}: {err}") from None
+    else:  # a run directory someone else made (a model dir, a home dir) is not written into
+        out = RunDir.open_existing(run_dir, force=args.force_run_dir).path
     written = []
     for fmt in args.format:
         module_name, function, filename = _WRITERS[fmt]

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from dpaudit import report_schema
+from dpaudit.rundir import RunDir
 from dpaudit.cli.main import main as run_cli
 from reports import figures as F
 from reports.html import render_html
@@ -29,8 +30,7 @@ def _no_github(monkeypatch):
 
 
 def _write(tmp_path, data: dict | None = None, *, text: str | None = None) -> str:
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(exist_ok=True)
+    run_dir = RunDir.claim(tmp_path / "run", command="audit").path  # a run directory dpaudit made
     path = run_dir / "audit.json"
     path.write_text(text if text is not None else json.dumps(data), encoding="utf-8")
     return str(path)

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
+from dpaudit.rundir import RunDir
 from tests.reports import sample
 from dpaudit.cli.main import main as run_cli
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    path = tmp_path / "run"
-    path.mkdir()
+    path = RunDir.claim(tmp_path / "run", command="audit").path  # a run directory dpaudit made
     (path / "audit.json").write_text(json.dumps(sample.make_report().to_dict(), allow_nan=False))
     return path
 
