@@ -2,9 +2,11 @@
 
 Model: the embedded all-MiniLM-L6-v2 with the banked mean-pool head (K=1); data: ``--n`` embedded Rotten
 Tomatoes snippets at ``--seq`` tokens; one full :meth:`trainers.loop.Trainer._train_step` (Poisson
-sampling at q = batch/n, forward, backward, clip, noise, Adam) per timing. Two trainers, identical except
-``seeds=[None]`` (SecureRandom: ``os.urandom`` uniforms, Box–Muller in float64, sum of four draws) and
-``seeds=[0]`` (SeededRandom). Rounds alternate the order (secure first, then seeded first) so drift hits
+sampling of all n examples at q = batch/n, forward, backward, clip, noise, Adam) per timing. One trainer,
+whose randomness source is swapped between ``SecureRandom`` (``os.urandom`` uniforms, Box–Muller in
+float64, sum of four draws) and ``SeededRandom``; the Poisson draw is made from the source as in training
+but the examples fed forward are one fixed batch of ``--batch``, so both sources time the same work and
+only the randomness differs. Rounds alternate the order (secure first, then seeded first) so drift hits
 both alike; the ratio secure/seeded is taken per round and the median reported, with the time of the
 randomness alone (sampling + noise for one step) measured separately.
 
@@ -44,32 +46,40 @@ def main(argv: list[str] | None = None) -> int:
     from trainers.randomness import SecureRandom, SeededRandom
 
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     ds = load_dataset(path="embedded", text_column="text", label_column="label", max_examples=args.n, seed=0)
-    trainers = {}
-    for name, seed in (("secure", None), ("seeded", 0)):
-        backbone, tokenizer, _ = load_backbone("embedded")
-        clf = BankedClassifier.from_backbone(backbone, num_models=1, num_labels=ds.num_classes)
-        enc = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=args.seq)
-        settings = TrainSettings(epochs=100.0, batch_size=args.batch, micro_batch_size=args.batch, noise_multiplier=1.0)
-        trainers[name] = Trainer(clf, enc, ds.labels, np.ones((1, len(ds)), bool), settings, seeds=[seed],
-                                 progress=False)
-        trainers[name].clf.backbone.train(False)
-    d = trainers["secure"].clf.bank.num_trainable()
+    backbone, tokenizer, _ = load_backbone("embedded")
+    clf = BankedClassifier.from_backbone(backbone, num_models=1, num_labels=ds.num_classes)
+    enc = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=args.seq)
+    settings = TrainSettings(epochs=100.0, batch_size=args.batch, micro_batch_size=args.batch, noise_multiplier=1.0)
+    trainer = Trainer(clf, enc, ds.labels, np.ones((1, len(ds)), bool), settings, seeds=[0], progress=False)
+    clf.backbone.train(False)
+    fixed = np.arange(args.batch), np.zeros(args.batch, dtype=np.int64)
 
-    def timed(trainer) -> float:
+    def logical_batch():
+        for src, members in zip(trainer.sources, trainer.members):  # the real draw, for its cost
+            src.bernoulli(len(members), trainer.q, step=trainer.step)
+        return fixed
+
+    trainer._logical_batch = logical_batch
+    sources = {"secure": SecureRandom(), "seeded": SeededRandom(0)}
+    d = clf.bank.num_trainable()
+
+    def timed(name: str) -> float:
+        trainer.sources = trainer.agg.sources = [sources[name]]
         t = time.perf_counter()
         trainer._train_step()
         trainer.step += 1
         return time.perf_counter() - t
 
-    for tr in trainers.values():  # warm-up
-        timed(tr)
+    for name in sources:  # warm-up
+        timed(name)
     ratios, times = [], {"secure": [], "seeded": []}
     for r in range(args.rounds):
         order = ("secure", "seeded") if r % 2 == 0 else ("seeded", "secure")
         per = {}
         for name in order:
-            per[name] = statistics.median(timed(trainers[name]) for _ in range(args.steps))
+            per[name] = statistics.median(timed(name) for _ in range(args.steps))
             times[name].append(per[name])
         ratios.append(per["secure"] / per["seeded"])
     draw = {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ FORMAT = "dpaudit-run-1"
 #: Files that may be shared (0644); everything else in a run directory is created 0600.
 SHAREABLE = frozenset({"audit.json", "report.html", "report.md", "report.pdf", "metrics.json", MARKER})
 _MAX_MARKER_BYTES = 1 << 20
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")  # dpaudit.fileio.write_bytes_atomic's temporaries
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -96,6 +98,7 @@ class RunDir:
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--run-dir '{path}' is a file, not a directory; use a new --run-dir.")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _remove_orphan_temporaries(path)
         marker = path / MARKER
         refuse_symlink(marker)
         if marker.is_file():
@@ -206,6 +209,20 @@ class RunDir:
 
     def _save(self) -> None:
         write_bytes_atomic(self.path / MARKER, json_text(self.record).encode("utf-8"), private=False)
+
+
+def _remove_orphan_temporaries(path: Path) -> None:
+    """Delete temporaries a killed dpaudit left (``.<name>.<16 hex>.tmp``, never committed).
+
+    An uncommitted checkpoint saw steps the accountant never recorded; left beside the committed one it would
+    be a second release of the same data. A leftover also must not make a fresh run dir look foreign.
+    """
+    for entry in path.iterdir():
+        if _TEMPORARY.match(entry.name):
+            try:
+                entry.unlink()
+            except OSError:
+                pass
 
 
 def _first_difference(old: Any, new: Any, prefix: str = "") -> str:

@@ -245,3 +245,21 @@ def test_sensitive_files_are_private(tmp_path, world):
     # Reports name files, not places on this machine.
     text = (run_dir / "audit.json").read_text()
     assert str(tmp_path) not in text and str(world["model"]) not in text
+
+
+def test_orphan_temporaries_of_a_killed_run_are_removed(tmp_path):
+    """A SIGKILL before a rename leaves `.<name>.<hex>.tmp`: an uncommitted checkpoint (steps never accounted,
+    a second release if the dir is shared) — and, in a fresh dir, a file that made it look foreign."""
+    from dpaudit.rundir import RunDir
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".dpaudit-run.json.0123456789abcdef.tmp").write_text("{")
+    RunDir.claim(fresh, command="train")  # not refused as "not created by dpaudit"
+    assert sorted(p.name for p in fresh.iterdir()) == ["dpaudit-run.json"]
+    orphan = fresh / ".models.safetensors.fedcba9876543210.tmp"
+    orphan.write_bytes(b"uncommitted")
+    keep = fresh / "notes.tmp"
+    keep.write_text("not ours")
+    RunDir.claim(fresh, command="train")
+    assert not orphan.exists() and keep.exists()
