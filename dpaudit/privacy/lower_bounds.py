@@ -36,7 +36,7 @@ from dpaudit.privacy._clopper_pearson import cp_epsilon, cp_upper, eps_from_rate
 from dpaudit.privacy.empirical import EmpiricalEpsilon, THEOREMS
 from dpaudit.privacy.empirical import check_delta as _check_delta
 from dpaudit.privacy.empirical import check_significance as _check_significance
-from dpaudit.privacy.one_run import one_run_audit, one_run_epsilon
+from dpaudit.privacy.one_run import _scores, one_run_audit, one_run_epsilon
 from dpaudit.privacy.thresholds import (
     Bonferroni,
     Explicit,
@@ -120,13 +120,6 @@ def clopper_pearson_epsilon(
     counts = [check_int(name, v, 0) for name, v in (("tp", tp), ("fn", fn), ("fp", fp), ("tn", tn))]
     sig, d = _check_significance(significance), _check_delta(delta)
     return float(cp_epsilon(*counts, delta=d, significance=sig))
-
-
-def _scores(name: str, values: npt.ArrayLike) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ConfigError(f"{name} must be 1-D, got shape {arr.shape}.")
-    return arr
 
 
 def epsilon_lower_bound(
