@@ -126,8 +126,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print,
     from trainers.batching import EncodedTexts
     from trainers.checkpoint import MODELS_FILE, read_models
     from trainers.loop import predict_logits
-    from trainers.recipe import (build_classifier, noise_kind, released_seed, resolve_device, resolve_privacy,
-                                 train_bank)
+    from trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
 
     a = cfg.audit
     unknown = [x for x in a.attacks if x not in ATTACKS]
@@ -144,7 +143,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print,
     if external != (a.target_members is not None):
         raise ConfigError("auditing a model trained elsewhere needs both audit.target_checkpoint and "
                           "audit.target_members (its training-example ids).")
-    noise = noise_kind(cfg)
+    noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
     resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
     times: dict[str, float] = {}

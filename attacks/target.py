@@ -108,7 +108,7 @@ def shadow_recipe(meta: dict[str, Any], settings, plan):
     stated = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
     changes: dict[str, Any] = {}
     for key in ("lr", "optimizer", "momentum", "weight_decay", "schedule", "warmup_fraction", "micro_batch_size",
-                "delta", "accountant", "non_private"):
+                "delta", "accountant"):
         if key in stated:
             changes[key] = stated[key]
     if isinstance(stated.get("clipping"), dict):

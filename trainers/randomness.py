@@ -29,9 +29,6 @@ from typing import Protocol
 
 import numpy as np
 
-#: Noise kinds recorded in checkpoints and ``audit.json`` (``privacy.noise``).
-NOISE_KINDS = ("secure", "seeded")
-
 _TWO_POW_53 = float(2**53)
 
 

@@ -23,7 +23,7 @@ from trainers.batching import EncodedTexts
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig
 from trainers.loop import Trainer, TrainOutcome, TrainSettings, sample_rate_and_steps
-from trainers.randomness import NOISE_KINDS, secure_permutation
+from trainers.randomness import secure_permutation
 
 
 @dataclass(frozen=True)
@@ -46,27 +46,15 @@ class PrivacyPlan:
                                steps=steps, delta=self.delta, accountant=self.accountant)
 
 
-def noise_kind(cfg: Config) -> str:
-    """``train.noise``: ``"secure"`` (default) or ``"seeded"``.
-
-    Raises:
-        ConfigError: any other value.
-    """
-    if cfg.train.noise not in NOISE_KINDS:
-        raise ConfigError(f"train.noise must be one of {{secure, seeded}}, got noise={cfg.train.noise!r}; seeded "
-                          f"noise is reproducible from the seed and never a private release.")
-    return cfg.train.noise
-
-
 def released_seed(cfg: Config, seed: int) -> int | None:
     """The seed of a model that can be released: ``None`` (secret CSPRNG randomness) unless the user asked
     for seeded noise by name (``train.noise = "seeded"`` / ``--seeded-noise``)."""
-    return seed if noise_kind(cfg) == "seeded" else None
+    return seed if cfg.train.noise == "seeded" else None
 
 
 def permutation(cfg: Config, n: int) -> np.ndarray:
     """A permutation of ``range(n)`` for a released model's data split: secret unless noise is seeded."""
-    if noise_kind(cfg) == "seeded":
+    if cfg.train.noise == "seeded":
         return np.random.default_rng(cfg.train.seed).permutation(n)
     return secure_permutation(n)
 

@@ -27,6 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import secrets
 
     import numpy as np
@@ -38,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.rundir import RunDir, config_inputs, members_commitment
     from trainers.batching import EncodedTexts
     from trainers.loop import predict_logits
-    from trainers.recipe import (build_classifier, noise_kind, permutation, released_seed, resolve_device,
-                                 resolve_privacy, train_bank)
+    from trainers.recipe import (build_classifier, permutation, released_seed, resolve_device, resolve_privacy,
+                                 train_bank)
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
-    noise = noise_kind(cfg)
+    noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
     resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
                        force=args.force_run_dir)
@@ -56,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
               "model_sha256": info.sha256})
     split_path = run.verified("split.json")
     if split_path is not None:  # a resume trains on exactly the examples of the first run
-        import json
-
         split = json.loads(split_path.read_text(encoding="utf-8"))
         train_ids, holdout = np.asarray(split["train"], dtype=np.int64), np.asarray(split["holdout"], dtype=np.int64)
         salt = split["salt"]

@@ -264,3 +264,10 @@ def test_orphan_temporaries_of_a_killed_run_are_removed(tmp_path):
     keep.write_text("not ours")
     RunDir.claim(fresh, command="train")
     assert not orphan.exists() and keep.exists()
+
+
+def test_unknown_noise_kind_is_refused_at_load(tmp_path, capsys, world, train_steps):
+    code, _, err = run_cli(capsys, _train(world, tmp_path / "run", "--set", "train.noise=weak"))
+    assert code == 2
+    assert_one_error_line(err, "train.noise must be one of {secure, seeded}")
+    assert not train_steps and not (tmp_path / "run").exists()
