@@ -3,10 +3,11 @@
 m canaries are each included in the target's training set independently with probability ½ (row 0 of
 :func:`attacks.membership.make_membership`). The auditor guesses "IN" for the k₊ highest-scoring and
 "OUT" for the k₋ lowest-scoring canaries and abstains on the rest; the number of correct guesses is
-compared with what (ε, δ)-DP allows, giving an ε lower bound at confidence 1 − significance: the larger
-of the one-run bound (the paper's binomial tail, any (ε, δ)-DP mechanism) and the f-DP one-run bound
-with the Gaussian trade-off (Mahloujifar, Melis, Chaudhuri 2024, arXiv 2410.22235 v1), each at
-significance / 2 (Bonferroni over the two, fixed in advance). The guess counts must be fixed before
+compared with what (ε, δ)-DP allows, giving an ε lower bound at confidence 1 − significance: the one-run
+bound (the paper's binomial tail, valid for any (ε, δ)-DP mechanism). The f-DP one-run number with the
+Gaussian trade-off (Mahloujifar, Melis, Chaudhuri 2024, arXiv 2410.22235 v1) is computed beside it as an
+estimate (``components``): it lower-bounds ε only for Gaussian-shaped mechanisms, and ε-randomised
+response, for one, makes it exceed the true ε. The guess counts must be fixed before
 looking at outcomes, so here they depend only on m and ``guess_fraction``: k₊ = k₋ =
 ⌊guess_fraction · m / 2⌋ (one rule, no search over k). Scores must come from an attack that did not read
 the target's membership (every registered attack satisfies this).

@@ -13,8 +13,9 @@ partner; its reference set is every other model.) Reported (``docs/audit-json.md
   designated target, model 0 by default).
 * ``epsilon_lb``: the ONE-RUN ε lower bound on the first target's scores over the population
   (:func:`attacks.canary.canary_audit`: guess IN for the k highest and OUT for the k lowest scores,
-  k = ⌊guess_fraction · N / 2⌋ fixed from N before any score is seen; the larger of the one-run bound of
-  arXiv 2305.08846 and the f-DP bound of arXiv 2410.22235, each at significance / 2). Its theorem needs
+  k = ⌊guess_fraction · N / 2⌋ fixed from N before any score is seen; the one-run bound of arXiv 2305.08846
+  at the full significance, with the f-DP number of arXiv 2410.22235 beside it in ``components`` as an
+  estimate: it assumes a Gaussian trade-off curve, which an (ε, δ) claim does not promise). Its theorem needs
   the target's membership row to be i.i.d. Bernoulli(½) (row 0 of :func:`attacks.membership.make_membership`
   is) and the scores not to read it (the reference set excludes the target and its complement). The
   Clopper–Pearson bound over FPR/FNR is NOT used here: it assumes one observation per independent run,

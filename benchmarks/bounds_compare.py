@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     family_alpha = source_significance(alpha, len(args.attacks) + 1)
     print(f"run dir {args.run_dir}: N={is_in.size}, members={int(is_in.sum())}, delta={delta:.3g}, "
           f"alpha={alpha:g}, guesses={2 * k} (top/bottom {k}), family alpha per source={family_alpha:.4g}\n")
-    print("| attack | old: CP split (indep. runs) | one_run | one_run_fdp | reported (max, α/2 each) "
+    print("| attack | old: CP split (indep. runs) | one_run | one_run_fdp (estimate) | reported (one_run at α) "
           "| in family (α/(A+1)) | correct / guesses |")
     print("|---|---|---|---|---|---|---|")
     for name in args.attacks:
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         text = [f"{c.epsilon_lb:.3f}" + ("+" if c.saturated else "") if c.status == "ok" else "inconcl."
                 for c in cells]
         print(f"| {name} | " + " | ".join(text) + f" | {reported.num_correct} / {reported.num_guesses} |")
-    print("\none_run / one_run_fdp columns: each estimator alone at α (for comparison); 'reported' is what a "
-          "single-attack audit states; 'in family' is what `dpaudit audit` writes per attack.")
+    print("\none_run / one_run_fdp columns: each estimator alone at α (f-DP is an estimate: it assumes a Gaussian "
+          "trade-off curve); 'reported' is what a single-attack audit states; 'in family' is what `dpaudit audit` "
+          "writes per attack.")
     return 0
 
 

@@ -24,7 +24,8 @@ def source_significance(significance: float, n_sources: int) -> float:
 
 
 def _size(bound: Mapping[str, Any]) -> int:
-    return max(1, len(bound.get("components") or ()))
+    """Estimator-level bounds behind one entry (estimates spend no significance and are not counted)."""
+    return max(1, sum(c.get("kind", "bound") == "bound" for c in bound.get("components") or ()))
 
 
 def with_family(bound: Mapping[str, Any], *, family_size: int, family_significance: float

@@ -11,8 +11,9 @@ auditor achieve; the reported ε is the largest ε at δ such that the μ(ε, δ
 
 **Assumption.** Rejecting μ-GDP rejects (ε, δ)-DP only for mechanisms whose trade-off curve is
 Gaussian-shaped (the Gaussian mechanism; DP-SGD approximately, by the CLT of 1905.02383). For an arbitrary
-(ε, δ)-DP mechanism (e.g. randomised response) use :func:`dpaudit.privacy.one_run.one_run_epsilon`, which
-needs no such assumption. Results say so in ``assumption``.
+(ε, δ)-DP mechanism (e.g. randomised response) it can exceed the true ε, so a claimed (ε, δ) cannot be
+refuted by it: results are ``kind="estimate"`` (shown, never gated, never the headline) and say why in
+``assumption``; :func:`dpaudit.privacy.one_run.one_run_epsilon` is the bound, for any (ε, δ)-DP mechanism.
 
 Reference code: ``jax_privacy/auditing.py`` (``_epsilon_one_run_fdp``, ``_gaussian_dp_blow_up_inverse``);
 this is an independent rewrite of the same recursion (no dp_accounting dependency: μ(ε, δ) is solved
@@ -105,8 +106,9 @@ def one_run_fdp_epsilon(
         tol: absolute tolerance on ε (nats), > 0.
 
     Returns:
-        :class:`EmpiricalEpsilon` with ``method="one_run_fdp"``, ``experiment="one_run"`` and the
-        Gaussian-trade-off ``assumption``; inconclusive when no guess was made or δ = 0.
+        :class:`EmpiricalEpsilon` with ``method="one_run_fdp"``, ``experiment="one_run"``,
+        ``kind="estimate"`` and the Gaussian-trade-off ``assumption``; inconclusive when no guess was made
+        or δ = 0.
     """
     m = check_int("num_canaries", num_canaries, 1)
     k = check_int("num_guesses", num_guesses, 0, m)
@@ -115,7 +117,7 @@ def one_run_fdp_epsilon(
     tol = check_real("tol", tol, 0.0, math.inf, closed="neither")
     base = dict(significance=sig, delta=d, method="one_run_fdp", strategy="counts", num_guesses=k,
                 num_correct=v, theorem=THEOREMS["one_run_fdp"], experiment="one_run",
-                assumption=_emp.GAUSSIAN_TRADEOFF_ASSUMPTION)
+                assumption=_emp.GAUSSIAN_TRADEOFF_ASSUMPTION, kind="estimate")
     if k == 0 or d == 0.0:
         reason = "no guesses were made" if k == 0 else "the f-DP one-run bound needs delta > 0"
         return EmpiricalEpsilon(epsilon_lb=0.0, status="inconclusive", reason=reason, **base)
