@@ -3,8 +3,8 @@
 The maximum of m bounds, each valid with probability ≥ 1 − αᵢ, is a valid lower bound with probability
 ≥ 1 − Σαᵢ (union bound), provided the family — which bounds, at which αᵢ — was fixed before any result
 was seen. ``dpaudit audit`` fixes it from the configuration alone: every configured attack plus the
-canary audit, each at α / (number of sources), each of those the larger of its estimators at
-α / (sources × estimators). The headline "ε ≥ x with 1 − α confidence" is then the family maximum.
+canary audit, each at α / (number of sources) (within a source, the bound estimators share that
+significance; estimates such as the f-DP number spend none). The headline "ε ≥ x with 1 − α confidence" is then the family maximum.
 """
 
 from __future__ import annotations
