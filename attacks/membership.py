@@ -1,6 +1,6 @@
 """The membership matrix: which of the M = K + 1 models trained on which population example.
 
-Design (DESIGN.md, "Membership design"):
+Design (docs/design.md, "Membership design"):
 
 * Row 0 is the designated target. Each example is IN for it independently with probability ½, so the
   one-run canary audit's independence assumption holds (Steinke, Nasr, Jagielski 2023,

@@ -1,4 +1,4 @@
-"""Run directories that know what produced each file (DESIGN.md, "Security model").
+"""Run directories that know what produced each file (docs/design.md, "Run-dir contract").
 
 Every run directory dpaudit writes holds a marker, ``dpaudit-run.json``::
 

@@ -1,6 +1,6 @@
 """DP-BiTFiT training on a BiasBank: K models that share one frozen backbone and differ only in biases.
 
-Data flow (DESIGN.md, "DP-BiTFiT, exactly" and "The BiasBank"):
+Data flow (docs/design.md, "DP-BiTFiT, exactly" and "The BiasBank"):
 
 * :mod:`trainers.rules` — per-module-type bias rules (layout of the bias, how to strip it);
 * :mod:`trainers.bias_sums` — per-sample bias gradients from output gradients (torch path; fused GPU path

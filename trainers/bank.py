@@ -1,4 +1,4 @@
-"""The BiasBank: K DP-BiTFiT models on one frozen backbone (DESIGN.md, "The BiasBank").
+"""The BiasBank: K DP-BiTFiT models on one frozen backbone (docs/design.md, "The BiasBank").
 
 Every trainable bias ``b`` (p,) of the backbone becomes a table ``bank`` (K, p); each example ``i`` in a
 batch carries a model index ``m_i`` and the layer computes ``y_i = f(x_i) + bank[m_i]``. K=1 is the

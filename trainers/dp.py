@@ -1,4 +1,4 @@
-"""Clipping and noise for a BiasBank (DESIGN.md, "DP-BiTFiT, exactly").
+"""Clipping and noise for a BiasBank (docs/design.md, "DP-BiTFiT, exactly").
 
 Per micro-batch, after ``loss.backward()`` (loss summed over examples):
 

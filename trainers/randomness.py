@@ -1,4 +1,4 @@
-"""Where a model's DP randomness comes from: Poisson sampling and Gaussian noise (DESIGN.md, "Security model").
+"""Where a model's DP randomness comes from: Poisson sampling and Gaussian noise (docs/design.md, "Security model").
 
 Two sources, one interface (:class:`RandomSource`):
 

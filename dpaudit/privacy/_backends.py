@@ -3,7 +3,7 @@
 A backend turns an accountant *history* — opacus's list ``[(noise_multiplier, sample_rate, steps), ...]``
 — into ε at a given δ, and into the privacy profile δ(ε) over a grid of ε. Opacus is imported inside each
 method, never at module import: ``opacus.accountants`` imports torch (through ``opacus.optimizers``), and
-``dpaudit.privacy`` must stay importable without it (DESIGN.md: privacy math never imports torch).
+``dpaudit.privacy`` must stay importable without it (docs/design.md, "Data flow": privacy math never imports torch).
 
 Registered: ``"prv"`` (default; Gopi et al., arXiv 2106.02848) and ``"rdp"`` (Mironov et al.,
 arXiv 1908.10530, with the RDP→(ε, δ) conversion of Balle et al., arXiv 1905.09982, Theorem 21).

@@ -8,7 +8,7 @@ A rule says two things about a module family:
 * ``strip`` — how to take the bias out of the module so its forward computes ``y = f(x)`` without it;
   the BiasBank then adds ``bank[m_i]`` itself.
 
-The per-sample bias gradient then follows from the output gradient alone (DESIGN.md):
+The per-sample bias gradient then follows from the output gradient alone (docs/design.md, "DP-BiTFiT, exactly"):
 ``g_i = Σ_{t} G_i[t, :]`` — no activation is read, so none is stored. :meth:`BiasRule.per_sample`
 is the rule in the shared signature ``(module, grad_output) -> {parameter: (B, *param.shape)}``.
 """
