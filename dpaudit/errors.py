@@ -15,6 +15,14 @@ class ConfigError(DpauditError):
     """An invalid option, config file or combination of options."""
 
 
+class UnknownNameError(ConfigError, LookupError):
+    """A key no registry entry has (attack, accountant, estimator, ...); the message lists the known keys."""
+
+
+class DuplicateNameError(ConfigError, ValueError):
+    """A registry key registered twice without ``force=True``."""
+
+
 class DataError(DpauditError):
     """A dataset that is missing, empty, malformed, or too small for what was asked."""
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
+from dpaudit.registry import Registry
 
 History = Sequence[tuple[float, float, int]]
 """Opacus accountant history: ``(noise_multiplier, sample_rate, steps)`` per homogeneous phase."""
@@ -70,47 +71,44 @@ def private_phases(history: list[tuple[float, float, int]]) -> list[tuple[float,
     return live
 
 
-ACCOUNTANTS: dict[str, AccountantBackend] = {}
+#: Backend instances by name; ``accountant=`` options and the config's choices come from its names.
+ACCOUNTANTS: Registry[str, AccountantBackend] = Registry("accountant")
 
 
 def register_accountant(
     name: str, *, force: bool = False
 ) -> Callable[[type[AccountantBackend]], type[AccountantBackend]]:
-    """Class decorator: register an :class:`AccountantBackend` under ``name``.
+    """Class decorator: register an instance of an :class:`AccountantBackend` class under ``name``.
 
     Args:
         name: the key users pass as ``accountant=`` (and the CLI offers as a choice).
         force: overwrite an existing registration instead of raising.
 
     Raises:
-        ConfigError: ``name`` is already registered and ``force`` is False.
+        DuplicateNameError: ``name`` is already registered and ``force`` is False (a ConfigError).
     """
 
     def decorator(cls: type[AccountantBackend]) -> type[AccountantBackend]:
-        if name in ACCOUNTANTS and not force:
-            raise ConfigError(
-                f"accountant {name!r} is already registered; pass force=True to replace it."
-            )
-        ACCOUNTANTS[name] = cls()
+        ACCOUNTANTS.register(name, cls(), force=force)
         return cls
 
     return decorator
 
 
 def get_backend(name: str) -> AccountantBackend:
-    """Return the backend registered as ``name``, or raise :class:`ConfigError` naming the known ones."""
-    try:
-        return ACCOUNTANTS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(ACCOUNTANTS))
-        raise ConfigError(f"accountant must be one of {{{known}}}, got accountant={name!r}.") from None
+    """Return the backend registered as ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (a ConfigError naming the known ones).
+    """
+    return ACCOUNTANTS.get(name)
 
 
 def create_accountant(name: str) -> Any:
     """Return a fresh opacus accountant for ``name`` (e.g. for the trainer to ``step()``).
 
     Raises:
-        ConfigError: ``name`` is not registered; the message lists the registered names.
+        UnknownNameError: ``name`` is not registered (a ConfigError listing the registered names).
     """
     return get_backend(name).create()
 

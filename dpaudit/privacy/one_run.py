@@ -33,6 +33,7 @@ from dpaudit.privacy import empirical as _emp
 from dpaudit.privacy._search import bisect
 from dpaudit.privacy.empirical import EmpiricalEpsilon, THEOREMS, check_delta, check_significance
 from dpaudit.privacy.fdp_one_run import one_run_fdp_epsilon
+from dpaudit.registry import Registry
 
 __all__ = ["DEFAULT_ESTIMATORS", "ONE_RUN_ESTIMATORS", "count_correct", "one_run_audit", "one_run_epsilon"]
 
@@ -104,10 +105,9 @@ def one_run_epsilon(
 
 #: Registered one-run estimators: name → function of (num_correct, num_guesses, num_canaries, delta,
 #: significance) returning an :class:`EmpiricalEpsilon`.
-ONE_RUN_ESTIMATORS: dict[str, Callable[..., EmpiricalEpsilon]] = {
-    "one_run": one_run_epsilon,
-    "one_run_fdp": one_run_fdp_epsilon,
-}
+ONE_RUN_ESTIMATORS: Registry[str, Callable[..., EmpiricalEpsilon]] = Registry("estimator")
+ONE_RUN_ESTIMATORS.register("one_run", one_run_epsilon)
+ONE_RUN_ESTIMATORS.register("one_run_fdp", one_run_fdp_epsilon)
 
 #: Estimators whose number needs an assumption beyond (ε, δ)-DP: reported as estimates, never the bound.
 ESTIMATES = frozenset({"one_run_fdp"})

@@ -115,7 +115,7 @@ def test_registry_names_and_errors():
         register_accountant("rdp", force=True)(type(original))
         assert isinstance(ACCOUNTANTS["rdp"], type(original))
     finally:
-        ACCOUNTANTS["rdp"] = original
+        ACCOUNTANTS.register("rdp", original, force=True)
 
 
 @pytest.mark.parametrize(("name", "target"), [("prv", 2.0), ("rdp", 2.0)])

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from dpaudit.errors import UnsupportedModuleError
+from dpaudit.registry import Registry
 
 
 def _set_none(module: nn.Module) -> None:
@@ -42,7 +43,8 @@ class BiasRule:
         return {module.bias: per_sample_bias_sums(grad_output, self.channel_dim)}
 
 
-BIAS_RULES: dict[type[nn.Module], BiasRule] = {}
+#: Rules by exact module type (``type(module)``; a subclass needs its own registration).
+BIAS_RULES: Registry[type[nn.Module], BiasRule] = Registry("bias rule", show=lambda t: t.__qualname__)
 
 
 def register_bias_rule(
@@ -52,24 +54,30 @@ def register_bias_rule(
     strip: Callable[[nn.Module], None] = _set_none,
     force: bool = False,
 ) -> BiasRule:
-    """Register one rule for one or several module types; a duplicate raises unless ``force``."""
-    types = [module_types] if isinstance(module_types, type) else list(module_types)
+    """Register one rule for one or several module types.
+
+    Raises:
+        ValueError: ``channel_dim`` is not 1 or -1.
+        DuplicateNameError: a type already has a rule and ``force`` is False (a ValueError too); no
+            type of this call is registered then.
+    """
+    types = [module_types] if isinstance(module_types, type) else list(dict.fromkeys(module_types))
     if channel_dim not in (1, -1):
         raise ValueError(f"channel_dim must be in {{1, -1}}, got channel_dim={channel_dim!r}.")
     rule = BiasRule(channel_dim=channel_dim, strip=strip)
+    taken = [t for t in types if t in BIAS_RULES]
+    if taken and not force:
+        BIAS_RULES.register(taken[0], rule)  # raises DuplicateNameError naming the type
     for t in types:
-        if t in BIAS_RULES and not force:
-            raise ValueError(f"a bias rule for {t.__name__} is already registered; pass force=True to replace it.")
-        BIAS_RULES[t] = rule
+        BIAS_RULES.register(t, rule, force=force)
     return rule
 
 
 def rule_for(module: nn.Module, qualified_name: str) -> BiasRule:
     """The rule for ``type(module)``; raises :class:`UnsupportedModuleError` naming the module if none."""
-    rule = BIAS_RULES.get(type(module))
-    if rule is None:
+    if type(module) not in BIAS_RULES:
         raise UnsupportedModuleError(
             f"module '{qualified_name}' ({type(module).__name__}) has a trainable bias but no DP-BiTFiT bias "
             f"rule; register one with trainers.rules.register_bias_rule or exclude it via exclude_modules."
         )
-    return rule
+    return BIAS_RULES.get(type(module))
