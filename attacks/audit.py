@@ -35,8 +35,10 @@ from dpaudit.config import Config
 from dpaudit.errors import CheckpointError, ConfigError
 from dpaudit.privacy import (bonferroni_family, default_epsilon_grid, privacy_profile, source_significance,
                              with_family)
-from dpaudit.report_schema import (AuditReport, Clipping, EpsilonHistory, PrivacyProfile, PrivacySection, RunInfo,
-                                   UtilitySection, Verdict, dump_report, protection_level)
+from dpaudit.protection import protection_level
+from dpaudit.report_io import dump_report
+from dpaudit.report_schema import (SCHEMA_VERSION, AuditReport, ClippingSummary, EpsilonHistory, PrivacySection,
+                                   ProfileCurve, RunInfo, UtilitySection, Verdict)
 from dpaudit.rundir import RunDir, config_inputs, sha256_file
 from attacks.canary import canary_audit
 from attacks.evaluate import evaluate_attack
@@ -46,7 +48,6 @@ from attacks.signals import Signals
 from attacks.target import TargetMembers, check_target_population, read_member_ids, shadow_recipe
 from trainers.randomness import SecureRandom
 
-SCHEMA_VERSION = "1.0"
 CANARY_ATTACK = "lira_offline"  # fixed before any result is seen, as the one-run audit requires
 
 
@@ -264,15 +265,13 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, log=print,
         grid = default_epsilon_grid(epsilon)
         prof = privacy_profile(noise_multiplier=claim.noise_multiplier, sample_rate=claim.sample_rate,
                                steps=steps, epsilons=grid, accountant=claim.accountant)
-        profile = PrivacyProfile(epsilons=tuple(prof.epsilons), deltas=tuple(prof.deltas))
+        profile = ProfileCurve(epsilons=tuple(prof.epsilons), deltas=tuple(prof.deltas))
     privacy = PrivacySection(
         non_private=claim.non_private, epsilon=None if math.isinf(epsilon) else float(epsilon),
         delta=claim.delta,
         noise_multiplier=claim.noise_multiplier, sample_rate=claim.sample_rate, steps=steps,
         accountant=claim.accountant, neighbouring="add_remove",
-        clipping=Clipping(mode=settings.clipping.mode, style=settings.clipping.style,
-                          max_grad_norm=settings.clipping.max_grad_norm,
-                          groups={k: float(v[1]) for k, v in settings.clipping.groups.items()}),
+        clipping=ClippingSummary.from_config(settings.clipping),
         profile=profile,
         epsilon_history=EpsilonHistory(steps=tuple(history["steps"]), epsilons=tuple(history["epsilons"])),
         reason="trained without clipping or noise (ε = ∞)" if claim.non_private else None,

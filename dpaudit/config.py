@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dpaudit._validation import check_choice, check_real, short_repr
+from dpaudit.clipping import CLIPPING_MODES, CLIPPING_STYLES, ClippingConfig
 from dpaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -45,6 +46,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PrivacyConfig:
+    """The privacy the user asked for (the ``[privacy]`` section), before anything is resolved.
+
+    Stage 1 of 4: ``PrivacyConfig`` (asked) → ``trainers.recipe.PrivacyPlan`` (resolved: σ calibrated, q, steps,
+    δ) → ``dpaudit.privacy.AccountingResult`` (ε the accountant computes for σ, q, steps, δ) →
+    ``dpaudit.report_schema.PrivacySection`` (the claim ``audit.json`` states, with clipping and δ(ε)).
+    """
+
     preset: str | None = None
     epsilon: float | None = None
     noise_multiplier: float | None = None
@@ -52,14 +60,6 @@ class PrivacyConfig:
     accountant: str = "prv"
     non_private: bool = False
     force: bool = False
-
-
-@dataclass(frozen=True)
-class ClippingSection:
-    max_grad_norm: float | None = None
-    style: str = "abadi"
-    mode: str = "all_layer"
-    groups: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    clipping: ClippingSection = field(default_factory=ClippingSection)
+    clipping: ClippingConfig = field(default_factory=ClippingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -144,10 +144,11 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
 }
-#: Allowed values of the string options. The trainers keep their own copies for direct API use; a test checks
-#: that both agree. Accountants come from the registry in :mod:`dpaudit.privacy` (see :func:`_choices`).
+#: Allowed values of the string options. The clipping ones are :mod:`dpaudit.clipping`'s; the optimizer ones
+#: are kept by the trainer too, for direct API use (a test checks that both agree). Accountants come from the
+#: registry in :mod:`dpaudit.privacy` (see :func:`_choices`).
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("clipping", "style"): ("abadi", "automatic"), ("clipping", "mode"): ("all_layer", "layer_wise", "groups"),
+    ("clipping", "style"): CLIPPING_STYLES, ("clipping", "mode"): CLIPPING_MODES,
     ("optim", "optimizer"): ("adam", "adamw", "sgd"), ("optim", "schedule"): ("constant", "linear", "cosine"),
     ("train", "noise"): ("secure", "seeded"),
 }
@@ -160,7 +161,7 @@ _HINTS = {("privacy", "epsilon"): "use privacy.non_private = true for an ε = �
 MAX_ITEMS = 64
 MAX_STRING = 4096
 
-_CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingSection,
+_CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingConfig,
             "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig}
 
 
@@ -277,10 +278,7 @@ def _build(raw: dict) -> Config:
                 raise ConfigError(f"unknown key {short_repr(key)} in [{name}]; known keys: {', '.join(known)}.")
             kwargs[key] = _check_value(name, key, value, str(known[key].type))
         sections[name] = cls(**kwargs)
-    config = Config(**sections)
-    if config.clipping.mode == "groups" and not config.clipping.groups:
-        raise ConfigError("clipping.mode = 'groups' needs clipping.groups = {name = [regex, C_g], ...}.")
-    return config
+    return Config(**sections)  # ClippingConfig checks that mode = 'groups' comes with groups
 
 
 def _parse_toml(text: str, what: str) -> dict:

@@ -1,7 +1,9 @@
-"""The ``audit.json`` report: frozen dataclasses, the JSON Schema check and the loader.
+"""The ``audit.json`` report as frozen dataclasses (the data model only).
 
 This is the contract between ``attacks/`` (writes the report), ``reports/`` (renders it and
-recomputes nothing) and ``dpaudit gate``; the prose version is ``docs/audit-json.md``.
+recomputes nothing) and ``dpaudit gate``; the prose version is ``docs/audit-json.md``. Reading,
+bounding, validating and writing the file is :mod:`dpaudit.report_io`; the plain-language protection
+level is :mod:`dpaudit.protection`.
 
 Compatibility policy (after dp_accounting's ``dp_event.py``): fields are only ever added, new
 fields are optional, and no field changes meaning. Readers therefore ignore keys they do not know
@@ -9,43 +11,38 @@ fields are optional, and no field changes meaning. Readers therefore ignore keys
 
 Units: ε in nats; δ, significance, FPR and TPR as probabilities; ``steps`` are optimizer steps;
 attack scores: higher = member. Undefined numbers are ``None``/``null`` together with
-``status="inconclusive"`` and a ``reason``; NaN and ±inf are rejected by :func:`validate_report`
-and :func:`load_report`, so a NaN metric can never reach the gate as a number.
+``status="inconclusive"`` and a ``reason``; NaN and ±inf are rejected by
+:func:`dpaudit.report_io.validate_report` and :func:`dpaudit.report_io.load_report`.
 
 ``epsilon_lb`` and ``canary`` hold plain dicts in the shape of
 ``dpaudit.privacy.lower_bounds.EmpiricalEpsilon.to_dict()``; they are kept as dicts (not imported
-classes) so this module depends on nothing but the standard library and ``jsonschema``. An entry
-with ``"kind": "estimate"`` is a number without a theorem behind it (e.g. a GDP fit): shown, never
+classes) so this module depends on nothing but the standard library. An entry with
+``"kind": "estimate"`` is a number without a theorem behind it (e.g. a GDP fit): shown, never
 used as a lower bound.
 
-An ``audit.json`` may come from someone else, so the loader bounds it before anything walks it:
-at most :data:`MAX_REPORT_BYTES`, nesting depth, array, string and integer bounds
-(:mod:`dpaudit.input_limits`), the schema's ``maxItems``/``maxLength`` caps, and cross-field
-consistency (histogram and ROC lengths). Every violation is one line (exit 2).
+Names that look alike elsewhere, and how they differ:
 
-Examples:
-    >>> protection_level(0.52)
-    'strong'
+* :class:`ClippingSummary` is ``dpaudit.clipping.ClippingConfig`` as the report states it: each
+  group reduced to its threshold ``C_g`` (the regexes are left out of ``audit.json``).
+* :class:`ProfileCurve` is the δ(ε) grid as stored in the report; the mechanism it belongs to
+  (σ, q, steps, accountant) is in the enclosing :class:`PrivacySection`. The privacy-math object
+  that carries both is ``dpaudit.privacy.profile.PrivacyProfile``.
+* :class:`PrivacySection` is the last of four privacy stages (see ``dpaudit.config.PrivacyConfig``):
+  the claim the report states.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dpaudit.errors import DataError
-from dpaudit.input_limits import JsonLimits, check_json_limits, path_str, read_capped
-from dpaudit.sanitize import clean_text
+if TYPE_CHECKING:
+    from dpaudit.clipping import ClippingConfig
 
+#: Version of the ``audit.json`` format written (``dpaudit/schema/audit-1.0.json``); defined here only.
 SCHEMA_VERSION = "1.0"
-
-#: Plain-language protection levels, strongest first.
-PROTECTION_LEVELS = ("strong", "moderate", "weak")
 
 #: Where the noise came from: a CSPRNG keyed from OS entropy, or a seed (never a private release).
 NOISE_SOURCES = ("secure", "seeded")
@@ -54,21 +51,10 @@ NOISE_SOURCES = ("secure", "seeded")
 #: this run did not write (not verified), or the user.
 CLAIM_SOURCES = ("accountant", "checkpoint", "user")
 
-#: Largest ``audit.json`` the loader reads (bytes).
-MAX_REPORT_BYTES = 50 * 2**20
-
-#: Generic bounds on every report; the schema sets tighter per-field caps.
-REPORT_LIMITS = JsonLimits(max_depth=64, max_items=10_000, max_chars=10_000, max_abs_float=1e15)
-
-#: Array caps (items), checked before the schema so an oversized array is refused at once.
-ARRAY_CAPS = {"histogram": 1001, "roc": 1000, "epsilon_history": 10_000, "profile": 1000}
-
 __all__ = [
-    "SCHEMA_VERSION", "PROTECTION_LEVELS", "AuditReport", "RunInfo", "PrivacySection", "Clipping",
-    "PrivacyProfile", "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve",
-    "ScoreHistogram", "Verdict", "Check", "validate_report", "load_report", "dump_report",
-    "load_schema", "protection_level", "NOISE_SOURCES", "CLAIM_SOURCES", "MAX_REPORT_BYTES",
-    "REPORT_LIMITS", "ARRAY_CAPS", "is_estimate",
+    "SCHEMA_VERSION", "AuditReport", "RunInfo", "PrivacySection", "ClippingSummary", "ProfileCurve",
+    "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve", "ScoreHistogram",
+    "Verdict", "Check", "NOISE_SOURCES", "CLAIM_SOURCES", "is_estimate",
 ]
 
 
@@ -148,18 +134,33 @@ class RunInfo(_Serial):
 
 
 @dataclasses.dataclass(frozen=True)
-class Clipping(_Serial):
-    """Gradient clipping: ``mode`` all_layer/layer_wise/groups, ``style`` abadi/automatic."""
+class ClippingSummary(_Serial):
+    """The clipping settings as ``audit.json`` states them.
+
+    ``dpaudit.clipping.ClippingConfig`` with each named group reduced to its threshold: ``mode``
+    all_layer/layer_wise/groups, ``style`` abadi/automatic, ``max_grad_norm`` C, ``groups``
+    ``{name: C_g}`` (empty unless ``mode="groups"``).
+    """
 
     mode: str
     style: str
     max_grad_norm: float
     groups: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, clipping: ClippingConfig) -> ClippingSummary:
+        """The summary of ``clipping`` (the report's shape: ``groups`` as ``{name: C_g}``)."""
+        return cls(mode=clipping.mode, style=clipping.style, max_grad_norm=clipping.max_grad_norm,
+                   groups={name: float(spec[1]) for name, spec in clipping.groups.items()})
+
 
 @dataclasses.dataclass(frozen=True)
-class PrivacyProfile(_Serial):
-    """The privacy profile δ(ε) on a grid: ``deltas[i] = δ(epsilons[i])`` (ε in nats)."""
+class ProfileCurve(_Serial):
+    """The privacy profile δ(ε) as stored: ``deltas[i] = δ(epsilons[i])`` (ε in nats).
+
+    Grid points only; ``dpaudit.privacy.profile.PrivacyProfile`` is the same curve together with the
+    mechanism (σ, q, steps, accountant) that the enclosing :class:`PrivacySection` states.
+    """
 
     epsilons: tuple[float, ...]
     deltas: tuple[float, ...]
@@ -177,7 +178,7 @@ class EpsilonHistory(_Serial):
 
 @dataclasses.dataclass(frozen=True)
 class PrivacySection(_Serial):
-    """The theoretical guarantee claimed by the accountant.
+    """The theoretical guarantee the report states (stage 4 of 4; see ``dpaudit.config.PrivacyConfig``).
 
     Attributes:
         non_private: ``True`` for a run without DP noise: ε = ∞, stated as ``epsilon=None``
@@ -211,15 +212,15 @@ class PrivacySection(_Serial):
     steps: int
     accountant: str
     neighbouring: str
-    clipping: Clipping
-    profile: PrivacyProfile | None
+    clipping: ClippingSummary
+    profile: ProfileCurve | None
     epsilon_history: EpsilonHistory
     status: str | None = None
     reason: str | None = None
     noise: str | None = None
     claim_source: str | None = None
 
-    _NESTED = {"clipping": Clipping, "profile": PrivacyProfile, "epsilon_history": EpsilonHistory}
+    _NESTED = {"clipping": ClippingSummary, "profile": ProfileCurve, "epsilon_history": EpsilonHistory}
 
     def __post_init__(self) -> None:
         if self.status is None:
@@ -384,172 +385,3 @@ class AuditReport(_Serial):
 def is_estimate(bound: dict[str, Any] | None) -> bool:
     """Whether an ``epsilon_lb``/``canary`` dict is an estimate (``"kind": "estimate"``), not a bound."""
     return bound is not None and bound.get("kind") == "estimate"
-
-
-def protection_level(balanced_accuracy: float) -> str:
-    """Plain-language protection level from the strongest attack's balanced accuracy.
-
-    ``"strong"`` below 0.55, ``"moderate"`` below 0.60, else ``"weak"``. Shown beside the low-FPR
-    metrics, never instead of them.
-
-    Args:
-        balanced_accuracy: a probability in [0, 1].
-
-    Raises:
-        TypeError: not a real number. DataError: NaN or outside [0, 1].
-    """
-    from dpaudit._validation import check_real
-
-    value = check_real("balanced_accuracy", balanced_accuracy, 0.0, 1.0, error=DataError)
-    if value < 0.55:
-        return "strong"
-    if value < 0.60:
-        return "moderate"
-    return "weak"
-
-
-# --------------------------------------------------------------------------- validation and I/O
-
-_SCHEMA_CACHE: dict[str, Any] = {}
-
-
-def load_schema() -> dict[str, Any]:
-    """Return the bundled JSON Schema (draft 2020-12) for audit.json 1.0."""
-    if "1.0" not in _SCHEMA_CACHE:
-        text = resources.files("dpaudit").joinpath("schema", "audit-1.0.json").read_text("utf-8")
-        _SCHEMA_CACHE["1.0"] = json.loads(text)
-    return _SCHEMA_CACHE["1.0"]
-
-
-def _cap_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
-    """The first array over :data:`ARRAY_CAPS`, found without walking its items."""
-    def too_long(section: Any, keys: tuple[str, ...], cap: int, where: tuple[Any, ...]):
-        if not isinstance(section, dict):
-            return None
-        for key in keys:
-            value = section.get(key)
-            if isinstance(value, list) and len(value) > cap:
-                return (*where, key), f"{len(value)} items (at most {cap})"
-        return None
-
-    privacy = data.get("privacy")
-    if isinstance(privacy, dict):
-        for field, keys in (("epsilon_history", ("steps", "epsilons")),
-                            ("profile", ("epsilons", "deltas"))):
-            found = too_long(privacy.get(field), keys, ARRAY_CAPS[field], ("privacy", field))
-            if found:
-                return found
-    attacks = data.get("attacks")
-    for i, attack in enumerate(attacks if isinstance(attacks, list) else ()):
-        if not isinstance(attack, dict):
-            continue
-        for field, keys in (("histogram", ("bin_edges", "in_counts", "out_counts")),
-                            ("roc", ("fpr", "tpr"))):
-            found = too_long(attack.get(field), keys, ARRAY_CAPS[field], ("attacks", i, field))
-            if found:
-                return found
-    return None
-
-
-def _consistency_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
-    """Cross-field rules a schema cannot state: paired arrays of equal length, bins + 1 edges."""
-    privacy = data["privacy"]
-    pairs = [(("privacy", "epsilon_history"), privacy["epsilon_history"], "steps", "epsilons"),
-             (("privacy", "profile"), privacy["profile"], "epsilons", "deltas")]
-    for i, attack in enumerate(data["attacks"]):
-        pairs.append((("attacks", i, "roc"), attack["roc"], "fpr", "tpr"))
-        pairs.append((("attacks", i, "histogram"), attack["histogram"], "in_counts", "out_counts"))
-    for where, section, a, b in pairs:
-        if section is not None and len(section[a]) != len(section[b]):
-            return where, f"{a} has {len(section[a])} entries but {b} has {len(section[b])}"
-    for i, attack in enumerate(data["attacks"]):
-        edges, n_bins = attack["histogram"]["bin_edges"], len(attack["histogram"]["in_counts"])
-        if (n_bins or edges) and len(edges) != n_bins + 1:
-            return ("attacks", i, "histogram"), f"{len(edges)} bin edges for {n_bins} bins (need bins + 1)"
-    return None
-
-
-def validate_report(data: dict[str, Any]) -> None:
-    """Check a report dict: bounds, ``audit-1.0.json``, NaN/±inf anywhere, cross-field rules.
-
-    Raises:
-        DataError: one line naming the first failing path, e.g.
-            ``"audit report is invalid at attacks/0/auc: 'x' is not of type 'number', 'null'"``.
-    """
-    import jsonschema
-
-    if not isinstance(data, dict):
-        raise DataError(f"audit report must be a JSON object, got {type(data).__name__}.")
-    found = _cap_errors(data)  # before anything iterates a 1M-item array
-    if found is not None:
-        raise DataError(f"audit report is invalid at {path_str(found[0])}: {found[1]}.")
-    check_json_limits(data, what="audit report", error=DataError, limits=REPORT_LIMITS)
-    if "validator" not in _SCHEMA_CACHE:
-        _SCHEMA_CACHE["validator"] = jsonschema.Draft202012Validator(load_schema())
-    validator = _SCHEMA_CACHE["validator"]
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        message = clean_text(" ".join(error.message.split()), max_len=200)
-        raise DataError(f"audit report is invalid at {path_str(error.absolute_path)}: {message}")
-    found = _consistency_errors(data)
-    if found is not None:
-        raise DataError(f"audit report is invalid at {path_str(found[0])}: {found[1]}.")
-
-
-class _NonFiniteLiteral(ValueError):
-    """A ``NaN``/``Infinity`` literal in the JSON text."""
-
-
-def _reject_constant(name: str) -> float:
-    raise _NonFiniteLiteral(name)
-
-
-def load_report(path: str | Path) -> AuditReport:
-    """Read, bound, validate and parse an ``audit.json``.
-
-    Raises:
-        DataError: one line for a missing, unreadable or oversized file, invalid or truncated
-            JSON, a NaN/Infinity literal, nesting too deep, an unbounded integer, or a schema or
-            consistency violation (naming the failing path).
-    """
-    path = Path(path)
-    try:
-        raw = read_capped(path, MAX_REPORT_BYTES, what="audit report", error=DataError)
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"audit report not found: {path}; run `dpaudit audit` first or pass the "
-                        "right path.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read audit report {path}: {clean_text(err, max_len=300)}") from None
-    if not text.strip():
-        raise DataError(f"audit report {path} is empty; rerun `dpaudit audit`.")
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        raise DataError(f"audit report {path} is not valid JSON (truncated?): {err.msg} at line "
-                        f"{err.lineno} column {err.colno}; rerun `dpaudit audit`.") from None
-    except _NonFiniteLiteral as err:
-        raise DataError(f"audit report {path} contains {err}, which is not a finite number; undefined "
-                        "metrics must be null with status 'inconclusive'.") from None
-    except RecursionError:
-        raise DataError(f"audit report {path} is nested too deeply (at most "
-                        f"{REPORT_LIMITS.max_depth} levels).") from None
-    except ValueError as err:  # e.g. an integer literal of more than 4300 digits
-        raise DataError(f"audit report {path} is not a valid report: {clean_text(err, max_len=200)} "
-                        "(integers must be bounded).") from None
-    if not isinstance(data, dict):
-        raise DataError(f"audit report {path} must hold a JSON object, got {type(data).__name__}.")
-    try:
-        validate_report(data)
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
-    return AuditReport.from_dict(data)
-
-
-def dump_report(report: AuditReport, path: str | Path) -> Path:
-    """Validate ``report`` and write it as JSON (``allow_nan=False``); returns the path."""
-    from dpaudit.fileio import write_json_atomic
-
-    data = report.to_dict()
-    validate_report(data)
-    return write_json_atomic(path, data, sort_keys=False, private=False)

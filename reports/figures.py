@@ -59,6 +59,8 @@ def ceiling_curve(privacy: PrivacySection, fpr: np.ndarray) -> np.ndarray:
     """
     from dpaudit.privacy.profile import PrivacyProfile, roc_ceiling
 
+    # The report stores the curve (ProfileCurve) and the mechanism (the section's σ, q, steps,
+    # accountant) apart; the privacy-math PrivacyProfile holds both and checks the grid.
     stored = privacy.profile
     profile = PrivacyProfile(epsilons=stored.epsilons, deltas=stored.deltas,
                              accountant=privacy.accountant, noise_multiplier=privacy.noise_multiplier,

@@ -39,9 +39,8 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.report_schema import (
-    PROTECTION_LEVELS, AttackResult, AuditReport, Check, is_estimate, protection_level,
-)
+from dpaudit.protection import PROTECTION_LEVELS, protection_level
+from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from reports.policy import Policy
 

@@ -37,7 +37,7 @@ from typing import Any
 from dpaudit._validation import check_choice, check_int, check_real
 from dpaudit.errors import ConfigError
 from dpaudit.input_limits import JsonLimits, check_json_limits, read_capped
-from dpaudit.report_schema import PROTECTION_LEVELS
+from dpaudit.protection import PROTECTION_LEVELS
 
 if sys.version_info >= (3, 11):
     import tomllib

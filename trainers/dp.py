@@ -20,77 +20,19 @@ stream (tests, benchmarks, shadows) under which row k of a bank equals a single-
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from dpaudit.errors import ConfigError
+from dpaudit.clipping import CLIPPING_MODES, CLIPPING_STYLES, ClippingConfig
 from trainers.bias_sums import backend as kernel_backend
 from trainers.classifier import BankedClassifier
 from trainers.randomness import RandomSource
 
-CLIPPING_MODES = ("all_layer", "layer_wise", "groups")
-CLIPPING_STYLES = ("abadi", "automatic")
-
-
-@dataclass(frozen=True)
-class ClippingConfig:
-    """How per-sample gradients are clipped.
-
-    Args:
-        max_grad_norm: C, the total L2 bound of one example's clipped gradient (all-layer and layer-wise).
-        style: ``"abadi"`` (``min(1, C/n)``) or ``"automatic"`` (``C/(n + 0.01)``).
-        mode: ``"all_layer"`` (default), ``"layer_wise"`` or ``"groups"``.
-        groups: for ``mode="groups"``: ``{name: (regex on table names, C_g)}``; every table must match
-            exactly one group.
-    """
-
-    max_grad_norm: float = 1.0
-    style: str = "abadi"
-    mode: str = "all_layer"
-    groups: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.style not in CLIPPING_STYLES:
-            raise ConfigError(f"clipping.style must be one of {set(CLIPPING_STYLES)}, got style={self.style!r}.")
-        if self.mode not in CLIPPING_MODES:
-            raise ConfigError(f"clipping.mode must be one of {set(CLIPPING_MODES)}, got mode={self.mode!r}.")
-        if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):
-            raise ConfigError(f"max_grad_norm must be in (0, inf), got max_grad_norm={self.max_grad_norm!r}.")
-        if self.mode == "groups" and not self.groups:
-            raise ConfigError("clipping.mode='groups' needs clipping.groups = {name = [regex, C_g], ...}.")
-
-    def assign(self, names: Sequence[str]) -> tuple[list[int], list[float], list[str]]:
-        """Group id of each table, the thresholds ``C_g`` and group names."""
-        if self.mode == "all_layer":
-            return [0] * len(names), [self.max_grad_norm], ["all"]
-        if self.mode == "layer_wise":
-            c = self.max_grad_norm / math.sqrt(len(names))
-            return list(range(len(names))), [c] * len(names), list(names)
-        group_names = list(self.groups)
-        ids = []
-        for n in names:
-            hits = [i for i, g in enumerate(group_names) if re.search(self.groups[g][0], n)]
-            if len(hits) != 1:
-                raise ConfigError(
-                    f"trainable tensor '{n}' matches {len(hits)} clipping groups; every tensor must match exactly "
-                    f"one of {group_names} (add a catch-all group such as rest = ['.*', 1.0] last)."
-                    if hits else
-                    f"trainable tensor '{n}' matches no clipping group; add a catch-all group, e.g. rest = ['.*', 1.0]."
-                )
-            ids.append(hits[0])
-        thresholds = [float(self.groups[g][1]) for g in group_names]
-        for g, c in zip(group_names, thresholds):
-            if not (c > 0 and math.isfinite(c)):
-                raise ConfigError(f"clipping.groups.{g} threshold must be in (0, inf), got {c!r}.")
-        return ids, thresholds, group_names
-
-    def to_dict(self) -> dict:
-        return {"max_grad_norm": self.max_grad_norm, "style": self.style, "mode": self.mode,
-                "groups": {k: [v[0], v[1]] for k, v in self.groups.items()}}
+# The clipping settings are defined once, in dpaudit.clipping; re-exported here because the trainer's
+# callers (TrainSettings, benchmarks, tests) build them next to the DPAggregator that uses them.
+__all__ = ["CLIPPING_MODES", "CLIPPING_STYLES", "ClippingConfig", "DPAggregator"]
 
 
 class DPAggregator:

@@ -28,7 +28,10 @@ from trainers.randomness import secure_permutation
 
 @dataclass(frozen=True)
 class PrivacyPlan:
-    """Resolved accounting inputs: σ, q, planned steps, δ, the target ε and the guard's step limit."""
+    """Resolved accounting inputs: σ, q, planned steps, δ, the target ε and the guard's step limit.
+
+    Stage 2 of 4 (see ``dpaudit.config.PrivacyConfig``): what the trainer resolved from the user's request.
+    """
 
     non_private: bool
     noise_multiplier: float

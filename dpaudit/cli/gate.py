@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
     from dpaudit.errors import ConfigError
-    from dpaudit.report_schema import dump_report, load_report
+    from dpaudit.report_io import dump_report, load_report
     from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
     from reports.policy import load_policy
 

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Validate RUN_DIR/audit.json and write the requested formats; returns 0."""
-    from dpaudit.report_schema import load_report
+    from dpaudit.report_io import load_report
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

@@ -77,6 +77,8 @@ class NeighbouringRelation(str, enum.Enum):
 class AccountingResult:
     """ε spent by ``steps`` Poisson-subsampled Gaussian steps, at δ.
 
+    Stage 3 of 4 (see ``dpaudit.config.PrivacyConfig``): what the accountant computed.
+
     Attributes:
         epsilon: ε in nats, an upper bound (``math.inf`` when σ = 0).
         delta: δ, a probability.

@@ -27,6 +27,10 @@ __all__ = ["PrivacyProfile", "default_epsilon_grid", "privacy_profile", "roc_cei
 class PrivacyProfile:
     """δ(ε) on a grid of ε, for ``steps`` Poisson-subsampled Gaussian steps (add/remove neighbours).
 
+    The curve together with the mechanism that produced it. ``audit.json`` stores the curve alone as
+    ``dpaudit.report_schema.ProfileCurve`` (the mechanism is in the report's privacy section);
+    ``reports.figures.ceiling_curve`` joins the two back into this class.
+
     Attributes:
         epsilons: ε grid in nats, strictly increasing, finite, ≥ 0.
         deltas: δ(ε) for each ε, an upper bound, non-increasing, in [0, 1].

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from dpaudit import report_schema
+from dpaudit import report_io, report_schema
 from dpaudit.rundir import RunDir
 from dpaudit.cli.main import main as run_cli
 from reports import figures as F
@@ -184,7 +184,7 @@ def test_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
     path = _write(tmp_path, sample.make_report().to_dict())
     assert run_cli(["gate", path, "--policy", big_policy]) == 2
     _one_error_line(capsys, "larger than 1 MiB")
-    monkeypatch.setattr(report_schema, "MAX_REPORT_BYTES", 2**20)  # the real cap is 50 MiB
+    monkeypatch.setattr(report_io, "MAX_REPORT_BYTES", 2**20)  # the real cap is 50 MiB
     _write(tmp_path, text=json.dumps(sample.make_report().to_dict()) + " " * 2**20)
     assert run_cli(["gate", path, "--policy", _policy(tmp_path)]) == 2
     _one_error_line(capsys, "larger than 1 MiB")

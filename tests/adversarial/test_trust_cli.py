@@ -17,7 +17,7 @@ import pytest
 from attacks.evaluate import evaluate_attack
 from attacks.signals import Signals
 from dpaudit.cli.main import main
-from dpaudit.report_schema import load_report
+from dpaudit.report_io import load_report
 from trainers.checkpoint import read_models
 from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, write_csv
 

@@ -9,7 +9,8 @@ from attacks.evaluate import evaluate_attack
 from attacks.lira import LiraOnline
 from attacks.metrics import compute_metrics
 from dpaudit.errors import ConfigError, DataError
-from dpaudit.report_schema import AttackResult, load_schema
+from dpaudit.report_io import load_schema
+from dpaudit.report_schema import AttackResult
 
 
 def _validate_attack_entry(entry: dict) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dpaudit.cli.main import main
-from dpaudit.report_schema import load_report
+from dpaudit.report_io import load_report
 from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, write_csv
 
 FAST = ["--epochs", "1", "--batch-size", "16", "--set", "data.max_length=16", "--set", "audit.fprs=[0.1]",

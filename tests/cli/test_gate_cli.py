@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from dpaudit.report_schema import load_report, validate_report
+from dpaudit.report_io import load_report, validate_report
 from tests.reports import sample
 from dpaudit.cli.main import main as run_cli
 

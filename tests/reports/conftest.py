@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.reports import sample
-from dpaudit.report_schema import AuditReport, validate_report
+from dpaudit.report_io import validate_report
+from dpaudit.report_schema import AuditReport
 
 
 @pytest.fixture

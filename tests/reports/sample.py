@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
+from dpaudit.protection import protection_level
 from dpaudit.report_schema import (
-    AttackResult, AuditReport, Clipping, EpsilonHistory, PrivacyProfile, PrivacySection, RocCurve,
-    RunInfo, ScoreHistogram, TprAtFpr, UtilitySection, Verdict, protection_level,
+    AttackResult, AuditReport, ClippingSummary, EpsilonHistory, PrivacySection, ProfileCurve, RocCurve,
+    RunInfo, ScoreHistogram, TprAtFpr, UtilitySection, Verdict,
 )
 
 FPRS = (0.001, 0.01, 0.1)
@@ -96,8 +97,8 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
         non_private=non_private, epsilon=eps, delta=delta,
         noise_multiplier=0.0 if non_private else 1.1, sample_rate=0.01, steps=1000,
         accountant="prv", neighbouring="add_remove",
-        clipping=Clipping(mode="all_layer", style="automatic", max_grad_norm=1.0),
-        profile=None if non_private else PrivacyProfile(
+        clipping=ClippingSummary(mode="all_layer", style="automatic", max_grad_norm=1.0),
+        profile=None if non_private else ProfileCurve(
             epsilons=grid, deltas=tuple(gdp_delta(e, mu) for e in grid)),
         epsilon_history=EpsilonHistory(steps=() if non_private else steps,
                                        epsilons=() if non_private else history),

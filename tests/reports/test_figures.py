@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dpaudit.report_schema import PrivacyProfile, RocCurve, ScoreHistogram
+from dpaudit.report_schema import ProfileCurve, RocCurve, ScoreHistogram
 from reports import figures as F
 from tests.reports import sample
 
@@ -17,7 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_ceiling_matches_pure_dp_closed_form(report):
     # A single (ε, 0) point: TPR ≤ min{1, e^ε·FPR, 1 − e^{−ε}(1 − FPR)} (Kairouz et al. Thm 2.1).
     eps = 1.0
-    privacy = dataclasses.replace(report.privacy, profile=PrivacyProfile(epsilons=(eps,), deltas=(0.0,)))
+    privacy = dataclasses.replace(report.privacy, profile=ProfileCurve(epsilons=(eps,), deltas=(0.0,)))
     fpr = np.array([0.0, 1e-3, 0.1, 0.3, 0.5, 1.0])
     expected = np.minimum(1.0, np.minimum(math.exp(eps) * fpr, 1 - math.exp(-eps) * (1 - fpr)))
     np.testing.assert_allclose(F.ceiling_curve(privacy, fpr), expected, rtol=1e-12, atol=1e-15)

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from dpaudit.errors import ConfigError
-from dpaudit.report_schema import TprAtFpr, validate_report
+from dpaudit.report_io import validate_report
+from dpaudit.report_schema import TprAtFpr
 from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
 from reports.policy import POLICY_KEYS, Policy, TprLimit, load_policy, parse_policy
 from tests.reports import sample

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from dpaudit.report_schema import Check, validate_report
+from dpaudit.report_io import validate_report
+from dpaudit.report_schema import Check
 from reports.html import render_html
 from reports.markdown import escape_md, render_markdown
 from reports.pdf import write_pdf

@@ -6,14 +6,41 @@ import json
 import pytest
 
 from tests.reports import sample
+from dpaudit import protection, report_io
 from dpaudit import report_schema as rs
 from dpaudit.errors import DataError
-from dpaudit.report_schema import AuditReport, load_report, protection_level, validate_report
+from dpaudit.protection import protection_level
+from dpaudit.report_io import load_report, validate_report
+from dpaudit.report_schema import AuditReport
 
 
 def test_all_names_exist():
     for name in rs.__all__:
         assert hasattr(rs, name), name
+
+
+def test_split_modules_export_what_they_list():
+    for module in (report_io, protection):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
+
+
+def test_report_model_needs_only_the_standard_library():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(rs.__file__).resolve().parents[1])
+    code = ("import sys, dpaudit.report_schema; "
+            "print(sorted(m for m in ('numpy', 'jsonschema', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.stdout.strip() == "[]"
+
+
+def test_bundled_schema_is_the_written_version():
+    assert report_io.load_schema()["$id"].endswith(f"/audit-{rs.SCHEMA_VERSION}.json")
 
 
 def test_round_trip_dict_and_json(report):
@@ -127,7 +154,7 @@ def test_load_report_schema_invalid_is_one_line(report_path):
 
 
 def test_load_and_dump_round_trip(tmp_path, report):
-    path = rs.dump_report(report, tmp_path / "audit.json")
+    path = report_io.dump_report(report, tmp_path / "audit.json")
     assert load_report(path) == report
 
 
