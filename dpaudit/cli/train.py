@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.models import load_backbone, resolve_model_dir
     from dpaudit.rundir import RunDir, config_inputs, members_commitment
     from trainers.batching import EncodedTexts
-    from trainers.loop import predict_logits
+    from trainers.predict import predict_logits
     from trainers.recipe import (build_classifier, permutation, released_seed, resolve_device, resolve_privacy,
                                  train_bank)
 
