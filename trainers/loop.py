@@ -38,7 +38,6 @@ from trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 from trainers.randomness import make_sources
 
 
-
 @dataclass(frozen=True)
 class TrainSettings:
     """Resolved hyper-parameters shared by every model of the bank.

@@ -41,9 +41,14 @@ class _PrintHandler(logging.Handler):
 
 
 def show_progress_messages(name: str = "attacks") -> None:
-    """Print INFO messages of the ``name`` logger tree (the audit's progress lines) to stdout, once."""
+    """Print INFO messages of the ``name`` logger tree (the audit's progress lines) to stdout, once.
+
+    They are not passed on to the root logger: a library that configures root logging at import (opacus
+    calls ``logging.basicConfig``) would otherwise repeat every line, time-stamped, on stderr.
+    """
     log = logging.getLogger(name)
     log.setLevel(logging.INFO)
+    log.propagate = False
     if not any(isinstance(h, _PrintHandler) for h in log.handlers):
         log.addHandler(_PrintHandler())
 

@@ -62,7 +62,25 @@ def test_a_tampered_membership_file_is_a_data_error_naming_the_file(tmp_path):
         _membership(run, None, 40, 3, None)
 
 
-def test_the_library_logs_and_only_the_cli_prints(capsys):
+@pytest.fixture()
+def clean_attacks_logger():
+    """The ``attacks`` logger as a library user finds it (an in-process CLI test may have configured it)."""
+    log = logging.getLogger("attacks")
+    saved = (list(log.handlers), log.level, log.propagate)
+    for handler in saved[0]:
+        log.removeHandler(handler)
+    log.setLevel(logging.NOTSET)
+    log.propagate = True
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    for handler in saved[0]:
+        log.addHandler(handler)
+    log.setLevel(saved[1])
+    log.propagate = saved[2]
+
+
+def test_the_library_logs_and_only_the_cli_prints(capsys, clean_attacks_logger):
     """attacks.audit speaks through logging: silent as a library, plain stdout lines under the CLI."""
     import attacks.audit as audit
     from dpaudit.cli.audit import show_progress_messages
@@ -70,16 +88,17 @@ def test_the_library_logs_and_only_the_cli_prints(capsys):
     assert audit.logger.name == "attacks.audit"
     audit.logger.info("attack: loss")
     assert capsys.readouterr().out == ""
-    show_progress_messages()
-    show_progress_messages()  # idempotent: still one line per message
+    root_seen = io.StringIO()
+    root_handler = logging.StreamHandler(root_seen)  # what opacus' logging.basicConfig installs, on stderr
+    logging.getLogger().addHandler(root_handler)
     try:
+        show_progress_messages()
+        show_progress_messages()  # idempotent: still one line per message
         audit.logger.info("attack: loss")
-        assert capsys.readouterr().out == "attack: loss\n"
     finally:
-        log = logging.getLogger("attacks")
-        for handler in list(log.handlers):
-            log.removeHandler(handler)
-        log.setLevel(logging.NOTSET)
+        logging.getLogger().removeHandler(root_handler)
+    assert capsys.readouterr().out == "attack: loss\n"
+    assert root_seen.getvalue() == ""  # not repeated, time-stamped, by a root handler
 
 
 def test_one_version_lookup_for_audit_and_env():

@@ -74,3 +74,13 @@ def test_optimizer_factory(name, cls):
     assert group["lr"] == 0.1 and group["weight_decay"] == 0.01
     if name == "sgd":
         assert group["momentum"] == 0.5
+
+
+def test_a_checkpoint_written_with_the_old_schedule_resumes():
+    """The old LambdaLR state (``lr_lambdas: [None]``, a plain function) loads into transformers' scheduler."""
+    opt = make_optimizer([torch.nn.Parameter(torch.zeros(1))], name="adam", lr=1.0, momentum=0.0, weight_decay=0.0)
+    sched = make_scheduler(opt, schedule="linear", warmup_fraction=0.0, steps=10)
+    old_state = {**sched.state_dict(), "last_epoch": 4, "_step_count": 5, "_last_lr": [0.6], "lr_lambdas": [None]}
+    sched.load_state_dict(old_state)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(_old_factor("linear", 0.0, 10, 5))
