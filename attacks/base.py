@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpaudit._validation import check_int
-from dpaudit.errors import ConfigError, DataError
+from dpaudit.errors import ConfigError
 
 from attacks.signals import Signals
 
@@ -56,12 +56,7 @@ class Attack(abc.ABC):
         if not isinstance(signals, Signals):
             raise TypeError(f"signals must be attacks.signals.Signals, got {type(signals).__name__}.")
         m, n = signals.n_models, signals.n_examples
-        membership = np.asarray(membership)
-        if membership.dtype != bool:
-            raise DataError(f"membership must be a bool array, got dtype={membership.dtype}.")
-        if membership.shape != (m, n):
-            raise DataError(f"membership must have shape ({m}, {n}) to match the signals, "
-                            f"got shape={membership.shape}.")
+        membership = signals.check_membership(membership)
         target = check_int("target", target, 0, m - 1)
         reference = np.asarray(reference)
         if reference.ndim != 1 or reference.size == 0 or not np.issubdtype(reference.dtype, np.integer):

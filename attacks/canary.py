@@ -20,7 +20,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from dpaudit._validation import check_real
+from dpaudit._validation import check_mask, check_real
 from dpaudit.errors import DataError
 
 __all__ = ["canary_audit", "guess_counts"]
@@ -64,12 +64,10 @@ def canary_audit(target_scores: npt.ArrayLike, included: npt.ArrayLike, *, delta
     from dpaudit.privacy.one_run import one_run_audit
 
     scores = np.asarray(target_scores, dtype=np.float64)
-    included = np.asarray(included)
-    if included.dtype != bool:
-        raise DataError(f"included must be a bool array, got dtype={included.dtype}.")
-    if scores.ndim != 1 or scores.shape != included.shape:
-        raise DataError(f"target_scores and included must be 1-D of equal length, got shapes "
-                        f"{scores.shape} and {included.shape}.")
+    if scores.ndim != 1:
+        raise DataError(f"target_scores must be 1-D (one score per canary), got shape={scores.shape}.")
+    included = check_mask("included", included, scores.shape,
+                          hint="target_scores and included must be 1-D of equal length")
     if np.isnan(scores).any():
         raise DataError(f"{int(np.isnan(scores).sum())} canary scores are NaN; the one-run audit needs "
                         "a score for every canary.")

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpaudit._validation import check_int, check_real
-from dpaudit.errors import ConfigError, DataError
+from dpaudit.errors import ConfigError
 from dpaudit.report_schema import AttackResult, RocCurve, TprAtFpr
 
 from attacks.base import Attack
@@ -104,26 +104,13 @@ def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: 
     delta = check_real("delta", delta, 0.0, 1.0, closed="left")
     significance = check_real("significance", significance, 0.0, 1.0, closed="neither")
     guess_fraction = check_real("guess_fraction", guess_fraction, 0.0, 1.0, closed="right")
-    membership = np.asarray(membership)
-    if membership.dtype != bool or membership.shape != (signals.n_models, signals.n_examples):
-        raise DataError(f"membership must be a bool array of shape ({signals.n_models}, {signals.n_examples}), "
-                        f"got dtype={membership.dtype}, shape={membership.shape}.")
+    membership = signals.check_membership(membership)
     m = signals.n_models
     targets = [check_int("target", t, 0, m - 1) for t in targets]
     if not targets or len(set(targets)) != len(targets):
         raise ConfigError(f"targets must be a non-empty list of distinct model indices, got {targets}.")
 
-    per_target: list[AttackMetrics] = []
-    first_scores = np.empty(0)
-    for t in targets:
-        row = membership[t]
-        reference = np.array([r for r in range(m) if r != t and not np.array_equal(membership[r], row)
-                              and not np.array_equal(membership[r], ~row)], dtype=np.int64)
-        scores = attack.score(signals, membership, target=t, reference=reference)
-        if not per_target:
-            first_scores = scores
-        per_target.append(compute_metrics(scores, membership[t], fprs=fprs))
-
+    per_target, first_scores = _score_targets(attack, signals, membership, targets, fprs)
     first = per_target[0]
     is_in = membership[targets[0]]
     eps = _one_run_bound(first_scores, is_in, delta=delta, significance=significance,
@@ -132,7 +119,31 @@ def evaluate_attack(name_or_attack: str | Attack, signals: Signals, membership: 
     common = dict(name=attack.name or type(attack).__name__, paper=attack.paper, target_model=targets[0], n_targets=len(targets),
                   n_members=first.n_members, n_nonmembers=first.n_nonmembers, epsilon_lb=eps.to_dict(),
                   histogram=histogram)
+    return _aggregate(per_target, targets, common)
 
+
+def _score_targets(attack: Attack, signals: Signals, membership: np.ndarray, targets: list[int],
+                   fprs: Sequence[float]) -> tuple[list[AttackMetrics], np.ndarray]:
+    """Metrics per target, each attacked with every model except itself and its complement as reference.
+
+    Returns ``(metrics per target, the first target's scores)``.
+    """
+    per_target: list[AttackMetrics] = []
+    first_scores = np.empty(0)
+    for t in targets:
+        row = membership[t]
+        reference = np.array([r for r in range(signals.n_models) if r != t and not np.array_equal(membership[r], row)
+                              and not np.array_equal(membership[r], ~row)], dtype=np.int64)
+        scores = attack.score(signals, membership, target=t, reference=reference)
+        if not per_target:
+            first_scores = scores
+        per_target.append(compute_metrics(scores, membership[t], fprs=fprs))
+    return per_target, first_scores
+
+
+def _aggregate(per_target: list[AttackMetrics], targets: list[int], common: dict) -> AttackResult:
+    """Mean ± std over targets; inconclusive (no numbers) if any target's metrics are."""
+    first = per_target[0]
     bad = [(t, r) for t, r in zip(targets, per_target) if r.status != "ok"]
     if bad:
         t, r = bad[0]

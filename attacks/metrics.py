@@ -23,7 +23,7 @@ import numpy.typing as npt
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from dpaudit._validation import check_int, check_real
+from dpaudit._validation import check_int, check_mask, check_real
 from dpaudit.errors import DataError
 from dpaudit.report_schema import RocCurve, ScoreHistogram, TprAtFpr
 
@@ -60,11 +60,9 @@ class AttackMetrics:
 
 def _check_pair(scores: npt.ArrayLike, is_member: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(is_member)
-    if y.dtype != bool:
-        raise DataError(f"is_member must be a bool array, got dtype={y.dtype}.")
-    if s.ndim != 1 or s.shape != y.shape:
-        raise DataError(f"scores and is_member must be 1-D of equal length, got shapes {s.shape} and {y.shape}.")
+    if s.ndim != 1:
+        raise DataError(f"scores must be 1-D (one score per example), got shape={s.shape}.")
+    y = check_mask("is_member", is_member, s.shape, hint="scores and is_member must be 1-D of equal length")
     return s, y
 
 

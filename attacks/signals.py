@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
+from dpaudit._validation import check_mask
 from dpaudit.errors import DataError
 
 __all__ = ["Signals"]
@@ -75,6 +76,15 @@ class Signals:
             raise DataError(f"logits must be finite; first bad entry at (model, example, class)={tuple(bad)}.")
         object.__setattr__(self, "logits", logits)
         object.__setattr__(self, "labels", labels)
+
+    def check_membership(self, membership: np.ndarray) -> np.ndarray:
+        """``membership`` as a bool array of shape (M, N) matching these signals.
+
+        Raises:
+            DataError: wrong dtype or shape.
+        """
+        return check_mask("membership", membership, (self.n_models, self.n_examples),
+                          hint="membership must have shape (models, examples) to match the signals")
 
     @property
     def n_models(self) -> int:

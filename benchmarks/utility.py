@@ -59,12 +59,8 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     from dpaudit.privacy.accounting import calibrate_noise, compute_epsilon
     from trainers.classifier import BankedClassifier
     from trainers.dp import ClippingConfig
-    from trainers.loop import (
-        Trainer,
-        TrainSettings,
-        predict_logits,
-        sample_rate_and_steps,
-    )
+    from trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
+    from trainers.predict import predict_logits
 
     k, n = len(seeds), len(encoded_train)
     non_private = epsilon is None

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
-from dpaudit.errors import ConfigError
+import numpy as np
+
+from dpaudit.errors import ConfigError, DataError
 
 
 #: Longest ``repr`` of a rejected value quoted in a message; longer ones are elided so the line stays short.
@@ -89,3 +91,24 @@ def check_choice(name: str, value: object, choices: "list[str] | tuple[str, ...]
         allowed = ", ".join(sorted(map(str, choices)))
         raise error(f"{name} must be one of {{{allowed}}}, got {name}={short_repr(value)}.")
     return str(value)
+
+
+def check_mask(name: str, value: object, shape: tuple[int, ...], *, hint: str = "") -> np.ndarray:
+    """Return ``value`` as a bool ndarray if it has dtype bool and exactly ``shape``, else raise.
+
+    The one check for every membership / inclusion mask (one row per model, one column per example).
+
+    Args:
+        name: the argument's name as the user sees it.
+        value: array-like to check (not converted: an int 0/1 array is refused, never cast).
+        shape: the required shape.
+        hint: a sentence appended to the message saying where ``shape`` comes from.
+
+    Raises:
+        DataError: wrong dtype or shape.
+    """
+    arr = np.asarray(value)
+    if arr.dtype != np.bool_ or arr.shape != tuple(shape):
+        raise DataError(f"{name} must be a bool array of shape {tuple(shape)}, got dtype={arr.dtype}, "
+                        f"shape={arr.shape}" + (f"; {hint}." if hint else "."))
+    return arr

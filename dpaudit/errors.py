@@ -43,15 +43,5 @@ class PrivacyError(DpauditError):
     """An impossible privacy request: ε ≤ 0, ε unreachable, δ ≥ 1/N without ``--force``."""
 
 
-class BudgetExhaustedError(PrivacyError):
-    """Training stopped because the next step would exceed the target ε."""
-
-
 class TrainingDivergedError(DpauditError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
-
-
-class InconclusiveError(DpauditError):
-    """A metric is undefined (one-class labels, too few non-members, NaN). Never a pass."""
-
-    exit_code = 3

@@ -9,5 +9,9 @@ Data flow (docs/design.md, "DP-BiTFiT, exactly" and "The BiasBank"):
 * :mod:`trainers.head` — mean pooling and the banked task head;
 * :mod:`trainers.classifier` — backbone + bank + head as one classifier taking a model index per example;
 * :mod:`trainers.dp` — clipping (Abadi / automatic, clipping groups), noise per bank row;
-* :mod:`trainers.loop` — Poisson sampling, micro-batches, optimizer, schedule, accounting, checkpoints.
+* :mod:`trainers.optim` — optimizer and learning-rate schedule factories;
+* :mod:`trainers.loop` — Poisson sampling, micro-batches, the training step, the budget guard;
+* :mod:`trainers.checkpoint` — the one atomic checkpoint file, optimizer state, resume checks;
+* :mod:`trainers.predict` — batched logits of every model on a population;
+* :mod:`trainers.recipe` — from a config to settings, accounting and a trained bank.
 """

@@ -9,6 +9,11 @@ scheduler state. Because tables, optimizer state, step count and accountant hist
 by one atomic rename (:meth:`dpaudit.rundir.RunDir.write`), no crash can leave released parameters that
 saw more steps than are recorded and accounted. Nothing is unpickled; no noise state is stored (resume
 draws fresh entropy, see :mod:`trainers.randomness`).
+
+``accountant_history`` is the list of ``[σ, q, steps]`` segments the accounting covers (one segment: every
+step of a run uses the same σ and q; empty for a non-private run). It is the checkpoint's self-description
+for a reader outside dpaudit; dpaudit itself rebuilds a claim from the flat ``noise_multiplier``,
+``sample_rate`` and ``steps`` keys written in the same atomic file, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from dpaudit.errors import CheckpointError
+from dpaudit.errors import CheckpointError, ConfigError
 from dpaudit.rundir import RunDir
 
 FORMAT = "dpaudit-bitfit-1"
@@ -85,3 +90,32 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
     tables = {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
     state = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
     return tables, state, meta
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimizer's per-parameter state as flat tensors named ``opt.<param id>.<key>``."""
+    return {f"opt.{pid}.{key}": torch.as_tensor(val)
+            for pid, st in optimizer.state_dict()["state"].items() for key, val in st.items()}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], param_groups: list,
+                      device: torch.device) -> None:
+    """Load what :func:`optimizer_tensors` flattened (plus the JSON ``param_groups``) back into ``optimizer``."""
+    opt_state: dict = {}
+    for name, val in state.items():
+        _, pid, key = name.split(".", 2)
+        opt_state.setdefault(int(pid), {})[key] = val.to(device) if key != "step" else val
+    optimizer.load_state_dict({"state": opt_state, "param_groups": param_groups})
+
+
+def check_resumable(meta: dict, *, settings: dict, seeds: list, backbone_sha256: str | None, where: Path) -> None:
+    """Refuse to resume a checkpoint written with other settings, seeds or backbone.
+
+    Raises:
+        ConfigError: the run directory ``where`` holds a different run.
+    """
+    if meta.get("settings") != settings or meta.get("seeds") != seeds:
+        raise ConfigError(f"run directory '{where}' holds a run with other settings; use a new "
+                          f"--run-dir, or the same config to resume it.")
+    if meta.get("backbone_sha256") != backbone_sha256:
+        raise ConfigError(f"run directory '{where}' holds a run on another backbone; use a new --run-dir.")

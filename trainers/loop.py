@@ -9,7 +9,8 @@ Per step (one logical batch per model):
 2. The (example, model) pairs of all K models are split into micro-batches (sorted by length); each is
    one forward/backward on the shared backbone; :class:`~trainers.dp.DPAggregator` clips per example and
    sums per model row.
-3. Noise once per logical batch, division by ``q · N_k``, optimizer and learning-rate schedule step.
+3. Noise once per logical batch, division by ``q · N_k``, optimizer and learning-rate schedule step
+   (:mod:`trainers.optim`).
 
 Accounting: every model takes the same ``steps`` at the same ``(q, σ)``; the accountant history is
 ``[(σ, q, steps)]``. With a target ε, a budget guard stops training before any step that would take ε
@@ -19,7 +20,6 @@ above the target. A checkpoint (tables + optimizer state + step + accountant his
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,10 +34,8 @@ from trainers import checkpoint
 from trainers.batching import EncodedTexts, micro_batches
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig, DPAggregator
+from trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 from trainers.randomness import make_sources
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -110,29 +108,6 @@ def sample_rate_and_steps(settings: TrainSettings, train_sizes: Sequence[int]) -
     return q, max(1, int(round(settings.epochs / q)))
 
 
-def _optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
-    if s.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-    cls = torch.optim.Adam if s.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=s.lr, weight_decay=s.weight_decay)
-
-
-def _lr_lambda(s: TrainSettings, steps: int) -> Callable[[int], float]:
-    warm = int(s.warmup_fraction * steps)
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        frac = (step - warm) / max(1, steps - warm)
-        if s.schedule == "linear":
-            return max(0.0, 1.0 - frac)
-        if s.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
-        return 1.0
-
-    return f
-
-
 class Trainer:
     """Trains the K models of ``classifier`` on ``membership`` (K, N) over ``encoded``/``labels``.
 
@@ -166,8 +141,10 @@ class Trainer:
         self.lengths = encoded.lengths
         self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
                                 sources=self.sources, non_private=settings.non_private)
-        self.opt = _optimizer([s.param for s in classifier.slots], settings)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(settings, self.planned_steps))
+        self.opt = make_optimizer([s.param for s in classifier.slots], name=settings.optimizer, lr=settings.lr,
+                                  momentum=settings.momentum, weight_decay=settings.weight_decay)
+        self.sched = make_scheduler(self.opt, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
+                                    steps=self.planned_steps)
         self.step = 0
         self.history = {"steps": [0], "epsilons": [0.0]}
 
@@ -186,9 +163,8 @@ class Trainer:
         """Commit tables, optimizer moments, step count and accountant history in one atomic write."""
         if self.rundir is None:
             return
-        state = {f"opt.{pid}.{key}": torch.as_tensor(val)
-                 for pid, st in self.opt.state_dict()["state"].items() for key, val in st.items()}
-        checkpoint.save_checkpoint(self.rundir, self.clf.trainable_state(), state, self._checkpoint_meta())
+        checkpoint.save_checkpoint(self.rundir, self.clf.trainable_state(), checkpoint.optimizer_tensors(self.opt),
+                                   self._checkpoint_meta())
 
     def try_resume(self) -> bool:
         """Restore the last committed checkpoint of an interrupted run with the same settings and seeds.
@@ -201,17 +177,10 @@ class Trainer:
         if path is None:
             return False
         tables, state, meta = checkpoint.read_checkpoint(path)
-        if meta.get("settings") != self.settings.to_dict() or meta.get("seeds") != self.seeds:
-            raise ConfigError(f"run directory '{self.rundir.path}' holds a run with other settings; use a new "
-                              f"--run-dir, or the same config to resume it.")
-        if meta.get("backbone_sha256") != self.meta.get("backbone_sha256"):
-            raise ConfigError(f"run directory '{self.rundir.path}' holds a run on another backbone; use a new --run-dir.")
+        checkpoint.check_resumable(meta, settings=self.settings.to_dict(), seeds=self.seeds,
+                                   backbone_sha256=self.meta.get("backbone_sha256"), where=self.rundir.path)
         self.clf.load_trainable_state({k: v.to(self.device) for k, v in tables.items()})
-        opt_state: dict = {}
-        for name, val in state.items():
-            _, pid, key = name.split(".", 2)
-            opt_state.setdefault(int(pid), {})[key] = val.to(self.device) if key != "step" else val
-        self.opt.load_state_dict({"state": opt_state, "param_groups": meta["optimizer"]["param_groups"]})
+        checkpoint.restore_optimizer(self.opt, state, meta["optimizer"]["param_groups"], self.device)
         self.sched.load_state_dict(meta["optimizer"]["scheduler"])
         self.step, self.history = int(meta["steps"]), meta["epsilon_history"]
         return True
@@ -292,36 +261,3 @@ class Trainer:
         outcome.clip_fraction = stats["clipped"] / max(1, stats["examples"])
         outcome.mean_grad_norm = stats["norm_sum"] / max(1, stats["examples"])
         return outcome
-
-
-@torch.no_grad()
-def predict_logits(classifier: BankedClassifier, encoded: EncodedTexts, *, models: Sequence[int] | None = None,
-                   examples: np.ndarray | None = None, batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """Logits of every listed model on every listed example: float32 array (M, N, C).
-
-    All (example, model) pairs go through the shared backbone in batched passes.
-    """
-    from tqdm.auto import tqdm
-
-    models = list(range(classifier.num_models)) if models is None else list(models)
-    examples = np.arange(len(encoded)) if examples is None else np.asarray(examples)
-    was_training = classifier.backbone.training
-    classifier.backbone.eval()
-    device = next(classifier.parameters()).device
-    n, c = len(examples), classifier.head.weight.shape[1]
-    out = np.zeros((len(models), n, c), dtype=np.float32)
-    pos = np.tile(np.arange(n), len(models))
-    mod = np.repeat(np.arange(len(models)), n)
-    lengths = encoded.lengths[examples]
-    order = np.argsort(lengths[pos], kind="stable")
-    pos, mod = pos[order], mod[order]
-    model_ids = np.asarray(models, dtype=np.int64)
-    for start in tqdm(range(0, len(pos), batch_size), disable=not progress, desc="score", unit="batch",
-                      dynamic_ncols=True):
-        p, mm = pos[start : start + batch_size], mod[start : start + batch_size]
-        ids, mask = encoded.collate(examples[p], device)
-        logits = classifier(ids, mask, torch.from_numpy(model_ids[mm]).to(device))
-        classifier.bank.release()
-        out[mm, p] = logits.float().cpu().numpy()
-    classifier.backbone.train(was_training)
-    return out

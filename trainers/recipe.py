@@ -8,6 +8,7 @@ banked classifier on the backbone and runs the trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings,
     delta = default_delta(n) if p.delta is None else check_delta(p.delta, n, force=p.force)
     if p.non_private:
         plan = PrivacyPlan(True, 0.0, q, steps, delta, None, None, p.accountant)
-        return _replace(base, noise_multiplier=0.0, delta=delta), plan
+        return dataclasses.replace(base, noise_multiplier=0.0, delta=delta), plan
     if p.epsilon is not None and not (p.epsilon > 0 and math.isfinite(p.epsilon)):
         raise PrivacyError(f"privacy.epsilon must be in (0, inf), got epsilon={p.epsilon!r}; "
                            f"use privacy.non_private = true for an ε = ∞ reference.")
@@ -111,13 +112,7 @@ def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings,
         raise ConfigError("no privacy level given: set privacy.epsilon, privacy.noise_multiplier or privacy.preset "
                           "(high | balanced | utility), or privacy.non_private = true.")
     plan = PrivacyPlan(False, sigma, q, steps, delta, p.epsilon, guard, p.accountant)
-    return _replace(base, noise_multiplier=sigma, delta=delta, target_epsilon=p.epsilon), plan
-
-
-def _replace(settings: TrainSettings, **changes) -> TrainSettings:
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
+    return dataclasses.replace(base, noise_multiplier=sigma, delta=delta, target_epsilon=p.epsilon), plan
 
 
 def build_classifier(backbone, cfg: Config, *, num_models: int, num_labels: int,

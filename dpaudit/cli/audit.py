@@ -11,6 +11,7 @@ models are not retrained and finished scores are not recomputed.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -30,6 +31,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
     parser.set_defaults(func=run)
+
+
+class _PrintHandler(logging.Handler):
+    """Shows a library log record as a plain line on the current ``sys.stdout``, like ``print``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record))
+
+
+def show_progress_messages(name: str = "attacks") -> None:
+    """Print INFO messages of the ``name`` logger tree (the audit's progress lines) to stdout, once.
+
+    They are not passed on to the root logger: a library that configures root logging at import (opacus
+    calls ``logging.basicConfig``) would otherwise repeat every line, time-stamped, on stderr.
+    """
+    log = logging.getLogger(name)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if not any(isinstance(h, _PrintHandler) for h in log.handlers):
+        log.addHandler(_PrintHandler())
 
 
 def _print_summary(report) -> None:
@@ -67,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, notes = load_config(args.config, overrides)
     for note in notes:
         print(note)
+    show_progress_messages()
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
     outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir)
     _print_summary(outcome.report)

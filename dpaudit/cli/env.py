@@ -25,15 +25,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _version(distribution: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _torch_lines() -> list[str]:
     try:
         torch = importlib.import_module("torch")
@@ -52,11 +43,12 @@ def _torch_lines() -> list[str]:
 def environment_lines() -> list[str]:
     """The lines of the environment block (Markdown list, one fact per line)."""
     from dpaudit import __version__
+    from dpaudit.versions import library_versions
 
     lines = [f"- dpaudit: {__version__}",
              f"- Python: {platform.python_version()} ({sys.executable})",
              f"- Platform: {platform.platform()}"]
-    lines += [f"- {name}: {_version(name)}" for name in _LIBRARIES]
+    lines += [f"- {name}: {version}" for name, version in library_versions(_LIBRARIES).items()]
     lines.append(f"- CPU count: {os.cpu_count()}")
     affinity = getattr(os, "sched_getaffinity", None)
     if affinity is not None:

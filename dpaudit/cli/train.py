@@ -26,21 +26,55 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _split(run, cfg, ds):
+    """``(train ids, held-out ids, commitment key)``: the committed split of a resumed run, or a new one."""
     import json
     import secrets
 
     import numpy as np
 
+    from dpaudit.errors import DataError
+    from trainers.recipe import permutation
+
+    split_path = run.verified("split.json")
+    if split_path is not None:  # a resume trains on exactly the examples of the first run
+        split = json.loads(split_path.read_text(encoding="utf-8"))
+        train_ids, holdout = np.asarray(split["train"], dtype=np.int64), np.asarray(split["holdout"], dtype=np.int64)
+        return train_ids, holdout, split["salt"]
+    order = permutation(cfg, len(ds))
+    n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
+    holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    if len(train_ids) < 2 or n_hold < 1:
+        raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and "
+                        f"held-out data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
+    salt = secrets.token_hex(32)
+    run.write_json("config.json", cfg.to_dict())
+    run.write_json("split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
+                                  "dataset_sha256": ds.sha256, "n_examples": len(ds), "salt": salt})
+    return train_ids, holdout, salt
+
+
+def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tuple[int, int], settings, plan, *,
+                seeded: bool) -> None:
+    sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
+    print(f"model {model}: {n_trainable:,} trainable of {n_total:,} parameters; data {data}: "
+          f"{sizes[0]:,} train / {sizes[1]:,} held out")
+    print(f"DP-BiTFiT: q={plan.sample_rate:.4g}, steps={plan.steps}, σ={sigma_txt}, δ={plan.delta:.3g}, "
+          f"C={settings.clipping.max_grad_norm} ({settings.clipping.mode}, {settings.clipping.style})")
+    if seeded and not plan.non_private:
+        print("seeded noise: reproducible from the seed — NOT a private release (tests and benchmarks only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from dpaudit.config import load_config
     from dpaudit.data import load_dataset
-    from dpaudit.errors import DataError
     from dpaudit.models import load_backbone, resolve_model_dir
     from dpaudit.rundir import RunDir, config_inputs, members_commitment
     from trainers.batching import EncodedTexts
-    from trainers.loop import predict_logits
-    from trainers.recipe import (build_classifier, permutation, released_seed, resolve_device, resolve_privacy,
-                                 train_bank)
+    from trainers.predict import predict_logits
+    from trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
@@ -55,34 +89,13 @@ def run(args: argparse.Namespace) -> int:
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     run.bind({"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
               "model_sha256": info.sha256})
-    split_path = run.verified("split.json")
-    if split_path is not None:  # a resume trains on exactly the examples of the first run
-        split = json.loads(split_path.read_text(encoding="utf-8"))
-        train_ids, holdout = np.asarray(split["train"], dtype=np.int64), np.asarray(split["holdout"], dtype=np.int64)
-        salt = split["salt"]
-    else:
-        order = permutation(cfg, len(ds))
-        n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
-        holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-        if len(train_ids) < 2 or n_hold < 1:
-            raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and "
-                            f"held-out data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
-        salt = secrets.token_hex(32)
-        run.write_json("config.json", cfg.to_dict())
-        run.write_json("split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
-                                      "dataset_sha256": ds.sha256, "n_examples": len(ds), "salt": salt})
+    train_ids, holdout, salt = _split(run, cfg, ds)
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
     encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
-    sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
-    print(f"model {info.name}: {clf.bank.num_trainable():,} trainable of "
-          f"{sum(p.numel() for p in backbone.parameters()):,} parameters; data {ds.name}: "
-          f"{len(train_ids):,} train / {len(holdout):,} held out")
-    print(f"DP-BiTFiT: q={plan.sample_rate:.4g}, steps={plan.steps}, σ={sigma_txt}, δ={plan.delta:.3g}, "
-          f"C={settings.clipping.max_grad_norm} ({settings.clipping.mode}, {settings.clipping.style})")
-    if noise == "seeded" and not plan.non_private:
-        print("seeded noise: reproducible from the seed — NOT a private release (tests and benchmarks only)")
+    _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
+                (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
     meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
             "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
@@ -107,10 +120,14 @@ def run(args: argparse.Namespace) -> int:
         "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
     }
     run.write_json("metrics.json", metrics)
+    _print_result(outcome, plan, accuracy, epsilon, run.path)
+    return 0
+
+
+def _print_result(outcome, plan, accuracy: float, epsilon: float, run_path) -> None:
     eps_txt = "ε = ∞ (non-private: no clipping, no noise)" if plan.non_private else f"ε = {epsilon:.3f}"
     if outcome.stopped_by_budget:
         print(f"budget guard: stopped after {outcome.steps} of {outcome.planned_steps} steps; the next step would "
               f"exceed ε = {plan.target_epsilon}.")
     print(f"held-out accuracy {accuracy:.4f}; {eps_txt} at δ = {plan.delta:.3g} ({plan.accountant}); "
-          f"run directory {run.path}")
-    return 0
+          f"run directory {run_path}")

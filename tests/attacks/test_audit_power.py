@@ -31,7 +31,8 @@ from dpaudit.privacy import calibrate_noise, compute_epsilon, default_delta
 from trainers.batching import EncodedTexts
 from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig, DPAggregator
-from trainers.loop import Trainer, TrainSettings, predict_logits, sample_rate_and_steps
+from trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
+from trainers.predict import predict_logits
 
 VOCAB = 256
 SIGNIFICANCE = 0.05
