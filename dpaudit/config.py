@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 #: Values used when neither the user nor a preset set them.
 FALLBACKS: dict[str, dict[str, Any]] = {
-    "train": {"batch_size": 256, "epochs": 3.0}, "optim": {"lr": 5e-3}, "clipping": {"max_grad_norm": 1.0},
+    "train": {"batch_size": 256, "epochs": 3.0}, "optim": {"lr": 5e-3},
 }
 
 #: Allowed ranges of every numeric key ``(low, high, closed)``, checked on load so that a bad value fails with

@@ -31,7 +31,7 @@ from dpaudit.errors import ConfigError
 from dpaudit.fileio import json_text, refuse_symlink, write_bytes_atomic
 
 MARKER = "dpaudit-run.json"
-FORMAT = "dpaudit-run-1"
+MARKER_FORMAT = "dpaudit-run-1"
 #: Files that may be shared (0644); everything else in a run directory is created 0600.
 SHAREABLE = frozenset({"audit.json", "report.html", "report.md", "report.pdf", "metrics.json", MARKER})
 _MAX_MARKER_BYTES = 1 << 20
@@ -110,7 +110,7 @@ class RunDir:
         if any(path.iterdir()) and not force:
             raise ConfigError(f"'{path}' is not empty and was not created by dpaudit (no {MARKER}); use a new "
                               f"--run-dir, or pass --force-run-dir to write into it anyway.")
-        rd = cls(path, {"format": FORMAT, "command": command, "inputs": None, "inputs_sha256": None, "files": {}})
+        rd = cls(path, _empty_record(command))
         rd._save()
         return rd
 
@@ -126,7 +126,7 @@ class RunDir:
         if not force:
             raise ConfigError(f"'{path}' was not created by dpaudit (no {MARKER}); write the report elsewhere "
                               f"with --out, or pass --force-run-dir.")
-        return cls(path, {"format": FORMAT, "command": "report", "inputs": None, "inputs_sha256": None, "files": {}})
+        return cls(path, _empty_record("report"))
 
     @staticmethod
     def _read_marker(marker: Path) -> dict[str, Any]:
@@ -135,7 +135,7 @@ class RunDir:
             if len(raw) > _MAX_MARKER_BYTES:
                 raise ValueError("too large")
             record = json.loads(raw.decode("utf-8"))
-            if record.get("format") != FORMAT or not isinstance(record.get("files"), dict):
+            if record.get("format") != MARKER_FORMAT or not isinstance(record.get("files"), dict):
                 raise ValueError(f"format {record.get('format')!r}")
         except (OSError, ValueError, AttributeError) as err:
             raise ConfigError(f"'{marker}' is unreadable or not a dpaudit run marker ({err}); use a new --run-dir."
@@ -209,6 +209,10 @@ class RunDir:
 
     def _save(self) -> None:
         write_bytes_atomic(self.path / MARKER, json_text(self.record).encode("utf-8"), private=False)
+
+
+def _empty_record(command: str) -> dict[str, Any]:
+    return {"format": MARKER_FORMAT, "command": command, "inputs": None, "inputs_sha256": None, "files": {}}
 
 
 def _remove_orphan_temporaries(path: Path) -> None:

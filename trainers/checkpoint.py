@@ -29,7 +29,7 @@ from safetensors.torch import save as safetensors_bytes
 from dpaudit.errors import CheckpointError, ConfigError
 from dpaudit.rundir import RunDir
 
-FORMAT = "dpaudit-bitfit-1"
+CHECKPOINT_FORMAT = "dpaudit-bitfit-1"
 MODELS_FILE = "models.safetensors"
 STATE_PREFIX = "train_state."
 
@@ -38,7 +38,7 @@ def checkpoint_bytes(tables: dict[str, torch.Tensor], state: dict[str, torch.Ten
     """The file contents: ``tables`` by slot name, ``state`` under :data:`STATE_PREFIX`, ``meta`` as JSON."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tables.items()}
     tensors.update({STATE_PREFIX + k: torch.as_tensor(v).detach().contiguous().cpu() for k, v in state.items()})
-    return safetensors_bytes(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)})
+    return safetensors_bytes(tensors, metadata={"format": CHECKPOINT_FORMAT, "meta": json.dumps(meta, sort_keys=True)})
 
 
 def save_checkpoint(run: RunDir, tables: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
@@ -56,7 +56,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             header = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); retrain or restore it.") from err
-    if header.get("format") != FORMAT:
+    if header.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"'{path}' is not a dpaudit checkpoint (format {str(header.get('format'))[:40]!r}).")
     try:
         meta = json.loads(header["meta"])

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpaudit.config import FALLBACKS, OptimConfig, PrivacyConfig, TrainConfig
 from dpaudit.errors import ConfigError, TrainingDivergedError
 from dpaudit.rundir import RunDir
 from trainers import checkpoint
@@ -36,6 +37,9 @@ from trainers.classifier import BankedClassifier
 from trainers.dp import ClippingConfig, DPAggregator
 from trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 from trainers.randomness import make_sources
+
+
+_OPTIM, _PRIVACY, _TRAIN = OptimConfig(), PrivacyConfig(), TrainConfig()
 
 
 @dataclass(frozen=True)
@@ -47,23 +51,24 @@ class TrainSettings:
     ``steps = round(epochs / q)``.
     """
 
-    epochs: float = 3.0
-    batch_size: int = 256
-    micro_batch_size: int = 64
-    lr: float = 5e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_fraction: float = 0.0
-    noise_multiplier: float = 1.0
+    # Defaults are the config's (dpaudit.config), so a trainer built directly trains like `dpaudit train`.
+    epochs: float = FALLBACKS["train"]["epochs"]
+    batch_size: int = FALLBACKS["train"]["batch_size"]
+    micro_batch_size: int = _TRAIN.micro_batch_size
+    lr: float = FALLBACKS["optim"]["lr"]
+    optimizer: str = _OPTIM.optimizer
+    momentum: float = _OPTIM.momentum
+    weight_decay: float = _OPTIM.weight_decay
+    schedule: str = _OPTIM.schedule
+    warmup_fraction: float = _OPTIM.warmup_fraction
+    noise_multiplier: float = 1.0  # resolved σ; the config leaves it to calibration from ε
     clipping: ClippingConfig = field(default_factory=ClippingConfig)
-    non_private: bool = False
+    non_private: bool = _PRIVACY.non_private
     target_epsilon: float | None = None
-    delta: float = 1e-5
-    accountant: str = "prv"
-    autocast: bool = False
-    dropout: bool = False
+    delta: float = 1e-5  # resolved δ; the config's default is 1/(10·N), known only with the data
+    accountant: str = _PRIVACY.accountant
+    autocast: bool = _TRAIN.autocast
+    dropout: bool = _TRAIN.dropout
     sample_rate: float | None = None  # fixed q instead of batch_size / N (shadows copying a target)
     steps: int | None = None  # fixed step count instead of round(epochs / q)
 

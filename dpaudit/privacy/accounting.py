@@ -232,18 +232,24 @@ def calibrate_noise(
             f"sample_rate={sample_rate!r}, steps={steps} even with noise_multiplier="
             f"{MAX_NOISE_MULTIPLIER:g}; {_UNREACHABLE_FIX}."
         )
-    lo, hi = 0.0, 1.0  # invariant: ε(lo) > target ≥ ε(hi)  (ε(0) = inf)
+    lo, hi = _sigma_bracket(ok)
+    if lo == hi:
+        return hi
+    return bisect(ok, lo, hi, tol=tol)[1]  # the top of the bracket: ε(σ) ≤ target is guaranteed
+
+
+def _sigma_bracket(ok) -> tuple[float, float]:
+    """``(lo, hi)`` with ε(lo) > target ≥ ε(hi) by doubling/halving from σ = 1 (ε(0) = inf); ``lo == hi``
+    when even :data:`MIN_NOISE_MULTIPLIER` meets the target."""
+    lo, hi = 0.0, 1.0
     if ok(hi):
         while hi / 2 >= MIN_NOISE_MULTIPLIER and ok(hi / 2):
             hi /= 2
-        if hi / 2 < MIN_NOISE_MULTIPLIER:
-            return hi
-        lo = hi / 2
-    else:
-        lo, hi = hi, 2.0
-        while hi < MAX_NOISE_MULTIPLIER and not ok(hi):
-            lo, hi = hi, min(2 * hi, MAX_NOISE_MULTIPLIER)
-    return bisect(ok, lo, hi, tol=tol)[1]  # the top of the bracket: ε(σ) ≤ target is guaranteed
+        return (hi, hi) if hi / 2 < MIN_NOISE_MULTIPLIER else (hi / 2, hi)
+    lo, hi = hi, 2.0
+    while hi < MAX_NOISE_MULTIPLIER and not ok(hi):
+        lo, hi = hi, min(2 * hi, MAX_NOISE_MULTIPLIER)
+    return lo, hi
 
 
 def max_steps(

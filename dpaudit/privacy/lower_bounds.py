@@ -164,37 +164,57 @@ def epsilon_lower_bound(
     def inconclusive(reason: str) -> EmpiricalEpsilon:
         return EmpiricalEpsilon(epsilon_lb=0.0, status="inconclusive", reason=reason, **base)
 
-    if ins.size == 0 or outs.size == 0:
-        return inconclusive(f"need IN and OUT scores, got n_in={ins.size}, n_out={outs.size}")
-    if np.isnan(ins).any() or np.isnan(outs).any():
-        return inconclusive("scores contain NaN")
+    problem = _unusable(ins, outs)
+    if problem:
+        return inconclusive(problem)
+    if isinstance(strategy, Split) and strategy.seed is None:  # fresh entropy, recorded so it can be replayed
+        base["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
+    found = _threshold_and_epsilon(ins, outs, strategy, seed=base["seed"], delta=d, significance=sig)
+    if found is None:
+        return inconclusive("too few scores to split into selection and evaluation parts")
+    threshold, eps = found
+    return EmpiricalEpsilon(epsilon_lb=eps, threshold=threshold, **base)
 
+
+def _threshold_and_epsilon(ins: np.ndarray, outs: np.ndarray, strategy: ThresholdStrategy, *, seed: int | None,
+                           delta: float, significance: float) -> tuple[float, float] | None:
+    """``(threshold, ε bound)`` under ``strategy``; None when a split leaves a part empty."""
     match strategy:
-        case Split(frac=frac, seed=seed):
-            if seed is None:  # draw fresh entropy but record it, so the split can be replayed
-                seed = int(np.random.SeedSequence().generate_state(1)[0])
-                base["seed"] = seed
-            rng = np.random.default_rng(seed)
-            in_sel, in_eval = _partition(ins, frac, rng)
-            out_sel, out_eval = _partition(outs, frac, rng)
-            if min(in_sel.size, in_eval.size, out_sel.size, out_eval.size) == 0:
-                return inconclusive("too few scores to split into selection and evaluation parts")
-            threshold = best_threshold(in_sel, out_sel, delta=d, significance=sig)
-            tp, fn, fp, tn = counts_at(in_eval, out_eval, threshold)
-            eps = float(cp_epsilon(tp, fn, fp, tn, delta=d, significance=sig))
+        case Split(frac=frac):
+            return _split_threshold(ins, outs, frac, np.random.default_rng(seed), delta=delta,
+                                    significance=significance)
         case Bonferroni(max_thresholds=k):
             cands = strategy.candidates(np.concatenate([ins, outs]))
             tp, fn, fp, tn = counts_at(ins, outs, cands)
-            all_eps = cp_epsilon(tp, fn, fp, tn, delta=d, significance=sig / k)
+            all_eps = cp_epsilon(tp, fn, fp, tn, delta=delta, significance=significance / k)
             best = int(np.argmax(all_eps))
-            threshold, eps = float(cands[best]), float(all_eps[best])
+            return float(cands[best]), float(all_eps[best])
         case Explicit(threshold=t):
-            threshold = float(t)
-            tp, fn, fp, tn = counts_at(ins, outs, threshold)
-            eps = float(cp_epsilon(tp, fn, fp, tn, delta=d, significance=sig))
+            tp, fn, fp, tn = counts_at(ins, outs, float(t))
+            return float(t), float(cp_epsilon(tp, fn, fp, tn, delta=delta, significance=significance))
         case _:
             raise TypeError(f"unsupported threshold strategy {strategy!r}.")
-    return EmpiricalEpsilon(epsilon_lb=eps, threshold=threshold, **base)
+
+
+def _unusable(ins: np.ndarray, outs: np.ndarray) -> str | None:
+    """Why these scores give no bound (empty side, NaN), or None."""
+    if ins.size == 0 or outs.size == 0:
+        return f"need IN and OUT scores, got n_in={ins.size}, n_out={outs.size}"
+    if np.isnan(ins).any() or np.isnan(outs).any():
+        return "scores contain NaN"
+    return None
+
+
+def _split_threshold(ins: np.ndarray, outs: np.ndarray, frac: float, rng: np.random.Generator, *, delta: float,
+                     significance: float) -> tuple[float, float] | None:
+    """Threshold chosen on a random ``frac`` of each side, ε bound on the rest; None if a part is empty."""
+    in_sel, in_eval = _partition(ins, frac, rng)
+    out_sel, out_eval = _partition(outs, frac, rng)
+    if min(in_sel.size, in_eval.size, out_sel.size, out_eval.size) == 0:
+        return None
+    threshold = best_threshold(in_sel, out_sel, delta=delta, significance=significance)
+    tp, fn, fp, tn = counts_at(in_eval, out_eval, threshold)
+    return threshold, float(cp_epsilon(tp, fn, fp, tn, delta=delta, significance=significance))
 
 
 def _partition(x: np.ndarray, frac: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

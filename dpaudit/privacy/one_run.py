@@ -171,11 +171,7 @@ def one_run_audit(
     k_in = check_int("num_guesses_in", num_guesses_in, 0, s.size)
     k_out = check_int("num_guesses_out", num_guesses_out, 0, s.size - k_in)
     d, sig = check_delta(delta), check_significance(significance)
-    names = tuple(estimators)
-    unknown = [n for n in names if n not in ONE_RUN_ESTIMATORS]
-    if not names or unknown or len(set(names)) != len(names):
-        raise ConfigError(f"estimators must be distinct names from {sorted(ONE_RUN_ESTIMATORS)}, "
-                          f"got estimators={names!r}.")
+    names = _estimator_names(estimators)
     counts = dict(n_in=int(inc.sum()), n_out=int((~inc).sum()), strategy="top_bottom")
     if s.size == 0 or np.isnan(s).any():
         reason = "no canaries" if s.size == 0 else "scores contain NaN"
@@ -189,10 +185,22 @@ def one_run_audit(
     results = [dataclasses.replace(
         ONE_RUN_ESTIMATORS[n](num_correct=correct, num_guesses=k_in + k_out, num_canaries=s.size,
                               delta=d, significance=each if n in bounds else sig), **counts) for n in names]
-    if len(results) == 1:
-        return results[0]
+    return results[0] if len(results) == 1 else _largest_bound(results, sig)
+
+
+def _estimator_names(estimators: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(estimators)
+    unknown = [n for n in names if n not in ONE_RUN_ESTIMATORS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ConfigError(f"estimators must be distinct names from {sorted(ONE_RUN_ESTIMATORS)}, "
+                          f"got estimators={names!r}.")
+    return names
+
+
+def _largest_bound(results: list[EmpiricalEpsilon], significance: float) -> EmpiricalEpsilon:
+    """The largest ok bound (estimates never), stated at the shared ``significance``, with every result as
+    a component."""
     candidates = [r for r in results if r.kind == "bound"] or results
     ok = [r for r in candidates if r.status == "ok"]
     best = max(ok, key=lambda r: r.epsilon_lb) if ok else candidates[0]
-    return dataclasses.replace(best, significance=sig,
-                               components=tuple(r.to_dict() for r in results))
+    return dataclasses.replace(best, significance=significance, components=tuple(r.to_dict() for r in results))
