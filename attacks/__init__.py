@@ -7,14 +7,14 @@ Importing this package registers every attack in :data:`attacks.registry.ATTACKS
 
 from __future__ import annotations
 
-from attacks import lira, loss, rmia, shadow  # noqa: F401  (registration side effect of the package)
-from attacks.base import Attack
-from attacks.canary import canary_audit
-from attacks.evaluate import evaluate_attack
-from attacks.membership import check_population, make_membership, required_nonmembers, required_population
-from attacks.metrics import AttackMetrics, compute_metrics
-from attacks.registry import ATTACKS, create_attack, register_attack
-from attacks.signals import Signals
+from dpaudit.attacks import lira, loss, rmia, shadow  # noqa: F401  (registration side effect of the package)
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.membership import check_population, make_membership, required_nonmembers, required_population
+from dpaudit.attacks.metrics import AttackMetrics, compute_metrics
+from dpaudit.attacks.registry import ATTACKS, create_attack, register_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = [
     "ATTACKS", "Attack", "AttackMetrics", "Signals", "canary_audit", "check_population",

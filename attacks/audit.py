@@ -44,13 +44,13 @@ from dpaudit.report_schema import (SCHEMA_VERSION, AuditReport, ClippingSummary,
                                    ProfileCurve, RunInfo, UtilitySection, Verdict)
 from dpaudit.rundir import RunDir, config_inputs, sha256_file
 from dpaudit.versions import runtime_versions
-from attacks.canary import canary_audit
-from attacks.evaluate import evaluate_attack
-from attacks.membership import check_population, make_membership
-from attacks.registry import ATTACKS, create_attack
-from attacks.signals import Signals
-from attacks.target import TargetMembers, check_target_population, read_member_ids, shadow_recipe
-from trainers.randomness import SecureRandom
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.membership import check_population, make_membership
+from dpaudit.attacks.registry import ATTACKS, create_attack
+from dpaudit.attacks.signals import Signals
+from dpaudit.attacks.target import TargetMembers, check_target_population, read_member_ids, shadow_recipe
+from dpaudit.trainers.randomness import SecureRandom
 
 CANARY_ATTACK = "lira_offline"  # fixed before any result is seen, as the one-run audit requires
 
@@ -158,7 +158,7 @@ def _load(cfg: Config, rundir: RunDir) -> _Loaded:
     """Load the population and backbone (and an external target), then bind the run directory to them."""
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone
-    from trainers.checkpoint import read_models
+    from dpaudit.trainers.checkpoint import read_models
 
     a = cfg.audit
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
@@ -204,7 +204,7 @@ def _train_models(cfg: Config, loaded: _Loaded, rundir: RunDir, encoded, members
     import torch
 
     from dpaudit.models import load_backbone
-    from trainers.recipe import build_classifier, train_bank
+    from dpaudit.trainers.recipe import build_classifier, train_bank
 
     a, num_labels = cfg.audit, loaded.ds.num_classes
     meta = {"backbone_sha256": loaded.info.sha256, "backbone_source": loaded.info.name,
@@ -246,8 +246,8 @@ def _claim(cfg: Config, plan, outcome, target_meta: dict | None) -> _Claim:
 
 def _score(cfg: Config, rundir: RunDir, clf, encoded, labels: np.ndarray, inputs: dict, progress: bool) -> Signals:
     """Every model's logits on the population: reuse ``signals.npz`` if it was made by these models."""
-    from trainers.checkpoint import MODELS_FILE
-    from trainers.predict import predict_logits
+    from dpaudit.trainers.checkpoint import MODELS_FILE
+    from dpaudit.trainers.predict import predict_logits
 
     models_sha = rundir.entry(MODELS_FILE)["sha256"] + (inputs.get("target_checkpoint_sha256") or "")
     signals_path = rundir.verified("signals.npz")
@@ -358,11 +358,11 @@ def _report(run: RunInfo, privacy: PrivacySection, utility: UtilitySection, resu
 def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_dir: bool = False) -> AuditOutcome:
     """Run (or resume) the whole audit described by ``cfg`` into ``run_dir``.
 
-    Progress messages go to ``logging.getLogger("attacks.audit")`` at INFO; the CLI shows them on stdout.
+    Progress messages go to ``logging.getLogger("dpaudit.attacks.audit")`` at INFO; the CLI shows them on stdout.
     """
     from dpaudit.models import resolve_model_dir
-    from trainers.batching import EncodedTexts
-    from trainers.recipe import released_seed, resolve_device, resolve_privacy
+    from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.recipe import released_seed, resolve_device, resolve_privacy
 
     _check_audit_config(cfg)
     a, seed, external = cfg.audit, cfg.train.seed, cfg.audit.target_checkpoint is not None

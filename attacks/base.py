@@ -17,7 +17,7 @@ import numpy.typing as npt
 from dpaudit._validation import check_int
 from dpaudit.errors import ConfigError
 
-from attacks.signals import Signals
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["Attack"]
 

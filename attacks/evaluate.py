@@ -36,11 +36,11 @@ from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
 from dpaudit.report_schema import AttackResult, RocCurve, TprAtFpr
 
-from attacks.base import Attack
-from attacks.canary import canary_audit
-from attacks.metrics import DEFAULT_FPRS, AttackMetrics, compute_metrics, downsample_roc, score_histogram
-from attacks.registry import create_attack
-from attacks.signals import Signals
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.metrics import DEFAULT_FPRS, AttackMetrics, compute_metrics, downsample_roc, score_histogram
+from dpaudit.attacks.registry import create_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["evaluate_attack"]
 

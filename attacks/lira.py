@@ -31,9 +31,9 @@ from scipy.stats import norm
 
 from dpaudit.errors import DataError
 
-from attacks.base import Attack
-from attacks.registry import register_attack
-from attacks.signals import Signals
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.registry import register_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["LiraOnline", "LiraOffline", "fit_gaussians"]
 

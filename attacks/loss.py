@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.base import Attack
-from attacks.registry import register_attack
-from attacks.signals import Signals
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.registry import register_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["LossAttack"]
 

@@ -27,7 +27,7 @@ from dpaudit._validation import check_int, check_mask, check_real
 from dpaudit.errors import DataError
 from dpaudit.report_schema import RocCurve, ScoreHistogram, TprAtFpr
 
-from attacks.membership import required_nonmembers
+from dpaudit.attacks.membership import required_nonmembers
 
 __all__ = ["AttackMetrics", "DEFAULT_FPRS", "compute_metrics", "downsample_roc", "score_histogram"]
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from dpaudit.errors import ConfigError
 from dpaudit.registry import Registry
 
-from attacks.base import Attack
+from dpaudit.attacks.base import Attack
 
 __all__ = ["ATTACKS", "register_attack", "create_attack"]
 

@@ -34,9 +34,9 @@ from scipy.special import logsumexp
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
 
-from attacks.base import Attack
-from attacks.registry import register_attack
-from attacks.signals import Signals
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.registry import register_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["Rmia", "log_reference_probability"]
 

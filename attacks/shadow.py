@@ -19,9 +19,9 @@ from threadpoolctl import threadpool_limits
 
 from dpaudit._validation import check_choice, check_int
 
-from attacks.base import Attack
-from attacks.registry import register_attack
-from attacks.signals import Signals
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.registry import register_attack
+from dpaudit.attacks.signals import Signals
 
 __all__ = ["ShadowClassifier", "shadow_features"]
 

@@ -103,7 +103,7 @@ def shadow_recipe(meta: dict[str, Any], settings, plan):
     metadata lacks stays as configured. Returns ``(settings, plan, copied)`` with the names of the copied
     fields.
     """
-    from trainers.dp import ClippingConfig
+    from dpaudit.trainers.dp import ClippingConfig
 
     stated = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
     changes: dict[str, Any] = {}

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.audit import run_audit
-from attacks.canary import canary_audit
-from attacks.evaluate import evaluate_attack
-from attacks.registry import create_attack
-from attacks.signals import Signals
+from dpaudit.attacks.audit import run_audit
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.registry import create_attack
+from dpaudit.attacks.signals import Signals
 from dpaudit.config import load_config
 
 LEVELS = {"non-private": {"non_private": True}, "eps=8": {"epsilon": 8.0}, "eps=1": {"epsilon": 1.0}}

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.canary import guess_counts
-from attacks.registry import ATTACKS, create_attack
-from attacks.signals import Signals
+from dpaudit.attacks.canary import guess_counts
+from dpaudit.attacks.registry import ATTACKS, create_attack
+from dpaudit.attacks.signals import Signals
 from dpaudit.privacy import Split, epsilon_lower_bound, one_run_audit, source_significance
 
 

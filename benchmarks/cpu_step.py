@@ -126,8 +126,8 @@ def _build(method: str, backbone, lr: float = 5e-3):
     from torch import nn
 
     if method in ("dpaudit", "dpaudit_bank4"):
-        from trainers.classifier import BankedClassifier
-        from trainers.dp import ClippingConfig, DPAggregator
+        from dpaudit.trainers.classifier import BankedClassifier
+        from dpaudit.trainers.dp import ClippingConfig, DPAggregator
 
         k = 4 if method == "dpaudit_bank4" else 1
         clf = BankedClassifier.from_backbone(backbone, num_models=k, num_labels=NUM_LABELS)

@@ -74,8 +74,8 @@ def _build(method: str, model: str, smoke: bool, device):
     lr = 1e-5
 
     if method.startswith("dpaudit"):
-        from trainers.classifier import BankedClassifier
-        from trainers.dp import ClippingConfig, DPAggregator
+        from dpaudit.trainers.classifier import BankedClassifier
+        from dpaudit.trainers.dp import ClippingConfig, DPAggregator
 
         k = BANK_K if method == "dpaudit_bank16" else 1
         clf = BankedClassifier.from_backbone(backbone, num_models=k, num_labels=NUM_LABELS).train()
@@ -178,9 +178,9 @@ def worker(spec: dict) -> None:
         if not smoke and not cuda:
             raise RuntimeError("no CUDA device visible (use --smoke to check the script on CPU)")
         if smoke and method in ("dpaudit_fused", "dpaudit_bank16"):  # off CUDA, backend() would pick torch
-            import trainers.bank
-            import trainers.dp
-            from trainers.fused import FusedBackend
+            import dpaudit.trainers.bank
+            import dpaudit.trainers.dp
+            from dpaudit.trainers.fused import FusedBackend
 
             trainers.bank.kernel_backend = trainers.dp.kernel_backend = lambda *a, **k: FusedBackend
         step, kernels = _build(method, model, smoke, device)
@@ -244,8 +244,8 @@ def kernel_check(spec: dict) -> None:
         os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
-    from trainers import bias_sums
-    from trainers.fused import FusedBackend
+    from dpaudit.trainers import bias_sums
+    from dpaudit.trainers.fused import FusedBackend
 
     device = torch.device("cpu" if spec["smoke"] or not torch.cuda.is_available() else "cuda")
     cuda = device.type == "cuda"

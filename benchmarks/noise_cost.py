@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone
-    from trainers.batching import EncodedTexts
-    from trainers.classifier import BankedClassifier
-    from trainers.loop import Trainer, TrainSettings
-    from trainers.randomness import SecureRandom, SeededRandom
+    from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.classifier import BankedClassifier
+    from dpaudit.trainers.loop import Trainer, TrainSettings
+    from dpaudit.trainers.randomness import SecureRandom, SeededRandom
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -57,10 +57,10 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     import numpy as np
 
     from dpaudit.privacy.accounting import calibrate_noise, compute_epsilon
-    from trainers.classifier import BankedClassifier
-    from trainers.dp import ClippingConfig
-    from trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
-    from trainers.predict import predict_logits
+    from dpaudit.trainers.classifier import BankedClassifier
+    from dpaudit.trainers.dp import ClippingConfig
+    from dpaudit.trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
+    from dpaudit.trainers.predict import predict_logits
 
     k, n = len(seeds), len(encoded_train)
     non_private = epsilon is None
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone
-    from trainers.batching import EncodedTexts
+    from dpaudit.trainers.batching import EncodedTexts
 
     if args.threads:
         torch.set_num_threads(args.threads)

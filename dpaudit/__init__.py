@@ -1,8 +1,23 @@
 """dpaudit: train with DP-BiTFiT, attack with shadow models, report and gate.
 
-The core package holds what every stage shares: config, data and model loading, the privacy math
-(:mod:`dpaudit.privacy`), error types and the CLI. Stages live in the top-level packages
-``trainers`` → ``attacks`` → ``reports``; imports flow one way, from ``dpaudit`` outwards.
+``dpaudit`` is the only top-level import name. The core package holds what every stage shares: config,
+data and model loading, the privacy math (:mod:`dpaudit.privacy`), error types and the CLI. The stages are
+its subpackages :mod:`dpaudit.trainers` → :mod:`dpaudit.attacks` → :mod:`dpaudit.reports` (imports flow
+one way, from the core outwards); see ``docs/design.md``.
+
+In the repository the stage folders sit beside this one, at the root (``trainers/``, ``attacks/``,
+``reports/``), as the design card lays them out; a built wheel places them inside ``dpaudit/``
+(``pyproject.toml``: ``package-dir``). Run from a source checkout, this package's search path also covers
+the repository root so that ``dpaudit.trainers`` resolves to ``trainers/`` there.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+_STAGES = ("trainers", "attacks", "reports")
+_checkout = Path(__file__).resolve().parent.parent
+if (_checkout / "pyproject.toml").is_file() and all((_checkout / s / "__init__.py").is_file() for s in _STAGES):
+    __path__.append(str(_checkout))  # noqa: F821 — a package's __path__, extended for a source checkout

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from dpaudit.protection import PROTECTION_LEVELS, protection_level
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
-from reports.policy import Policy
+from dpaudit.reports.policy import Policy
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 

@@ -17,8 +17,8 @@ import jinja2
 from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
-from reports import figures as F
-from reports import summary as S
+from dpaudit.reports import figures as F
+from dpaudit.reports import summary as S
 
 __all__ = ["render_html", "write_html"]
 
@@ -37,7 +37,7 @@ _CAPTIONS = {
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
+        loader=jinja2.PackageLoader("dpaudit.reports", "templates"),
         autoescape=True,  # every template here is HTML; never rely on extension sniffing
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,

@@ -16,7 +16,7 @@ from pathlib import Path
 from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
-from reports import summary as S
+from dpaudit.reports import summary as S
 
 __all__ = ["escape_md", "render_markdown", "write_markdown"]
 

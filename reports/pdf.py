@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from dpaudit.fileio import refuse_symlink, write_bytes_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
-from reports import figures as F
-from reports import summary as S
+from dpaudit.reports import figures as F
+from dpaudit.reports import summary as S
 
 __all__ = ["write_pdf"]
 

@@ -15,7 +15,7 @@ def _load(*overrides: str) -> Config:
 
 
 def test_config_and_trainer_share_the_class():
-    from trainers.dp import ClippingConfig as TrainerClipping
+    from dpaudit.trainers.dp import ClippingConfig as TrainerClipping
 
     assert TrainerClipping is clipping.ClippingConfig
     assert type(_load().clipping) is clipping.ClippingConfig

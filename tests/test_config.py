@@ -28,8 +28,8 @@ def test_every_numeric_key_has_a_range():
 
 
 def test_choices_match_the_trainers():
-    from trainers.dp import CLIPPING_MODES, CLIPPING_STYLES
-    from trainers.optim import OPTIMIZERS, SCHEDULES
+    from dpaudit.trainers.dp import CLIPPING_MODES, CLIPPING_STYLES
+    from dpaudit.trainers.optim import OPTIMIZERS, SCHEDULES
 
     assert set(CHOICES["clipping", "style"]) == set(CLIPPING_STYLES)
     assert set(CHOICES["clipping", "mode"]) == set(CLIPPING_MODES)

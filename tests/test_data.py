@@ -80,7 +80,7 @@ def test_tokenizer_budget_keeps_the_tokens_of_real_text():
     from transformers import AutoTokenizer
 
     from dpaudit.models import embedded_model_dir
-    from trainers.batching import CHARS_PER_TOKEN, EncodedTexts
+    from dpaudit.trainers.batching import CHARS_PER_TOKEN, EncodedTexts
 
     tok = AutoTokenizer.from_pretrained(embedded_model_dir(), trust_remote_code=False)
     texts = list(load_dataset(path=None, max_examples=200, seed=1).texts)

@@ -109,9 +109,9 @@ def test_type_keys_are_exact_no_base_class_fallback():
 
 
 def test_every_table_is_a_registry():
-    from attacks.registry import ATTACKS
+    from dpaudit.attacks.registry import ATTACKS
     from dpaudit.privacy import ACCOUNTANTS, ONE_RUN_ESTIMATORS
-    from trainers.rules import BIAS_RULES
+    from dpaudit.trainers.rules import BIAS_RULES
 
     for table in (ATTACKS, ACCOUNTANTS, ONE_RUN_ESTIMATORS, BIAS_RULES):
         assert isinstance(table, Registry)
@@ -120,7 +120,7 @@ def test_every_table_is_a_registry():
 
 
 def test_unknown_names_raise_the_one_error_everywhere():
-    from attacks.registry import create_attack
+    from dpaudit.attacks.registry import create_attack
     from dpaudit.privacy import ONE_RUN_ESTIMATORS, create_accountant
 
     with pytest.raises(UnknownNameError, match=r"^unknown attack 'lira'; known attacks: .*rmia, shadow\.$"):
@@ -134,9 +134,9 @@ def test_unknown_names_raise_the_one_error_everywhere():
 def test_duplicates_raise_the_one_error_everywhere():
     from torch import nn
 
-    from attacks.registry import ATTACKS, register_attack
+    from dpaudit.attacks.registry import ATTACKS, register_attack
     from dpaudit.privacy import ACCOUNTANTS, register_accountant
-    from trainers.rules import register_bias_rule
+    from dpaudit.trainers.rules import register_bias_rule
 
     with pytest.raises(DuplicateNameError, match="attack 'loss' is already registered"):
         register_attack("loss")(ATTACKS.get("loss"))
@@ -149,7 +149,7 @@ def test_duplicates_raise_the_one_error_everywhere():
 def test_bias_rule_registration_is_all_or_nothing():
     from torch import nn
 
-    from trainers.rules import BIAS_RULES, register_bias_rule
+    from dpaudit.trainers.rules import BIAS_RULES, register_bias_rule
 
     class Fresh(nn.Linear):
         pass
@@ -163,7 +163,7 @@ def test_bias_rule_lookup_is_by_exact_type_and_keeps_unsupported_module_error():
     from torch import nn
 
     from dpaudit.errors import UnsupportedModuleError
-    from trainers.rules import rule_for
+    from dpaudit.trainers.rules import rule_for
 
     class MyLinear(nn.Linear):
         pass

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from dpaudit.errors import ModelError
-from trainers.bias_sums import backend as kernel_backend
-from trainers.rules import BiasRule, rule_for
+from dpaudit.trainers.bias_sums import backend as kernel_backend
+from dpaudit.trainers.rules import BiasRule, rule_for
 
 
 @dataclass(eq=False)

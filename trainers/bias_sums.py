@@ -62,7 +62,7 @@ def backend(device: torch.device, *, prefer_fused: bool = True):
     """
     if prefer_fused and device.type == "cuda" and os.environ.get("DPAUDIT_FUSED", "1") != "0":
         try:
-            from trainers import fused
+            from dpaudit.trainers import fused
         except ImportError:  # Triton missing: the torch path is exact, only slower.
             return _TorchBackend
         return fused.FusedBackend

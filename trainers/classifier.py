@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from trainers.bank import BiasBank, Slot
-from trainers.head import BankedHead, mean_pool
+from dpaudit.trainers.bank import BiasBank, Slot
+from dpaudit.trainers.head import BankedHead, mean_pool
 
 
 class BankedClassifier(nn.Module):

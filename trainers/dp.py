@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from dpaudit.clipping import CLIPPING_MODES, CLIPPING_STYLES, ClippingConfig
-from trainers.bias_sums import backend as kernel_backend
-from trainers.classifier import BankedClassifier
-from trainers.randomness import RandomSource
+from dpaudit.trainers.bias_sums import backend as kernel_backend
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.randomness import RandomSource
 
 # The clipping settings are defined once, in dpaudit.clipping; re-exported here because the trainer's
 # callers (TrainSettings, benchmarks, tests) build them next to the DPAggregator that uses them.

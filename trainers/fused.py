@@ -157,8 +157,8 @@ def _check_device(t: torch.Tensor) -> int | None:
     if _INTERPRET:
         return None
     raise RuntimeError(
-        f"trainers.fused runs on CUDA tensors (got a {t.device.type} tensor); use "
-        f"trainers.bias_sums.backend(device), which picks the torch path off the GPU, or set "
+        f"dpaudit.trainers.fused runs on CUDA tensors (got a {t.device.type} tensor); use "
+        f"dpaudit.trainers.bias_sums.backend(device), which picks the torch path off the GPU, or set "
         f"TRITON_INTERPRET=1 before importing triton to run the kernels on CPU."
     )
 
@@ -226,7 +226,7 @@ def scaled_bank_sum(per_sample: torch.Tensor, scale: torch.Tensor, model_index: 
     if b == 0 or k == 0 or out.numel() == 0:
         return
     if out.dtype != torch.float32:
-        from trainers.bias_sums import scaled_bank_sum as torch_path
+        from dpaudit.trainers.bias_sums import scaled_bank_sum as torch_path
 
         torch_path(per_sample, scale, model_index, out)
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainers.bank import BiasBank, Slot
+from dpaudit.trainers.bank import BiasBank, Slot
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -31,12 +31,12 @@ import torch.nn.functional as F
 from dpaudit.config import FALLBACKS, OptimConfig, PrivacyConfig, TrainConfig
 from dpaudit.errors import ConfigError, TrainingDivergedError
 from dpaudit.rundir import RunDir
-from trainers import checkpoint
-from trainers.batching import EncodedTexts, micro_batches
-from trainers.classifier import BankedClassifier
-from trainers.dp import ClippingConfig, DPAggregator
-from trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
-from trainers.randomness import make_sources
+from dpaudit.trainers import checkpoint
+from dpaudit.trainers.batching import EncodedTexts, micro_batches
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.dp import ClippingConfig, DPAggregator
+from dpaudit.trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
+from dpaudit.trainers.randomness import make_sources
 
 
 _OPTIM, _PRIVACY, _TRAIN = OptimConfig(), PrivacyConfig(), TrainConfig()

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from trainers.batching import EncodedTexts
-from trainers.classifier import BankedClassifier
+from dpaudit.trainers.batching import EncodedTexts
+from dpaudit.trainers.classifier import BankedClassifier
 
 
 @torch.no_grad()

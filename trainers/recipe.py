@@ -20,11 +20,11 @@ from dpaudit.config import Config
 from dpaudit.errors import ConfigError, PrivacyError
 from dpaudit.privacy import calibrate_noise, check_delta, compute_epsilon, default_delta, max_steps
 from dpaudit.rundir import RunDir
-from trainers.batching import EncodedTexts
-from trainers.classifier import BankedClassifier
-from trainers.dp import ClippingConfig
-from trainers.loop import Trainer, TrainOutcome, TrainSettings, sample_rate_and_steps
-from trainers.randomness import secure_permutation
+from dpaudit.trainers.batching import EncodedTexts
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.dp import ClippingConfig
+from dpaudit.trainers.loop import Trainer, TrainOutcome, TrainSettings, sample_rate_and_steps
+from dpaudit.trainers.randomness import secure_permutation
 
 
 @dataclass(frozen=True)

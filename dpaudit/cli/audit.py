@@ -40,7 +40,7 @@ class _PrintHandler(logging.Handler):
         print(self.format(record))
 
 
-def show_progress_messages(name: str = "attacks") -> None:
+def show_progress_messages(name: str = "dpaudit.attacks") -> None:
     """Print INFO messages of the ``name`` logger tree (the audit's progress lines) to stdout, once.
 
     They are not passed on to the root logger: a library that configures root logging at import (opacus
@@ -73,7 +73,7 @@ def _print_summary(report) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attacks.audit import run_audit
+    from dpaudit.attacks.audit import run_audit
     from dpaudit.config import load_config
 
     overrides = overrides_from_args(args)

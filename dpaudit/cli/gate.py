@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
     from dpaudit.errors import ConfigError
     from dpaudit.report_io import dump_report, load_report
-    from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
-    from reports.policy import load_policy
+    from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
+    from dpaudit.reports.policy import load_policy
 
     policy = load_policy(args.policy)  # validate the policy first: a typo is exit 2 before any work
     junit = Path(args.junit) if args.junit else None

@@ -17,9 +17,9 @@ from dpaudit.rundir import RunDir
 
 #: format → (module, writer function, output file name); imported lazily to keep --help fast.
 _WRITERS = {
-    "html": ("reports.html", "write_html", "report.html"),
-    "md": ("reports.markdown", "write_markdown", "report.md"),
-    "pdf": ("reports.pdf", "write_pdf", "report.pdf"),
+    "html": ("dpaudit.reports.html", "write_html", "report.html"),
+    "md": ("dpaudit.reports.markdown", "write_markdown", "report.md"),
+    "pdf": ("dpaudit.reports.pdf", "write_pdf", "report.pdf"),
 }
 FORMATS = tuple(_WRITERS)
 DESCRIPTION = "Render an audit report (RUN_DIR/audit.json) as HTML, Markdown and/or PDF."

@@ -34,7 +34,7 @@ def _split(run, cfg, ds):
     import numpy as np
 
     from dpaudit.errors import DataError
-    from trainers.recipe import permutation
+    from dpaudit.trainers.recipe import permutation
 
     split_path = run.verified("split.json")
     if split_path is not None:  # a resume trains on exactly the examples of the first run
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone, resolve_model_dir
     from dpaudit.rundir import RunDir, config_inputs, members_commitment
-    from trainers.batching import EncodedTexts
-    from trainers.predict import predict_logits
-    from trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
+    from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.predict import predict_logits
+    from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:

@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from dpaudit.errors import ConfigError
 from dpaudit.privacy import bonferroni_family, one_run_epsilon, source_significance, with_family
-from reports.summary import _empirical
+from dpaudit.reports.summary import _empirical
 
 ALPHA = 0.05
 N_SOURCES = 6  # five attacks + the canary audit, as `dpaudit audit` runs by default

@@ -23,8 +23,8 @@ import pytest
 import scipy.stats
 from scipy.special import expit
 
-from attacks.canary import canary_audit, guess_counts
-from attacks.evaluate import evaluate_attack
+from dpaudit.attacks.canary import canary_audit, guess_counts
+from dpaudit.attacks.evaluate import evaluate_attack
 from dpaudit.privacy import gaussian_dp_epsilon, one_run_epsilon, one_run_fdp_epsilon
 
 ALPHA = 0.05
@@ -122,8 +122,8 @@ def strong_signal():
     """2,000 examples, 9 models; φ = μ_out + 1.0·member + N(0, 0.5²) (as tests/attacks/conftest.py)."""
     from types import SimpleNamespace
 
-    from attacks.membership import make_membership
-    from attacks.signals import Signals
+    from dpaudit.attacks.membership import make_membership
+    from dpaudit.attacks.signals import Signals
 
     n, n_models, n_classes = 2000, 9, 3
     membership = make_membership(n, n_models, seed=0)

@@ -12,9 +12,9 @@ import math
 import pytest
 
 from dpaudit.cli.main import main as run_cli
-from reports import summary as S
-from reports.html import render_html
-from reports.markdown import render_markdown
+from dpaudit.reports import summary as S
+from dpaudit.reports.html import render_html
+from dpaudit.reports.markdown import render_markdown
 from dpaudit.report_schema import AuditReport
 from tests.reports import sample
 
@@ -86,7 +86,7 @@ def test_resolvable_flag_is_recomputed_from_nonmembers(tmp_path, capsys):
 
 
 def test_recomputed_resolvability_matches_the_writer_formula():
-    from attacks.membership import required_nonmembers  # the writer's formula (tests may import it)
+    from dpaudit.attacks.membership import required_nonmembers  # the writer's formula (tests may import it)
 
     attack = sample.make_report().attacks[0]
     for fpr in (0.001, 0.01, 0.1, 0.3, 1 / 3, 0.5, 1.0):

@@ -118,7 +118,7 @@ def test_a_10mb_text_field_tokenizes_in_bounded_memory():
     growth = _peak_growth_mb("""
         from transformers import AutoTokenizer
         from dpaudit.models import embedded_model_dir
-        from trainers.batching import EncodedTexts
+        from dpaudit.trainers.batching import EncodedTexts
         tok = AutoTokenizer.from_pretrained(embedded_model_dir(), trust_remote_code=False)
         EncodedTexts.from_texts(["warm up"], tok, max_length=64)
         text = "lorem ipsum dolor sit amet " * 400_000  # 10.8 MB in one field

@@ -15,9 +15,9 @@ import pytest
 from dpaudit import report_io, report_schema
 from dpaudit.rundir import RunDir
 from dpaudit.cli.main import main as run_cli
-from reports import figures as F
-from reports.html import render_html
-from reports.markdown import render_markdown
+from dpaudit.reports import figures as F
+from dpaudit.reports.html import render_html
+from dpaudit.reports.markdown import render_markdown
 from tests.reports import sample
 
 INJECTION = ("\n::notice title=dpaudit gate::all privacy checks passed\n::stop-commands::k1\n"
@@ -102,7 +102,7 @@ def test_junit_with_control_characters_parses(tmp_path, capsys):
 
 
 def test_rendered_reports_carry_no_control_characters(tmp_path):
-    from reports.pdf import write_pdf
+    from dpaudit.reports.pdf import write_pdf
 
     data = _hostile_report()
     data["run"]["run_id"] = "run\x1b]0;owned\x07"
@@ -225,7 +225,7 @@ def test_oversized_fields_are_refused(tmp_path, capsys, where, message):
 
 
 def test_reports_show_no_absolute_paths_or_kernel_string(tmp_path):
-    from reports.pdf import write_pdf
+    from dpaudit.reports.pdf import write_pdf
 
     data = sample.make_report().to_dict()
     data["run"]["dataset"]["source"] = "/home/alice/secret-project/train.csv"
@@ -238,7 +238,7 @@ def test_reports_show_no_absolute_paths_or_kernel_string(tmp_path):
         assert "6.1.0-18-amd64" not in text
     html = render_html(report, dpi=20)
     assert "train.csv" in html and "bert-tiny" in html and "ab" * 32 in html
-    from reports.summary import provenance_rows  # what the PDF prints (its text is compressed)
+    from dpaudit.reports.summary import provenance_rows  # what the PDF prints (its text is compressed)
 
     rows = " ".join(value for _, value in provenance_rows(report))
     assert "secret-project" not in rows and "6.1.0-18" not in rows and "train.csv" in rows

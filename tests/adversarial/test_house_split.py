@@ -9,11 +9,11 @@ import logging
 import numpy as np
 import pytest
 
-from attacks.canary import canary_audit
-from attacks.evaluate import evaluate_attack
-from attacks.metrics import compute_metrics
-from attacks.registry import create_attack
-from attacks.signals import Signals
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.metrics import compute_metrics
+from dpaudit.attacks.registry import create_attack
+from dpaudit.attacks.signals import Signals
 from dpaudit.errors import DataError
 from dpaudit.rundir import RunDir
 
@@ -50,7 +50,7 @@ def test_every_mask_check_raises_one_error_with_one_message(signals):
 
 def test_a_tampered_membership_file_is_a_data_error_naming_the_file(tmp_path):
     """The run directory's membership.npy goes through the same check (it was a ConfigError before)."""
-    from attacks.audit import _membership
+    from dpaudit.attacks.audit import _membership
 
     run = RunDir.claim(tmp_path / "run", command="audit")
     run.bind({"n": 40})
@@ -64,8 +64,8 @@ def test_a_tampered_membership_file_is_a_data_error_naming_the_file(tmp_path):
 
 @pytest.fixture()
 def clean_attacks_logger():
-    """The ``attacks`` logger as a library user finds it (an in-process CLI test may have configured it)."""
-    log = logging.getLogger("attacks")
+    """The ``dpaudit.attacks`` logger as a library user finds it (an in-process CLI test may have configured it)."""
+    log = logging.getLogger("dpaudit.attacks")
     saved = (list(log.handlers), log.level, log.propagate)
     for handler in saved[0]:
         log.removeHandler(handler)
@@ -81,11 +81,11 @@ def clean_attacks_logger():
 
 
 def test_the_library_logs_and_only_the_cli_prints(capsys, clean_attacks_logger):
-    """attacks.audit speaks through logging: silent as a library, plain stdout lines under the CLI."""
-    import attacks.audit as audit
+    """dpaudit.attacks.audit speaks through logging: silent as a library, plain stdout lines under the CLI."""
+    import dpaudit.attacks.audit as audit
     from dpaudit.cli.audit import show_progress_messages
 
-    assert audit.logger.name == "attacks.audit"
+    assert audit.logger.name == "dpaudit.attacks.audit"
     audit.logger.info("attack: loss")
     assert capsys.readouterr().out == ""
     root_seen = io.StringIO()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from torch import nn
 
-from attacks.registry import create_attack
+from dpaudit.attacks.registry import create_attack
 from dpaudit.errors import ConfigError
 from dpaudit.privacy import one_run_audit
-from trainers.rules import BIAS_RULES, register_bias_rule
+from dpaudit.trainers.rules import BIAS_RULES, register_bias_rule
 
 
 def test_unhashable_attack_name_is_a_config_error_naming_the_known_attacks():

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attacks.evaluate import evaluate_attack
-from attacks.signals import Signals
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.signals import Signals
 from dpaudit.cli.main import main
 from dpaudit.report_io import load_report
-from trainers.checkpoint import read_models
+from dpaudit.trainers.checkpoint import read_models
 from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, write_csv
 
 TRAIN_FAST = ["--epochs", "1", "--batch-size", "16", "--set", "data.max_length=16", "--quiet"]

@@ -37,12 +37,12 @@ import dpaudit.fileio as fileio
 import dpaudit.rundir as rundir_mod
 from dpaudit.rundir import MARKER, RunDir
 from tests.trainers._tiny import tiny_bert, tiny_population
-from trainers import checkpoint
-from trainers.bank import BiasBank
-from trainers.classifier import BankedClassifier
-from trainers.dp import ClippingConfig, DPAggregator
-from trainers.loop import Trainer, TrainSettings
-from trainers.randomness import SecureRandom, SeededRandom
+from dpaudit.trainers import checkpoint
+from dpaudit.trainers.bank import BiasBank
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.dp import ClippingConfig, DPAggregator
+from dpaudit.trainers.loop import Trainer, TrainSettings
+from dpaudit.trainers.randomness import SecureRandom, SeededRandom
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 40

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from attacks.membership import make_membership
-from attacks.signals import Signals
+from dpaudit.attacks.membership import make_membership
+from dpaudit.attacks.signals import Signals
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from attacks.metrics import compute_metrics, downsample_roc, score_histogram
+from dpaudit.attacks.metrics import compute_metrics, downsample_roc, score_histogram
 from dpaudit.errors import DataError
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from attacks.base import Attack
-from attacks.registry import ATTACKS, create_attack, register_attack
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.registry import ATTACKS, create_attack, register_attack
 from dpaudit.errors import ConfigError, DataError
 
 EXPECTED = {"loss", "shadow", "lira_online", "lira_offline", "rmia"}
@@ -50,10 +50,10 @@ def test_duplicate_registration_needs_force():
         register_attack("not_an_attack")(object)
 
 
-@pytest.mark.parametrize("module", ["attacks", "attacks.lira", "attacks.rmia", "attacks.shadow",
-                                    "attacks.loss", "attacks.metrics", "attacks.evaluate",
-                                    "attacks.membership", "attacks.signals", "attacks.canary",
-                                    "attacks.registry", "attacks.base"])
+@pytest.mark.parametrize("module", ["dpaudit.attacks", "dpaudit.attacks.lira", "dpaudit.attacks.rmia", "dpaudit.attacks.shadow",
+                                    "dpaudit.attacks.loss", "dpaudit.attacks.metrics", "dpaudit.attacks.evaluate",
+                                    "dpaudit.attacks.membership", "dpaudit.attacks.signals", "dpaudit.attacks.canary",
+                                    "dpaudit.attacks.registry", "dpaudit.attacks.base"])
 def test_every_name_in_all_exists(module):
     mod = importlib.import_module(module)
     for name in mod.__all__:

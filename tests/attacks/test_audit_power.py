@@ -22,17 +22,17 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from attacks.canary import canary_audit
-from attacks.evaluate import evaluate_attack
-from attacks.membership import make_membership
-from attacks.registry import create_attack
-from attacks.signals import Signals
+from dpaudit.attacks.canary import canary_audit
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.membership import make_membership
+from dpaudit.attacks.registry import create_attack
+from dpaudit.attacks.signals import Signals
 from dpaudit.privacy import calibrate_noise, compute_epsilon, default_delta
-from trainers.batching import EncodedTexts
-from trainers.classifier import BankedClassifier
-from trainers.dp import ClippingConfig, DPAggregator
-from trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
-from trainers.predict import predict_logits
+from dpaudit.trainers.batching import EncodedTexts
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.dp import ClippingConfig, DPAggregator
+from dpaudit.trainers.loop import Trainer, TrainSettings, sample_rate_and_steps
+from dpaudit.trainers.predict import predict_logits
 
 VOCAB = 256
 SIGNIFICANCE = 0.05

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attacks.canary import canary_audit, guess_counts
+from dpaudit.attacks.canary import canary_audit, guess_counts
 from dpaudit.errors import DataError
 
 

@@ -4,10 +4,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from attacks.base import Attack
-from attacks.evaluate import evaluate_attack
-from attacks.lira import LiraOnline
-from attacks.metrics import compute_metrics
+from dpaudit.attacks.base import Attack
+from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.lira import LiraOnline
+from dpaudit.attacks.metrics import compute_metrics
 from dpaudit.errors import ConfigError, DataError
 from dpaudit.report_io import load_schema
 from dpaudit.report_schema import AttackResult

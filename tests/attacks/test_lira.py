@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from attacks.lira import LiraOffline, LiraOnline, fit_gaussians
-from attacks.loss import LossAttack
+from dpaudit.attacks.lira import LiraOffline, LiraOnline, fit_gaussians
+from dpaudit.attacks.loss import LossAttack
 from dpaudit.errors import DataError
 
 

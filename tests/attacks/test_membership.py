@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attacks.membership import (
+from dpaudit.attacks.membership import (
     check_population,
     make_membership,
     required_nonmembers,

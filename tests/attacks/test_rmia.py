@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from attacks.loss import LossAttack
-from attacks.rmia import Rmia, log_reference_probability
+from dpaudit.attacks.loss import LossAttack
+from dpaudit.attacks.rmia import Rmia, log_reference_probability
 from dpaudit.errors import ConfigError
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attacks.signals import Signals
+from dpaudit.attacks.signals import Signals
 from dpaudit.errors import DataError
 
 

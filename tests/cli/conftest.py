@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainers.loop import Trainer
+from dpaudit.trainers.loop import Trainer
 
 
 @pytest.fixture

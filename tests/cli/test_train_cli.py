@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from dpaudit.cli.main import main
 from dpaudit.errors import CheckpointError
 from dpaudit.models import backbone_sha256, embedded_model_dir
-from trainers.checkpoint import read_models
+from dpaudit.trainers.checkpoint import read_models
 from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, write_csv
 
 FAST = ["--epochs", "1", "--batch-size", "16", "--set", "data.max_length=16", "--quiet"]

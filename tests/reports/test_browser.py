@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.html import render_html
+from dpaudit.reports.html import render_html
 from tests.reports import sample
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dpaudit.report_schema import ProfileCurve, RocCurve, ScoreHistogram
-from reports import figures as F
+from dpaudit.reports import figures as F
 from tests.reports import sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,8 @@ import pytest
 from dpaudit.errors import ConfigError
 from dpaudit.report_io import validate_report
 from dpaudit.report_schema import TprAtFpr
-from reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
-from reports.policy import POLICY_KEYS, Policy, TprLimit, load_policy, parse_policy
+from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
+from dpaudit.reports.policy import POLICY_KEYS, Policy, TprLimit, load_policy, parse_policy
 from tests.reports import sample
 
 FULL = {

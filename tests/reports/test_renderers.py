@@ -9,9 +9,9 @@ import pytest
 
 from dpaudit.report_io import validate_report
 from dpaudit.report_schema import Check
-from reports.html import render_html
-from reports.markdown import escape_md, render_markdown
-from reports.pdf import write_pdf
+from dpaudit.reports.html import render_html
+from dpaudit.reports.markdown import escape_md, render_markdown
+from dpaudit.reports.pdf import write_pdf
 from tests.reports import sample
 
 EVIL = '<script>alert("x")</script>'
@@ -98,8 +98,8 @@ def test_pdf_is_written(tmp_path, evil_report):
         assert "Claimed guarantee" in text and "lira_online" in text
 
 
-@pytest.mark.parametrize("module", ["reports.figures", "reports.summary", "reports.html", "reports.markdown",
-                                    "reports.pdf", "reports.policy", "reports.gate"])
+@pytest.mark.parametrize("module", ["dpaudit.reports.figures", "dpaudit.reports.summary", "dpaudit.reports.html", "dpaudit.reports.markdown",
+                                    "dpaudit.reports.pdf", "dpaudit.reports.policy", "dpaudit.reports.gate"])
 def test_all_names_exist(module):
     import importlib
 

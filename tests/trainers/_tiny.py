@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from trainers.batching import EncodedTexts
+from dpaudit.trainers.batching import EncodedTexts
 
 
 def tiny_bert(seed: int = 0, dtype=torch.float32) -> BertModel:

@@ -26,8 +26,8 @@ elif torch.cuda.is_available():
 else:
     pytest.skip("needs CUDA, or TRITON_INTERPRET=1 to run the kernels on CPU", allow_module_level=True)
 
-from trainers import bias_sums  # noqa: E402
-from trainers.fused import FusedBackend  # noqa: E402
+from dpaudit.trainers import bias_sums  # noqa: E402
+from dpaudit.trainers.fused import FusedBackend  # noqa: E402
 
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 
@@ -80,7 +80,7 @@ def test_block_sizes_chosen_for_an_h100(monkeypatch):
     # Under the interpreter the heuristics aim at 1 program per launch (big blocks, fast); here they aim
     # at 4 waves of an H100's 132 SMs, so the CPU run also checks the GPU's smaller blocks (BLOCK_P down
     # to 32 features-last / 4 channels-first, BLOCK_D down to 32) on shapes those blocks do not divide.
-    from trainers import fused
+    from dpaudit.trainers import fused
 
     monkeypatch.setattr(fused, "_target_programs", lambda device_index: 4 * 132)
     check_rowsum(randn(3, 9, 200), -1, 1e-5)

@@ -11,9 +11,9 @@ from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 from transformers.pytorch_utils import Conv1D
 
 from dpaudit.errors import ModelError, UnsupportedModuleError
-from trainers.bank import BiasBank
-from trainers.classifier import BankedClassifier
-from trainers.rules import BIAS_RULES, register_bias_rule
+from dpaudit.trainers.bank import BiasBank
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.rules import BIAS_RULES, register_bias_rule
 
 
 

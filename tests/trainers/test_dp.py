@@ -9,11 +9,11 @@ import torch
 from scipy import stats
 
 from dpaudit.errors import ConfigError, TrainingDivergedError
-from trainers.classifier import BankedClassifier
-from trainers.dp import ClippingConfig, DPAggregator
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.dp import ClippingConfig, DPAggregator
 from dpaudit.rundir import RunDir
-from trainers.loop import Trainer, TrainSettings
-from trainers.randomness import make_sources
+from dpaudit.trainers.loop import Trainer, TrainSettings
+from dpaudit.trainers.randomness import make_sources
 
 from tests.trainers._tiny import tiny_bert, tiny_population
 
@@ -128,7 +128,7 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path):
     with pytest.raises(TrainingDivergedError, match="last good checkpoint is kept"):
         trainer.run()
     assert (tmp_path / "models.safetensors").is_file()
-    from trainers.checkpoint import read_models
+    from dpaudit.trainers.checkpoint import read_models
 
     tables, meta = read_models(tmp_path / "models.safetensors")
     assert meta["steps"] == 4 and torch.isfinite(tables["head.weight"]).all()

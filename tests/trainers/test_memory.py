@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from tests.trainers._tiny import tiny_bert
-from trainers.classifier import BankedClassifier
-from trainers.head import mean_pool
+from dpaudit.trainers.classifier import BankedClassifier
+from dpaudit.trainers.head import mean_pool
 
 
 def _saved_bytes(fn) -> int:

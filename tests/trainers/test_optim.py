@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
+from dpaudit.trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 
 
 def _old_factor(schedule: str, warmup_fraction: float, steps: int, step: int) -> float:

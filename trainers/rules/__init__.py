@@ -1,6 +1,6 @@
 """Bias rules, registered by module type. Importing this package registers every family."""
 
-from trainers.rules.registry import BIAS_RULES, BiasRule, register_bias_rule, rule_for
-from trainers.rules import linear, norm, conv  # noqa: F401  (registration side effect)
+from dpaudit.trainers.rules.registry import BIAS_RULES, BiasRule, register_bias_rule, rule_for
+from dpaudit.trainers.rules import linear, norm, conv  # noqa: F401  (registration side effect)
 
 __all__ = ["BIAS_RULES", "BiasRule", "register_bias_rule", "rule_for"]

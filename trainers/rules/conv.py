@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from trainers.rules.registry import register_bias_rule
+from dpaudit.trainers.rules.registry import register_bias_rule
 
 register_bias_rule((nn.Conv1d, nn.Conv2d, nn.Conv3d), channel_dim=1)

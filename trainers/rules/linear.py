@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from trainers.rules.registry import register_bias_rule
+from dpaudit.trainers.rules.registry import register_bias_rule
 
 
 def _strip_conv1d(module: nn.Module) -> None:

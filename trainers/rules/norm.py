@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from trainers.rules.registry import register_bias_rule
+from dpaudit.trainers.rules.registry import register_bias_rule
 
 register_bias_rule(nn.LayerNorm, channel_dim=-1)
 register_bias_rule(nn.GroupNorm, channel_dim=1)

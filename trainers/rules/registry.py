@@ -38,7 +38,7 @@ class BiasRule:
 
     def per_sample(self, module: nn.Module, grad_output: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
         """Per-sample bias gradient ``{module.bias: (B, p)}`` from ``grad_output`` (B, …), in float32."""
-        from trainers.bias_sums import per_sample_bias_sums
+        from dpaudit.trainers.bias_sums import per_sample_bias_sums
 
         return {module.bias: per_sample_bias_sums(grad_output, self.channel_dim)}
 
