@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dpaudit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 #: Longest ``repr`` of a rejected value quoted in a message; longer ones are elided so the line stays short.
@@ -107,6 +109,8 @@ def check_mask(name: str, value: object, shape: tuple[int, ...], *, hint: str = 
     Raises:
         DataError: wrong dtype or shape.
     """
+    import numpy as np  # here, not at module level: the validators (and the registry) stay numpy-free
+
     arr = np.asarray(value)
     if arr.dtype != np.bool_ or arr.shape != tuple(shape):
         raise DataError(f"{name} must be a bool array of shape {tuple(shape)}, got dtype={arr.dtype}, "
