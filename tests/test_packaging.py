@@ -48,7 +48,7 @@ def test_wheel_has_one_top_level_name_and_every_subpackage_imports(installed_whe
         f"mods = [importlib.import_module(m) for m in ('dpaudit', *{SUBPACKAGES!r})]\n"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in mods), [m.__file__ for m in mods]\n"
         "assert all(importlib.util.find_spec(n) is None for n in ('trainers', 'attacks', 'reports'))\n"
-        "from dpaudit.report_schema import load_schema\n"
+        "from dpaudit.report_io import load_schema\n"
         "assert load_schema()['type'] == 'object'\n"
         "import dpaudit.reports.html as h\n"
         "from pathlib import Path\n"
