@@ -22,8 +22,18 @@ from dpaudit.errors import DpauditError
 SUBCOMMANDS = ("train", "audit", "report", "gate", "env")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line, ``error: <problem>; see `<prog> --help```, exit 2 (argparse prints the whole
+    usage block first)."""
+
+    def error(self, message: str):
+        from dpaudit.sanitize import clean_text
+
+        self.exit(2, f"error: {clean_text(message, max_len=2000)}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="dpaudit",
         description="Train with DP-BiTFiT, attack with shadow models, report empirical leakage "
         "beside the theoretical epsilon, and gate on it.",

@@ -217,3 +217,16 @@ def test_loaders_are_told_not_to_trust_remote_code(monkeypatch, tiny):
         monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
     load_backbone(tiny["bert"])
     assert seen == [False, False]
+
+
+@pytest.mark.parametrize("argv", [["train", "--batch-size", "1e3"], ["gate"], ["nosuch"],
+                                  ["audit", "--shadows", "four"], ["report", "x", "--format", "docx"]])
+def test_flag_type_errors_are_one_line(capsys, argv):
+    """argparse printed its whole usage block before the error (several lines); the CLI contract is one."""
+    from dpaudit.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--help" in err[0], err
