@@ -38,7 +38,7 @@ from dpaudit.config import Config
 from dpaudit.errors import CheckpointError, ConfigError
 from dpaudit.privacy import (bonferroni_family, default_epsilon_grid, privacy_profile, source_significance,
                              with_family)
-from dpaudit.protection import protection_level
+from dpaudit.protection import has_dp_guarantee, majority_baseline, protection_level
 from dpaudit.report_io import dump_report
 from dpaudit.report_schema import (SCHEMA_VERSION, AuditReport, ClippingSummary, EpsilonHistory, PrivacySection,
                                    ProfileCurve, RunInfo, UtilitySection, Verdict)
@@ -338,7 +338,8 @@ def _utility(signals: Signals, membership: np.ndarray, labels: np.ndarray) -> Ut
     preds = signals.logits.argmax(2)
     per_model = [float((preds[k][~membership[k]] == labels[~membership[k]]).mean()) for k in range(len(membership))]
     return UtilitySection(metric="accuracy", value=per_model[0], n_eval=int((~membership[0]).sum()),
-                          per_model=tuple(per_model), non_private_reference=None)
+                          per_model=tuple(per_model), non_private_reference=None,
+                          majority_baseline=majority_baseline(labels[~membership[0]]))
 
 
 def _report(run: RunInfo, privacy: PrivacySection, utility: UtilitySection, results, canary: dict,
@@ -348,8 +349,9 @@ def _report(run: RunInfo, privacy: PrivacySection, utility: UtilitySection, resu
                         attacks=tuple(results), canary=canary,
                         verdict=Verdict(protection_level=None, strongest_attack=None))
     strongest = draft.strongest_attack()
-    verdict = Verdict(protection_level=None if strongest is None else protection_level(strongest.balanced_accuracy),
-                      strongest_attack=None if strongest is None else strongest.name)
+    level = None if strongest is None else protection_level(strongest.balanced_accuracy,
+                                                            guaranteed=has_dp_guarantee(privacy))
+    verdict = Verdict(protection_level=level, strongest_attack=None if strongest is None else strongest.name)
     return AuditReport(**{**{f: getattr(draft, f) for f in ("schema_version", "run", "privacy", "utility",
                                                             "attacks", "canary")}, "verdict": verdict,
                           "epsilon_lb_family": family})

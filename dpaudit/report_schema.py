@@ -232,13 +232,18 @@ class PrivacySection(_Serial):
 
 @dataclasses.dataclass(frozen=True)
 class UtilitySection(_Serial):
-    """Task metric on held-out data (``value`` for the target model, ``per_model`` for all)."""
+    """Task metric on held-out data (``value`` for the target model, ``per_model`` for all).
+
+    ``majority_baseline`` is the accuracy of always predicting the most frequent label on the target's
+    held-out examples (``None`` in older reports): an accuracy near it means an untrained model.
+    """
 
     metric: str
     value: float
     n_eval: int
     per_model: tuple[float, ...]
     non_private_reference: float | None = None
+    majority_baseline: float | None = None
 
 
 

@@ -39,7 +39,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.protection import PROTECTION_LEVELS, protection_level
+from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
@@ -190,10 +190,12 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
     measured = [(a.name, a.status, a.reason, a.balanced_accuracy) for a in report.attacks]
     # Strongest attack = highest balanced accuracy; level thresholds as protection_level().
     inner = _over_attacks("min_protection_level", math.inf, measured, what="balanced accuracy")
-    rank = {level: i for i, level in enumerate(PROTECTION_LEVELS)}  # 0 = strongest
+    rank = {level: i for i, level in enumerate(ALL_LEVELS)}  # 0 = strongest; no_guarantee meets no minimum
     if inner.value is None:
         return _check("min_protection_level", None, minimum, "inconclusive", inner.message)
-    level = protection_level(inner.value)
+    # Recomputed from the report's privacy section, not read from its verdict: without a DP claim no
+    # attack result, however weak, earns a protection level.
+    level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy))
     if rank[level] > rank[minimum]:
         return _check("min_protection_level", inner.value, minimum, "fail",
                       f"protection level {level} (balanced accuracy {inner.value:.4f}) is below {minimum}.")

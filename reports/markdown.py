@@ -53,6 +53,7 @@ def render_markdown(report: AuditReport) -> str:
     if s.noise_warning:
         lines += [f"> ⚠️ **{escape_md(s.noise_warning)}**", ""]
     lines += [f"- {escape_md(s.claim)}",
+              f"- {escape_md(s.utility)}",
               f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",
               f"- {escape_md(s.protection)}",
               f"- {escape_md(s.empirical)}", "",
@@ -67,7 +68,8 @@ def render_markdown(report: AuditReport) -> str:
                          for c in checks])
     u = report.utility
     lines += ["", f"Utility: {escape_md(u.metric)} {S.fmt(u.value)} on {u.n_eval} examples "
-                  f"(non-private reference {S.fmt(u.non_private_reference)}). "
+                  f"(majority-class baseline {S.fmt(u.majority_baseline)}, "
+                  f"non-private reference {S.fmt(u.non_private_reference)}). "
                   f"Run {escape_md(report.run.run_id)}, dpaudit {escape_md(report.run.dpaudit_version)}."]
     return "\n".join(lines) + "\n"
 

@@ -84,6 +84,7 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
         if s.noise_warning:
             page.line(s.noise_warning, size=11, weight="bold", color="#cf222e", gap=0.008)
         page.line(s.claim, weight="bold", gap=0.008)
+        page.line(s.utility, gap=0.008)
         page.line(f"{s.strongest} {s.headline_metrics}", gap=0.008)
         page.line(s.protection, gap=0.008)
         page.line(s.empirical, gap=0.008)

@@ -18,7 +18,7 @@ from dpaudit.report_schema import AttackResult, AuditReport, is_estimate
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
            "utility_rows", "provenance_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
-           "display_source", "redact_paths"]
+           "display_source", "redact_paths", "utility_sentence"]
 
 #: The first-screen warning for a report whose noise came from a seed.
 SEEDED_NOISE = "Seeded noise: not a private release"
@@ -35,6 +35,8 @@ _LEVEL_WORDS = {
     "moderate": "moderate — the best attack does a little better than guessing (balanced accuracy 55–60%)",
     "weak": "weak — the best attack identifies training members clearly better than guessing "
             "(balanced accuracy ≥ 60%)",
+    "no_guarantee": "no guarantee; these attacks found no leakage (the model has no differential-privacy "
+                    "claim, so attacks at chance do not show that it is protected)",
 }
 
 
@@ -62,6 +64,7 @@ class Summary:
     verdict: str
     verdict_status: str  # "pass", "fail", "inconclusive" or "none" (no policy evaluated)
     noise_warning: str | None = None  # first-screen warning for seeded noise, else None
+    utility: str = ""  # the target's accuracy beside the majority-class baseline
 
 
 def claim_note(report: AuditReport) -> str:
@@ -83,6 +86,17 @@ def _claim(report: AuditReport) -> str:
             f"{source} after {p.steps} optimizer steps "
             f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g})"
             f"{')' if note else ''}.")
+
+
+def utility_sentence(report: AuditReport) -> str:
+    """The target's held-out accuracy beside the majority-class baseline (so an untrained model shows)."""
+    u = report.utility
+    text = f"Utility: held-out {u.metric} {fmt(u.value)} on {u.n_eval} examples"
+    if u.majority_baseline is None:
+        return text + " (majority-class baseline not recorded)."
+    gain = 100 * (u.value - u.majority_baseline)
+    warn = "; barely above it: the model may be untrained" if gain < 2.0 else ""
+    return text + f" (majority-class baseline {fmt(u.majority_baseline)}, {gain:+.1f} points{warn})."
 
 
 def _noise_warning(report: AuditReport) -> str | None:
@@ -169,7 +183,7 @@ def summarize(report: AuditReport) -> Summary:
     return Summary(title=title, claim=_claim(report), strongest=strongest_text,
                    headline_metrics=metrics, empirical=_empirical(report), protection=protection,
                    protection_level=level, verdict=verdict, verdict_status=status,
-                   noise_warning=_noise_warning(report))
+                   noise_warning=_noise_warning(report), utility=utility_sentence(report))
 
 
 #: Column headers of :func:`attack_rows`, in order.
@@ -264,7 +278,8 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
 def utility_rows(report: AuditReport) -> list[tuple[str, str]]:
     """(label, value) rows describing the task utility."""
     u = report.utility
-    return [(u.metric, fmt(u.value)), ("evaluation examples", str(u.n_eval)),
+    return [(u.metric, fmt(u.value)), ("majority-class baseline", fmt(u.majority_baseline)),
+            ("evaluation examples", str(u.n_eval)),
             ("per model", ", ".join(fmt(v) for v in u.per_model) or "—"),
             ("non-private reference", fmt(u.non_private_reference))]
 

@@ -56,7 +56,9 @@ def show_progress_messages(name: str = "dpaudit.attacks") -> None:
 def _print_summary(report) -> None:
     p = report.privacy
     claim = "ε = ∞ (non-private)" if p.non_private else f"ε = {p.epsilon:.3g}, δ = {p.delta:.2g}"
-    print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}")
+    base = report.utility.majority_baseline
+    base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
+    print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
     print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
     for att in report.attacks:
         tpr = next((t.tpr for t in att.tpr_at_fpr if abs(t.fpr - 0.01) < 1e-12), None)

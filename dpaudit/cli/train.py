@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.config import load_config
     from dpaudit.data import load_dataset
     from dpaudit.models import load_backbone, resolve_model_dir
+    from dpaudit.protection import majority_baseline
     from dpaudit.rundir import RunDir, config_inputs, members_commitment
     from dpaudit.trainers.batching import EncodedTexts
     from dpaudit.trainers.predict import predict_logits
@@ -107,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
                          seeds=[released_seed(cfg, cfg.train.seed)], run=run, meta=meta, progress=not args.quiet)
     logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
     accuracy = float((logits.argmax(1) == ds.labels[holdout]).mean())
+    baseline = majority_baseline(ds.labels[holdout])
     epsilon = plan.epsilon(outcome.steps)
     metrics = {
-        "heldout_accuracy": accuracy, "n_train": int(len(train_ids)), "n_heldout": int(len(holdout)),
+        "heldout_accuracy": accuracy, "majority_baseline": baseline,
+        "n_train": int(len(train_ids)), "n_heldout": int(len(holdout)),
         "epsilon": None if math.isinf(epsilon) else epsilon, "non_private": plan.non_private,
         "delta": plan.delta, "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
         "steps": outcome.steps, "planned_steps": outcome.planned_steps,
@@ -120,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
         "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
     }
     run.write_json("metrics.json", metrics)
-    _print_result(outcome, plan, accuracy, epsilon, run.path)
+    _print_result(outcome, plan, accuracy, baseline, epsilon, run.path)
     return 0
 
 
-def _print_result(outcome, plan, accuracy: float, epsilon: float, run_path) -> None:
+def _print_result(outcome, plan, accuracy: float, baseline: float, epsilon: float, run_path) -> None:
     eps_txt = "ε = ∞ (non-private: no clipping, no noise)" if plan.non_private else f"ε = {epsilon:.3f}"
     if outcome.stopped_by_budget:
         print(f"budget guard: stopped after {outcome.steps} of {outcome.planned_steps} steps; the next step would "
               f"exceed ε = {plan.target_epsilon}.")
-    print(f"held-out accuracy {accuracy:.4f}; {eps_txt} at δ = {plan.delta:.3g} ({plan.accountant}); "
+    print(f"held-out accuracy {accuracy:.4f} (majority-class baseline {baseline:.4f}); {eps_txt} at δ = {plan.delta:.3g} ({plan.accountant}); "
           f"run directory {run_path}")

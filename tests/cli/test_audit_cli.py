@@ -65,6 +65,11 @@ def test_audit_embedded_end_to_end_then_resume(tmp_path, capsys, train_steps):
     _check_audit_dir(run_dir, n=160, shadows=4, epsilon=8.0)
     first = json.loads((run_dir / "audit.json").read_text())
     assert "audit.json written" in out
+    # The target's accuracy is stated beside the majority-class baseline of its own held-out examples.
+    held_out = ~np.load(run_dir / "membership.npy")[0]
+    labels = np.load(run_dir / "signals.npz")["labels"][held_out]
+    assert first["utility"]["majority_baseline"] == pytest.approx(np.bincount(labels).max() / labels.size)
+    assert "majority-class baseline" in out
 
     # The same command again resumes: no training step, the same numbers.
     train_steps.clear()
