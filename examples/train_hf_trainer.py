@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpaudit.models import embedded_model_dir
 
     hf_logging.set_verbosity_error()  # "classifier newly initialized" is the point of fine-tuning
+    hf_logging.disable_progress_bar()
     ds, members = population_and_members(args.max_examples, args.population_seed, args.seed)
     model_dir = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

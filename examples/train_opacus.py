@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from dpaudit.data import load_dataset
     from dpaudit.models import embedded_model_dir
 
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # "classifier newly initialized" is expected
+    hf_logging.disable_progress_bar()
     torch.manual_seed(args.seed)
     ds = load_dataset(path="embedded", max_examples=args.max_examples, seed=args.population_seed)
     members = np.sort(np.random.default_rng(args.seed).choice(len(ds), size=len(ds) // 2, replace=False))
