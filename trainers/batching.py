@@ -1,9 +1,10 @@
 """Tokenised texts and micro-batch assembly.
 
 Texts are tokenised once (cut to a character budget, truncated to ``max_length`` tokens, unpadded); a
-micro-batch is padded to its own longest sequence. Text pairs (NLI, paraphrase) go through the tokenizer's
-pair encoding (``tokenizer(texts, pairs)``), and their segment ids are kept beside the token ids. :func:`micro_batches` sorts (example, model) pairs by
+micro-batch is padded to its own longest sequence. :func:`micro_batches` sorts (example, model) pairs by
 length first, so padding is small — the clipped sums do not depend on how a logical batch is split.
+Text pairs (NLI, paraphrase) go through the tokenizer's pair encoding (``tokenizer(texts, pairs)``), and
+their segment ids are kept beside the token ids.
 """
 
 from __future__ import annotations
