@@ -32,6 +32,8 @@ class DataConfig:
     path: str = "embedded"
     text_column: str = "text"
     label_column: str = "label"
+    text_pair_column: str | None = None
+    split: str = "train"
     max_examples: int | None = None
     max_length: int = 64
     holdout_fraction: float = 0.2

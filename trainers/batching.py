@@ -3,6 +3,8 @@
 Texts are tokenised once (cut to a character budget, truncated to ``max_length`` tokens, unpadded); a
 micro-batch is padded to its own longest sequence. :func:`micro_batches` sorts (example, model) pairs by
 length first, so padding is small — the clipped sums do not depend on how a logical batch is split.
+Text pairs (NLI, paraphrase) go through the tokenizer's pair encoding (``tokenizer(texts, pairs)``), and
+their segment ids are kept beside the token ids.
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ TOKENIZE_BATCH = 4096
 
 @dataclass(frozen=True)
 class EncodedTexts:
-    """Token ids per example (ragged) and the padding id."""
+    """Token ids per example (ragged), the padding id, and the segment ids of text pairs (None for single
+    texts; the BiasBank path scores pairs with all-zero segments, the full fine-tuning recipe passes them)."""
 
     ids: tuple[np.ndarray, ...]
     pad_id: int
+    type_ids: tuple[np.ndarray, ...] | None = None
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], tokenizer, *, max_length: int) -> "EncodedTexts":
-        """Tokenise ``texts`` to at most ``max_length`` tokens each (special tokens included).
+    def from_dataset(cls, ds, tokenizer, *, max_length: int) -> "EncodedTexts":
+        """Tokenise a :class:`dpaudit.data.TextDataset`: its texts, or its (text, pair) pairs."""
+        return cls.from_texts(ds.texts, tokenizer, max_length=max_length, pairs=ds.pairs)
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], tokenizer, *, max_length: int,
+                   pairs: Sequence[str] | None = None) -> "EncodedTexts":
+        """Tokenise ``texts`` (with ``pairs``: each text and its pair) to at most ``max_length`` tokens each,
+        special tokens included; a pair is truncated longest-first.
 
         Each text is first cut to ``max_length * CHARS_PER_TOKEN`` characters, so a huge field costs no more
         than a long sentence (a fast tokenizer encodes the whole string before truncating), and texts are
@@ -39,12 +50,19 @@ class EncodedTexts:
         """
         budget = max_length * CHARS_PER_TOKEN
         ids: list[np.ndarray] = []
+        types: list[np.ndarray] = []
         for start in range(0, len(texts), TOKENIZE_BATCH):
             batch = [t[:budget] for t in texts[start : start + TOKENIZE_BATCH]]
-            enc = tokenizer(batch, truncation=True, max_length=max_length, padding=False)
+            if pairs is None:
+                enc = tokenizer(batch, truncation=True, max_length=max_length, padding=False)
+            else:
+                second = [t[:budget] for t in pairs[start : start + TOKENIZE_BATCH]]
+                enc = tokenizer(batch, second, truncation="longest_first", max_length=max_length, padding=False,
+                                return_token_type_ids=True)
+                types.extend(np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"])
             ids.extend(np.asarray(x, dtype=np.int64) for x in enc["input_ids"])
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        return cls(tuple(ids), int(pad))
+        return cls(tuple(ids), int(pad), None if pairs is None else tuple(types))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,6 +81,15 @@ class EncodedTexts:
             ids[row, : len(s)] = s
             mask[row, : len(s)] = 1
         return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+    def collate_types(self, indices: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Segment ids (B, T_max) int64 for the given examples, padded with 0 (all 0 for single texts)."""
+        seqs = [self.ids[i] for i in indices]
+        out = np.zeros((len(seqs), max((len(s) for s in seqs), default=1)), dtype=np.int64)
+        if self.type_ids is not None:
+            for row, i in enumerate(indices):
+                out[row, : len(self.type_ids[i])] = self.type_ids[i]
+        return torch.from_numpy(out).to(device)
 
 
 def micro_batches(examples: np.ndarray, models: np.ndarray, lengths: np.ndarray,

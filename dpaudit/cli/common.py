@@ -14,7 +14,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config key, e.g. --set optim.lr=0.01 (repeatable)")
     parser.add_argument("--run-dir", help="output directory (created; an existing run there is resumed)")
-    parser.add_argument("--data", help="CSV/JSONL/Parquet file, or 'embedded' (default: Rotten Tomatoes)")
+    parser.add_argument("--data", help="CSV/TSV/JSONL/Parquet file, saved Hugging Face datasets directory, or 'embedded' (default: Rotten Tomatoes)")
     parser.add_argument("--model", help="local Hugging Face checkpoint dir, or 'embedded' (all-MiniLM-L6-v2)")
     parser.add_argument("--preset", choices=["high", "balanced", "utility"],
                         help="privacy preset: high (ε<2), balanced (ε 3–8), utility (ε>8); fills unset values")

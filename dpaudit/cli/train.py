@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                        force=args.force_run_dir)
     started = time.perf_counter()
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
+                      text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
                       max_examples=cfg.data.max_examples, seed=cfg.train.seed)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     run.bind({"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
-    encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
+    encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=cfg.data.max_length)
     _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
                 (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
     meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
