@@ -60,9 +60,8 @@ def test_hf_classifier_with_user_rate_claim(tmp_path, capsys, world, train_steps
 
 
 def test_scores_file_without_claim_is_gated_as_not_private(tmp_path, capsys, world):
-    run_dir = tmp_path / "npy"
-    code, _, err = run_cli(capsys, [*base(world), "--target", str(world["scores"]), "--non-private",
-                                    "--run-dir", str(run_dir)])
+    run_dir = tmp_path / "npy"  # no [privacy] either: without a claim the shadows train non-private
+    code, _, err = run_cli(capsys, [*base(world), "--target", str(world["scores"]), "--run-dir", str(run_dir)])
     assert code == 0, err
     report = load_report(run_dir / "audit.json")
     assert report.privacy.claim_source == "none" and report.privacy.non_private
@@ -145,12 +144,16 @@ def _bad(tmp, world) -> dict:
         "mixed claim": (claim + ["--claim-epsilon", "1", "--claim-steps", "3", "--claim-delta", "1e-3"],
                         ("not both",)),
         "unknown target": (["--target", str(tmp / "nope.npy")], ("does not exist",)),
+        "unknown shadow recipe": (claim + ["--shadow-recipe", "magic"], ("audit.shadow_recipe must be one of",)),
+        "claim for a trained target": (["--target-kind", "checkpoint", "--target", str(world["scores"]),
+                                        "--claim-epsilon", "1", "--claim-delta", "1e-3"],
+                                       ("checkpoint's own accounting",)),
     }
 
 
 @pytest.mark.parametrize("case", ["NaN scores", "wrong class count", "ids outside", "missing ids", "duplicate ids",
                                   "incomplete claim", "delta at least 1/N", "epsilon zero", "mixed claim",
-                                  "unknown target"])
+                                  "unknown target", "unknown shadow recipe", "claim for a trained target"])
 def test_bad_target_input_is_one_line_and_keeps_finished_work(case, tmp_path, capsys, world, train_steps):
     argv, fragments = _bad(tmp_path, world)[case]
     run_dir = tmp_path / "run"
