@@ -136,8 +136,3 @@ def user_recipe(claim: Claim) -> dict:
     return {"noise_multiplier": claim.noise_multiplier, "sample_rate": claim.sample_rate, "steps": claim.steps,
             "settings": {"delta": claim.delta, "accountant": claim.accountant}}
 
-
-def check_claim_range(claim: Claim) -> None:
-    """ε must be positive (``claim_epsilon`` ≤ 0 is refused at config load; a computed ε is checked here)."""
-    if not claim.non_private and claim.epsilon is not None and not claim.epsilon > 0:
-        raise ConfigError(f"the claimed epsilon must be in (0, inf), got epsilon={claim.epsilon!r}.")

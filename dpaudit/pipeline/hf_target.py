@@ -27,7 +27,7 @@ def dir_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _column_order(config, label_names: list[str], path: Path) -> list[int]:
+def _column_order(config, label_names: list[str]) -> list[int]:
     """Model column of each dataset class (identity unless the model names the same labels in another order)."""
     names = [str(config.id2label.get(i, "")) for i in range(config.num_labels)] if config.id2label else []
     if sorted(names) == sorted(label_names) and len(set(names)) == len(names):
@@ -65,4 +65,4 @@ def hf_logits(path: Path, texts, label_names: list[str], *, max_length: int, bat
                               return_tensors="pt").to(device)
             out.append(model(**batch).logits.float().cpu().numpy())
     logits = np.concatenate(out) if out else np.zeros((0, len(label_names)), dtype=np.float32)
-    return logits[:, _column_order(model.config, list(label_names), path)].astype(np.float32)
+    return logits[:, _column_order(model.config, list(label_names))].astype(np.float32)
