@@ -1,7 +1,7 @@
 """Attack power and audit cost on the embedded task: non-private BiTFiT vs DP-BiTFiT at ε = 8 and ε = 1.
 
 For each privacy level one audit trains the target and K_max shadows in one BiasBank pass
-(``attacks.audit.run_audit``), then the attacks are evaluated with the first K ∈ {4, 8, 16} shadows.
+(``dpaudit.pipeline.run_audit``), then the attacks are evaluated with the first K ∈ {4, 8, 16} shadows.
 Shadow rows are trained independently (own sampling and noise generators, complementary pairs), so the
 first K rows of a K_max bank are exactly a K-shadow audit; the training wall time of a K-shadow audit is
 reported as the measured K_max time × (K+1)/(K_max+1) (training cost is linear in the number of rows),
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpaudit.attacks.audit import run_audit
+from dpaudit.pipeline import run_audit
 from dpaudit.attacks.canary import canary_audit
 from dpaudit.attacks.evaluate import evaluate_attack
 from dpaudit.attacks.registry import create_attack

@@ -95,8 +95,31 @@ class AuditConfig:
     loo_targets: int = 4
     canary_guess_fraction: float = 0.1
     score_batch_size: int = 256
-    target_checkpoint: str | None = None
-    target_members: str | None = None
+    shadow_recipe: str = "bitfit"
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The model under audit (``[target]``): trained here, or from anywhere, and its (ε, δ) claim.
+
+    ``kind``: ``"auto"`` (from ``path``: none → ``"train"``, a ``.safetensors`` file → ``"checkpoint"``, a
+    directory → ``"hf"``, ``.npy``/``.csv``/``.parquet`` → ``"scores"``), or one of those names. ``members``:
+    the target's training-example ids (needed for every target not trained here). ``scores_kind``: what a
+    scores file holds (``"logits"`` or ``"probabilities"``). The claim (for ``hf``/``scores`` targets only):
+    ``claim_epsilon`` + ``claim_delta``, or ``claim_noise_multiplier`` + ``claim_sample_rate`` +
+    ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP claim".
+    """
+
+    path: str | None = None
+    kind: str = "auto"
+    members: str | None = None
+    scores_kind: str = "logits"
+    claim_epsilon: float | None = None
+    claim_delta: float | None = None
+    claim_noise_multiplier: float | None = None
+    claim_sample_rate: float | None = None
+    claim_steps: int | None = None
+    claim_accountant: str = "prv"
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,6 +169,9 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "num_shadows"): (2, 1024, "both"), ("audit", "fprs"): (0, 1, "right"),
     ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
+    ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
+    ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
+    ("target", "claim_steps"): (1, 10**9, "both"),
 }
 #: Allowed values of the string options. The clipping ones are :mod:`dpaudit.clipping`'s; the optimizer ones
 #: are kept by the trainer too, for direct API use (a test checks that both agree). Accountants come from the
@@ -153,6 +180,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("clipping", "style"): CLIPPING_STYLES, ("clipping", "mode"): CLIPPING_MODES,
     ("optim", "optimizer"): ("adam", "adamw", "sgd"), ("optim", "schedule"): ("constant", "linear", "cosine"),
     ("train", "noise"): ("secure", "seeded"),
+    ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
+    ("target", "scores_kind"): ("logits", "probabilities"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
@@ -164,14 +193,19 @@ MAX_ITEMS = 64
 MAX_STRING = 4096
 
 _CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingConfig,
-            "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig}
+            "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig,
+            "target": TargetConfig}
 
 
 def _choices(section: str, key: str) -> tuple[str, ...] | None:
-    if (section, key) == ("privacy", "accountant"):
+    if (section, key) in (("privacy", "accountant"), ("target", "claim_accountant")):
         from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only; imported here to keep `import config` light
 
         return tuple(ACCOUNTANTS)
+    if (section, key) == ("audit", "shadow_recipe"):
+        from dpaudit.pipeline.shadows import SHADOW_RECIPES
+
+        return SHADOW_RECIPES.names()
     return CHOICES.get((section, key))
 
 

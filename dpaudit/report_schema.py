@@ -48,8 +48,8 @@ SCHEMA_VERSION = "1.0"
 NOISE_SOURCES = ("secure", "seeded")
 
 #: Who states the (ε, δ) claim: dpaudit's accountant for a model trained in this run, a checkpoint
-#: this run did not write (not verified), or the user.
-CLAIM_SOURCES = ("accountant", "checkpoint", "user")
+#: this run did not write (not verified), the user (not verified), or nobody ("none": no DP claim).
+CLAIM_SOURCES = ("accountant", "checkpoint", "user", "none")
 
 __all__ = [
     "SCHEMA_VERSION", "AuditReport", "RunInfo", "PrivacySection", "ClippingSummary", "ProfileCurve",
@@ -119,6 +119,9 @@ class RunInfo(_Serial):
         model: ``{"name", "source", "sha256", "n_trainable", "n_total"}``.
         config: the full resolved audit config.
         wall_time_s: seconds spent in ``train``, ``score``, ``attack`` and ``total``.
+        target: the model under audit (optional): ``{"kind": "train" | "checkpoint" | "hf" | "scores",
+            "source": file or dir name, "sha256": content hash, "obtained": how its outputs were obtained,
+            "shadow_recipe", "recipe_differs": bool, "warning": str | None}``.
     """
 
     run_id: str
@@ -131,6 +134,7 @@ class RunInfo(_Serial):
     model: dict[str, Any]
     config: dict[str, Any]
     wall_time_s: dict[str, float]
+    target: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +205,8 @@ class PrivacySection(_Serial):
             non-private).
         claim_source: ``"accountant"`` (dpaudit's accountant, for a model this run trained),
             ``"checkpoint"`` (asserted by a checkpoint this run did not write: not verified),
-            ``"user"`` (stated by the user: not verified) or ``None`` (not recorded).
+            ``"user"`` (stated by the user: not verified), ``"none"`` (no DP claim: reported as
+            not private) or ``None`` (not recorded).
     """
 
     non_private: bool

@@ -51,8 +51,13 @@ def sha256_file(path: str | Path) -> str:
 
 
 #: Config keys that do not change what a run computes (or are covered by a content hash in the inputs).
-_NOT_INPUTS = {("data", "path"), ("model", "path"), ("train", "device"), ("audit", "target_checkpoint"),
-               ("audit", "target_members"), ("audit", "score_batch_size")}
+#: Keys that are inputs of one stage only (attacks, the target's scores, a user's claim) are recorded with that
+#: stage's file instead (dpaudit.pipeline.stage): changing them recomputes that stage and the later ones.
+_NOT_INPUTS = {("data", "path"), ("model", "path"), ("train", "device"), ("target", "path"), ("target", "members"),
+               ("audit", "score_batch_size"), ("audit", "attacks"), ("audit", "fprs"), ("audit", "significance"),
+               ("audit", "loo_targets"), ("audit", "canary_guess_fraction"), ("target", "scores_kind"),
+               ("target", "claim_epsilon"), ("target", "claim_delta"), ("target", "claim_noise_multiplier"),
+               ("target", "claim_sample_rate"), ("target", "claim_steps"), ("target", "claim_accountant")}
 
 
 def config_inputs(config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

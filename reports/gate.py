@@ -12,14 +12,15 @@ Each policy key becomes one :class:`~dpaudit.report_schema.Check` with status ``
 Nothing a report asserts about itself is trusted where it can be recomputed or contradicted:
 
 * ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive); a claim
-  asserted by a checkpoint is labelled "not verified" in the message;
+  asserted by a checkpoint or stated by the user is gated as stated and labelled "not verified" in the
+  message; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
 * ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
   ``resolvable: true`` flag that the count contradicts is inconclusive;
 * ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
   entries with ``"kind": "estimate"`` never count as lower bounds;
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
   ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
-  trusted without it.
+  trusted without it — except for a user-stated claim, whose noise is part of what the user states.
 
 Every string printed, annotated or written to XML passes through :func:`dpaudit.sanitize.clean_text`
 (report and policy strings may be hostile: newlines, ``::`` workflow commands, ANSI escapes).
@@ -135,18 +136,20 @@ def _privacy_checks(report: AuditReport, policy: Policy) -> list[Check]:
     checks = []
     if p.non_private:
         status = "pass" if policy.allow_non_private else "fail"
+        what = "no DP claim stated (ε = ∞)" if p.claim_source == "none" else "not private (ε = ∞)"
         checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), status,
-                             "not private (ε = ∞): " + ("allowed by policy." if policy.allow_non_private
+                             what + ": " + ("allowed by policy." if policy.allow_non_private
                                                         else "the policy requires a DP guarantee.")))
     else:
         checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), "pass",
                              "trained with differential privacy."))
     if not p.non_private:
-        checks.append(_noise_check(p.noise, policy.allow_seeded_noise))
+        checks.append(_noise_check(p.noise, policy.allow_seeded_noise, p.claim_source))
     if policy.max_epsilon is not None:
         t = policy.max_epsilon
         if p.non_private:
-            checks.append(_check("max_epsilon", None, t, "fail", f"not private: ε = ∞ > {t:g}."))
+            what = "no DP claim was stated" if p.claim_source == "none" else "not private"
+            checks.append(_check("max_epsilon", None, t, "fail", f"{what}: ε = ∞ > {t:g}."))
         elif p.status != "ok" or p.epsilon is None:
             # Never trust a number the report itself does not stand behind.
             checks.append(_check("max_epsilon", None, t, "inconclusive",
@@ -168,9 +171,13 @@ _SOURCE_NOTE = {"checkpoint": " (asserted by the checkpoint, not verified)",
                 "user": " (stated by the user, not verified)"}
 
 
-def _noise_check(noise: str | None, allowed: bool) -> Check:
-    """``secure_noise`` for a private report (see the module docstring)."""
+def _noise_check(noise: str | None, allowed: bool, claim_source: str | None = None) -> Check:
+    """``secure_noise`` for a private report (see the module docstring). A user-stated claim carries no
+    noise record (the noise was drawn where the model was trained): it is taken as stated, like its ε."""
     threshold = "seeded allowed" if allowed else "secure"
+    if noise is None and claim_source == "user":
+        return _check("secure_noise", None, threshold, "pass",
+                      "noise source part of the claim stated by the user, not verified.")
     if noise == "secure":
         return _check("secure_noise", None, threshold, "pass",
                       "noise and sampling from a CSPRNG keyed from OS entropy.")

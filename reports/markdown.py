@@ -52,6 +52,8 @@ def render_markdown(report: AuditReport) -> str:
              f"**Verdict: {_BADGES[s.verdict_status]}** — {escape_md(s.verdict)}", ""]
     if s.noise_warning:
         lines += [f"> ⚠️ **{escape_md(s.noise_warning)}**", ""]
+    if s.recipe_warning:
+        lines += [f"> ⚠️ {escape_md(s.recipe_warning)}", ""]
     lines += [f"- {escape_md(s.claim)}",
               f"- {escape_md(s.utility)}",
               f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",

@@ -83,6 +83,8 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
                   f"{report.run.dpaudit_version}", size=8.5, color="#57606a", gap=0.014)
         if s.noise_warning:
             page.line(s.noise_warning, size=11, weight="bold", color="#cf222e", gap=0.008)
+        if s.recipe_warning:
+            page.line(s.recipe_warning, size=10, color="#cf222e", gap=0.008)
         page.line(s.claim, weight="bold", gap=0.008)
         page.line(s.utility, gap=0.008)
         page.line(f"{s.strongest} {s.headline_metrics}", gap=0.008)

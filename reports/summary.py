@@ -65,6 +65,7 @@ class Summary:
     verdict_status: str  # "pass", "fail", "inconclusive" or "none" (no policy evaluated)
     noise_warning: str | None = None  # first-screen warning for seeded noise, else None
     utility: str = ""  # the target's accuracy beside the majority-class baseline
+    recipe_warning: str | None = None  # first-screen warning: the shadows are not trained like the target
 
 
 def claim_note(report: AuditReport) -> str:
@@ -74,12 +75,17 @@ def claim_note(report: AuditReport) -> str:
 
 def _claim(report: AuditReport) -> str:
     p = report.privacy
+    if p.claim_source == "none":
+        return ("No DP claim: the model was trained elsewhere and no (ε, δ) was stated for it; it is reported and "
+                "gated as not private (ε = ∞).")
     if p.non_private:
         return "Not private: ε = ∞ (the model was trained without differential-privacy noise)."
     if p.epsilon is None or p.status != "ok":
         reason = f" ({p.reason})" if p.reason else ""
         return f"The privacy guarantee is undefined (ε unknown){reason}; treat the model as not private."
     note = claim_note(report)
+    if p.claim_source == "user" and p.steps == 0:  # stated as (ε, δ) alone: no mechanism to describe
+        return f"Claimed guarantee: (ε = {p.epsilon:.2f}, δ = {p.delta:.1e})-differential privacy, {note}."
     source = (f"{note} (it states the {p.accountant.upper()} accountant" if note
               else f"from the {p.accountant.upper()} accountant")
     return (f"Claimed guarantee: (ε = {p.epsilon:.2f}, δ = {p.delta:.1e})-differential privacy, "
@@ -183,7 +189,35 @@ def summarize(report: AuditReport) -> Summary:
     return Summary(title=title, claim=_claim(report), strongest=strongest_text,
                    headline_metrics=metrics, empirical=_empirical(report), protection=protection,
                    protection_level=level, verdict=verdict, verdict_status=status,
-                   noise_warning=_noise_warning(report), utility=utility_sentence(report))
+                   noise_warning=_noise_warning(report), recipe_warning=_recipe_warning(report),
+                   utility=utility_sentence(report))
+
+
+def _recipe_warning(report: AuditReport) -> str | None:
+    target = report.run.target or {}
+    if not target.get("recipe_differs"):
+        return None
+    return (f"Reference models differ from the target's training; attack power may be understated (shadow recipe "
+            f"'{target.get('shadow_recipe')}', target: {_TARGET_KINDS.get(target.get('kind'), target.get('kind'))}).")
+
+
+_TARGET_KINDS = {"train": "trained by dpaudit in this run", "checkpoint": "a dpaudit checkpoint",
+                 "hf": "a Hugging Face classifier", "scores": "a file of its scores (black box)"}
+
+
+def target_row(report: AuditReport) -> tuple[str, str] | None:
+    """The provenance row describing the model under audit (``None`` for reports without it)."""
+    t = report.run.target
+    if not t:
+        return None
+    parts = [_TARGET_KINDS.get(t.get("kind"), str(t.get("kind")))]
+    if t.get("source"):
+        parts.append(display_source(t["source"]))
+    if t.get("sha256"):
+        parts.append(f"sha256 {str(t['sha256'])[:16]}…")
+    parts.append(f"outputs {t.get('obtained', 'not recorded')}")
+    parts.append(f"shadow recipe {t.get('shadow_recipe', '?')}")
+    return "target", "; ".join(parts)
 
 
 #: Column headers of :func:`attack_rows`, in order.
@@ -258,7 +292,7 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
             ("optimizer steps", str(p.steps)), ("accountant", p.accountant),
             ("neighbouring relation", p.neighbouring), ("clipping", clip), ("status", str(p.status)),
             ("claim source", {"accountant": "dpaudit's accountant (model trained in this run)",
-                              None: "not recorded"}.get(p.claim_source, note)),
+                              "none": "none: no DP claim was stated", None: "not recorded"}.get(p.claim_source, note)),
             ("noise", {"secure": "secure (CSPRNG keyed from OS entropy)",
                        "seeded": f"seeded — {SEEDED_NOISE.lower()}",
                        None: "none (not private)" if p.non_private else "not recorded"}[p.noise])]
@@ -287,8 +321,10 @@ def utility_rows(report: AuditReport) -> list[tuple[str, str]]:
 def provenance_rows(report: AuditReport) -> list[tuple[str, str]]:
     """(label, value) rows for reproducing the run."""
     r = report.run
+    target = target_row(report)
     return [("run id", r.run_id), ("created", r.created), ("dpaudit", r.dpaudit_version),
-            ("dataset", _described(r.dataset)), ("model", _described(r.model)), ("seeds", _kv(r.seeds)),
+            ("dataset", _described(r.dataset)), ("model", _described(r.model)), *([target] if target else []),
+            ("seeds", _kv(r.seeds)),
             ("versions", _kv(r.versions)),
             ("hardware", _kv({k: v for k, v in r.hardware.items() if k not in _HIDDEN_HARDWARE})),
             ("wall time (s)", _kv(r.wall_time_s))]

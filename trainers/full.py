@@ -233,7 +233,9 @@ def _steps(net, optimizer, base, params, inputs: _Inputs, labels_t: torch.Tensor
 
 
 @torch.no_grad()
-def _logits(model: torch.nn.Module, encoded: EncodedTexts, *, device, batch_size: int) -> np.ndarray:
+def classifier_logits(model: torch.nn.Module, encoded: EncodedTexts, *, device, batch_size: int) -> np.ndarray:
+    """Logits (N, C) float32 of a sequence-classification model on every example of ``encoded`` (length-sorted
+    batches of ``batch_size``; batch-shaped position and segment ids as in training)."""
     device = torch.device(device)
     inputs = _Inputs(model, encoded, device)
     order = np.argsort(encoded.lengths, kind="stable")
@@ -310,7 +312,7 @@ def full_shadow_logits(model_dir, encoded: EncodedTexts, labels: np.ndarray, mem
         run.forget(name)  # another row, seed, recipe or population: nothing stale is reused
         model = train_full(model_dir, encoded, labels, row, num_labels, recipe, seed=int(seed), device=device,
                            progress=progress)
-        out[k] = _logits(model, encoded, device=device, batch_size=score_batch_size)
+        out[k] = classifier_logits(model, encoded, device=device, batch_size=score_batch_size)
         del model
         run.write(name, _npy_bytes(out[k]), **expected)
     return out

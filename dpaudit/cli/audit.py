@@ -1,11 +1,14 @@
-"""``dpaudit audit``: train the target and K shadow models, attack the target, report.
+"""``dpaudit audit``: train (or load) the target and K shadow models, attack the target, report.
 
-Trains (or, with ``audit.target_checkpoint`` and ``audit.target_members``, loads) the target and trains
-K shadows with the same recipe in one BiasBank pass; every model scores the whole population; the
+Trains the target and K shadows with the same recipe in one BiasBank pass, or audits a target trained
+elsewhere (``--target PATH --target-members IDS``: a dpaudit models.safetensors, a Hugging Face
+sequence-classification directory, or a scores file .npy/.csv/.parquet) against K shadows trained with
+its recipe where known; every model scores the whole population; the
 attacks (LOSS, Shokri's shadow classifier, LiRA online/offline, RMIA) run leave-one-out; the one-run
 canary audit and Clopper–Pearson bounds give empirical ε lower bounds. Writes ``audit.json`` and
 ``report.html`` / ``report.md`` into the run directory. Rerunning the same command resumes: finished
-models are not retrained and finished scores are not recomputed.
+models are not retrained and finished scores are not recomputed; ``--rerun STAGE`` recomputes one stage
+(target, shadows, signals, attacks, report) and those after it from the committed files before it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ import time
 from pathlib import Path
 
 from dpaudit.cli.common import add_config_flags, overrides_from_args
+from dpaudit.pipeline.stage import RERUNNABLE
+
+#: ``[target]`` keys set by flags of the same name.
+_TARGET_FLAGS = (("target", "path"), ("target_kind", "kind"), ("target_members", "members"),
+                 ("scores_kind", "scores_kind"), ("claim_epsilon", "claim_epsilon"), ("claim_delta", "claim_delta"),
+                 ("claim_noise_multiplier", "claim_noise_multiplier"), ("claim_sample_rate", "claim_sample_rate"),
+                 ("claim_steps", "claim_steps"))
 
 DESCRIPTION = "train target + shadows, run membership-inference attacks, write audit.json and a report"
 
@@ -26,8 +36,19 @@ def add_parser(subparsers) -> None:
     add_config_flags(parser)
     parser.add_argument("--shadows", type=int, help="number of shadow models K (even)")
     parser.add_argument("--attacks", help="comma-separated attack names (default: all registered)")
-    parser.add_argument("--target-checkpoint", help="audit a model trained elsewhere: its models.safetensors")
-    parser.add_argument("--target-members", help="file of the target's training-example ids (JSON list or lines)")
+    parser.add_argument("--target", metavar="PATH", help="audit a model trained elsewhere: a dpaudit "
+                        "models.safetensors, a Hugging Face classifier dir, or a scores file (.npy/.csv/.parquet)")
+    parser.add_argument("--target-kind", choices=("auto", "checkpoint", "hf", "scores"),
+                        help="what --target is (default: auto-detected)")
+    parser.add_argument("--target-members", help="the target's training-example ids: its split.json, a JSON list "
+                        "or one id per line")
+    parser.add_argument("--scores-kind", choices=("logits", "probabilities"), help="what a scores file holds")
+    for flag, key, kind in (("--claim-epsilon", "claim_epsilon", float), ("--claim-delta", "claim_delta", float),
+                            ("--claim-noise-multiplier", "claim_noise_multiplier", float),
+                            ("--claim-sample-rate", "claim_sample_rate", float), ("--claim-steps", "claim_steps", int)):
+        parser.add_argument(flag, type=kind, dest=key, help=f"the target's stated claim: target.{key}")
+    parser.add_argument("--shadow-recipe", help="how the reference models train (audit.shadow_recipe; default bitfit)")
+    parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
     parser.set_defaults(func=run)
@@ -40,7 +61,7 @@ class _PrintHandler(logging.Handler):
         print(self.format(record))
 
 
-def show_progress_messages(name: str = "dpaudit.attacks") -> None:
+def show_progress_messages(name: str = "dpaudit.pipeline") -> None:
     """Print INFO messages of the ``name`` logger tree (the audit's progress lines) to stdout, once.
 
     They are not passed on to the root logger: a library that configures root logging at import (opacus
@@ -55,7 +76,8 @@ def show_progress_messages(name: str = "dpaudit.attacks") -> None:
 
 def _print_summary(report) -> None:
     p = report.privacy
-    claim = "ε = ∞ (non-private)" if p.non_private else f"ε = {p.epsilon:.3g}, δ = {p.delta:.2g}"
+    claim = ("no DP claim" if p.claim_source == "none" else "ε = ∞ (non-private)" if p.non_private
+             else f"ε = {p.epsilon:.3g}, δ = {p.delta:.2g}" + (" (stated by the user)" if p.claim_source == "user" else ""))
     base = report.utility.majority_baseline
     base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
     print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
@@ -69,13 +91,16 @@ def _print_summary(report) -> None:
     if c:
         print(f"one-run canary audit: ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {100 * (1 - c['significance']):.0f}% "
               f"confidence ({c.get('num_correct')}/{c.get('num_guesses')} correct guesses)")
+    target = report.run.target or {}
+    if target.get("warning"):
+        print(f"note: {target['warning']}")
     v = report.verdict
     if v.protection_level:
         print(f"protection level (strongest attack: {v.strongest_attack}): {v.protection_level}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpaudit.attacks.audit import run_audit
+    from dpaudit.pipeline import run_audit
     from dpaudit.config import load_config
 
     overrides = overrides_from_args(args)
@@ -83,16 +108,19 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(("audit", "num_shadows", args.shadows))
     if args.attacks:
         overrides.append(("audit", "attacks", [a.strip() for a in args.attacks.split(",") if a.strip()]))
-    if args.target_checkpoint:
-        overrides.append(("audit", "target_checkpoint", args.target_checkpoint))
-    if args.target_members:
-        overrides.append(("audit", "target_members", args.target_members))
+    for flag, key in _TARGET_FLAGS:
+        if getattr(args, flag) is not None:
+            overrides.append(("target", key, getattr(args, flag)))
+    if args.shadow_recipe:
+        overrides.append(("audit", "shadow_recipe", args.shadow_recipe))
     cfg, notes = load_config(args.config, overrides)
     for note in notes:
         print(note)
     show_progress_messages()
+    show_progress_messages("dpaudit.attacks")
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
-    outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir)
+    outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
+                        rerun=args.rerun)
     _print_summary(outcome.report)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:

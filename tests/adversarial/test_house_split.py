@@ -50,7 +50,7 @@ def test_every_mask_check_raises_one_error_with_one_message(signals):
 
 def test_a_tampered_membership_file_is_a_data_error_naming_the_file(tmp_path):
     """The run directory's membership.npy goes through the same check (it was a ConfigError before)."""
-    from dpaudit.attacks.audit import _membership
+    from dpaudit.pipeline.population import membership_stage as _membership
 
     run = RunDir.claim(tmp_path / "run", command="audit")
     run.bind({"n": 40})
@@ -64,8 +64,8 @@ def test_a_tampered_membership_file_is_a_data_error_naming_the_file(tmp_path):
 
 @pytest.fixture()
 def clean_attacks_logger():
-    """The ``dpaudit.attacks`` logger as a library user finds it (an in-process CLI test may have configured it)."""
-    log = logging.getLogger("dpaudit.attacks")
+    """The ``dpaudit.pipeline`` logger as a library user finds it (an in-process CLI test may have configured it)."""
+    log = logging.getLogger("dpaudit.pipeline")
     saved = (list(log.handlers), log.level, log.propagate)
     for handler in saved[0]:
         log.removeHandler(handler)
@@ -81,11 +81,11 @@ def clean_attacks_logger():
 
 
 def test_the_library_logs_and_only_the_cli_prints(capsys, clean_attacks_logger):
-    """dpaudit.attacks.audit speaks through logging: silent as a library, plain stdout lines under the CLI."""
-    import dpaudit.attacks.audit as audit
+    """dpaudit.pipeline speaks through logging: silent as a library, plain stdout lines under the CLI."""
+    import dpaudit.pipeline.run as audit
     from dpaudit.cli.audit import show_progress_messages
 
-    assert audit.logger.name == "dpaudit.attacks.audit"
+    assert audit.logger.name == "dpaudit.pipeline.run"
     audit.logger.info("attack: loss")
     assert capsys.readouterr().out == ""
     root_seen = io.StringIO()

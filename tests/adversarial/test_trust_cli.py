@@ -92,7 +92,7 @@ def test_reaudit_of_another_target_in_the_same_run_dir_is_refused(tmp_path, caps
 # --- finding 5: external targets diluted, mis-described and unchecked -----------------------------------
 def _external(world, run_dir: Path, *, data: Path | None = None, members: Path | None = None) -> list[str]:
     return ["audit", "--model", str(world["model"]), "--data", str(data or world["a"]), "--epsilon", "8",
-            "--target-checkpoint", str(world["target"] / "models.safetensors"),
+            "--target", str(world["target"] / "models.safetensors"),
             "--target-members", str(members or world["target"] / "split.json"), "--run-dir", str(run_dir),
             *AUDIT_FAST]
 

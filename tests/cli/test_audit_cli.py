@@ -98,7 +98,7 @@ def test_audit_model_trained_elsewhere(backbone, tmp_path, capsys, assets, train
         train_steps.clear()
     run_dir = tmp_path / "audit"
     code, _, err = run_cli(capsys, ["audit", *data, *flags, "--epsilon", "8", "--shadows", "4",
-                                    "--set", "audit.fprs=[0.1]", "--target-checkpoint", str(target),
+                                    "--set", "audit.fprs=[0.1]", "--target", str(target),
                                     "--target-members", str(members), "--run-dir", str(run_dir), "--quiet"])
     assert code == 0, err
     assert train_steps and set(train_steps) == {4}  # only the shadows are trained
@@ -119,20 +119,20 @@ def _bad_audits(tmp: Path, assets: dict[str, Path]) -> dict[str, tuple[list[str]
     """name -> (argv after 'audit', fragments the error line must contain)."""
     (tmp / "bad-ids.json").write_text(json.dumps([0, 5, 80, 200]))
     tiny = ["--model", str(assets["bert-a"]), "--data", str(assets["csv"]), "--epsilon", "8"]
-    external = ["--target-checkpoint", str(assets["target"]), "--target-members", str(assets["members"])]
+    external = ["--target", str(assets["target"]), "--target-members", str(assets["members"])]
     return {
         "population too small for FPR": (["--max-examples", "100", "--epsilon", "8", "--shadows", "4",
                                           "--set", "audit.fprs=[0.001]"], ("N ≥ 2000", "FPR=0.001", "got N=100")),
         "odd number of shadows": (tiny + ["--shadows", "3"], ("complementary pairs", "num_shadows=3")),
         "too few shadows for reference attacks": (tiny + ["--shadows", "2"], ("num_shadows ≥ 4",)),
         "unknown attack": (tiny + ["--attacks", "loss,magic"], ("unknown attack(s) ['magic']",)),
-        "member ids beyond the dataset": (tiny + ["--shadows", "4", "--target-checkpoint", str(assets["target"]),
+        "member ids beyond the dataset": (tiny + ["--shadows", "4", "--target", str(assets["target"]),
                                                   "--target-members", str(tmp / "bad-ids.json")],
                                           ("do not match the dataset", "[0, 80)", "data.max_examples")),
-        "missing member id file": (tiny + ["--shadows", "4", "--target-checkpoint", str(assets["target"]),
+        "missing member id file": (tiny + ["--shadows", "4", "--target", str(assets["target"]),
                                            "--target-members", str(tmp / "nope.json")], ("does not exist",)),
-        "checkpoint without member ids": (tiny + ["--shadows", "4", "--target-checkpoint", str(assets["target"])],
-                                          ("needs both",)),
+        "checkpoint without member ids": (tiny + ["--shadows", "4", "--target", str(assets["target"])],
+                                          ("needs target.members",)),
         "target from another backbone": (["--model", str(assets["bert-b"]), "--data", str(assets["csv"]),
                                           "--epsilon", "8", "--shadows", "4", *external],
                                          ("trained on backbone", "use the backbone it was trained with")),

@@ -1,7 +1,7 @@
-"""A target trained elsewhere: check it belongs to this population, and copy its recipe to the shadows.
+"""A target trained elsewhere: its member ids, the population check, and its recipe copied to the shadows.
 
-``audit.target_checkpoint`` names a dpaudit ``models.safetensors`` (one model); ``audit.target_members``
-names its training-example ids: the run's ``split.json`` (preferred: it holds the key of the checkpoint's
+``target.path`` names a dpaudit ``models.safetensors`` (one model), a Hugging Face classifier directory or a
+scores file; ``target.members`` names its training-example ids: the run's ``split.json`` (preferred: it holds the key of the checkpoint's
 training-set commitment, so the ids are proven to be the ones the model trained on) or a JSON list / one id
 per line. The checkpoint's metadata states the dataset it trained on (content hash and size) and its
 training recipe (σ, q, steps, clipping, optimizer, δ, accountant, noise kind). Everything read from it is a
@@ -90,13 +90,13 @@ def check_target_population(meta: dict[str, Any], members: TargetMembers, *, dat
         return
     if members.salt is None:
         raise CheckpointError(f"target checkpoint '{where}' commits to its training ids; give its split.json as "
-                              f"audit.target_members (--target-members) so the ids can be checked.")
+                              f"target.members (--target-members) so the ids can be checked.")
     if members_commitment(members.salt, np.flatnonzero(members.mask)) != commitment:
         raise CheckpointError(f"the member ids given do not match the ids target checkpoint '{where}' trained on; "
                               f"give the split.json of the run that wrote it.")
 
 
-def shadow_recipe(meta: dict[str, Any], settings, plan):
+def target_recipe(meta: dict[str, Any], settings, plan):
     """The target's TrainSettings and PrivacyPlan, as far as its metadata states them.
 
     Shadows copy σ, q, steps, clipping, optimizer, learning rate, schedule, δ and accountant; what the

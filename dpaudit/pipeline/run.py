@@ -1,0 +1,177 @@
+"""``run_audit``: the audit as stages, each writing its file into the run directory with its input hashes.
+
+population & membership (``membership.npy``) → target (train here | dpaudit checkpoint | Hugging Face
+classifier | scores file: ``target_logits.npy``) → shadows (``models.safetensors``, ``model_logits.npy``)
+→ signals (``signals.npz``) → attacks (``attacks.json``) → report (``audit.json``).
+
+The run directory is bound (:meth:`~dpaudit.rundir.RunDir.bind`) to what defines the experiment: the
+population, the backbone, the target's kind and member ids (and a checkpoint's hash, whose recipe the shadows
+copy) and the training config; a rerun with other such inputs is refused. Within it, each stage's file is
+reused only when its recorded inputs match (a changed scores file recomputes the target's logits, the signals
+and the attacks; changed attack settings recompute only the attacks); ``rerun="attacks"`` (``--rerun``)
+recomputes a stage and the ones after it from the committed files before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpaudit.config import Config
+from dpaudit.errors import ConfigError
+from dpaudit.pipeline import claim as claims
+from dpaudit.pipeline.attack import attacks_stage
+from dpaudit.pipeline.population import load_population, membership_stage
+from dpaudit.pipeline.report import RECIPE_DIFFERS, assemble, privacy_section, run_info, utility
+from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob
+from dpaudit.pipeline.signals import shadows_stage, signals_stage
+from dpaudit.pipeline.stage import file_sha, forget_from
+from dpaudit.pipeline.target import TargetSource, obtained, open_target, target_kind, target_stage
+from dpaudit.report_io import dump_report
+from dpaudit.report_schema import AuditReport
+from dpaudit.rundir import RunDir, config_inputs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    run_dir: Path
+    report: AuditReport
+
+
+def check_audit_config(cfg: Config) -> str:
+    """Refuse audit settings that cannot work, before any file is written; returns the target's kind."""
+    from dpaudit.attacks.registry import ATTACKS
+
+    a = cfg.audit
+    unknown = [x for x in a.attacks if x not in ATTACKS]
+    if unknown:
+        raise ConfigError(f"unknown attack(s) {unknown}; known attacks: {', '.join(sorted(ATTACKS))}.")
+    if a.num_shadows < 2 or a.num_shadows % 2:
+        raise ConfigError(f"shadow models come in complementary pairs: audit.num_shadows must be even and ≥ 2, "
+                          f"got num_shadows={a.num_shadows}.")
+    reference_attacks = [x for x in a.attacks if x != "loss"]
+    if reference_attacks and a.num_shadows < 4:
+        raise ConfigError(f"attacks {reference_attacks} need per-example OUT statistics from ≥ 2 shadows outside "
+                          f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
+    kind = target_kind(cfg)
+    claims.check_claim_keys(cfg.target, kind)
+    return kind
+
+
+def _bind(rundir: RunDir, cfg: Config, pop, src: TargetSource) -> None:
+    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": pop.ds.sha256, "n_examples": len(pop.ds),
+              "model_sha256": pop.info.sha256, "target_kind": src.kind}
+    if src.external:
+        inputs["target_members_sha256"] = src.members.sha256
+    if src.kind == "checkpoint":  # the shadows copy its recipe
+        inputs["target_checkpoint_sha256"] = src.sha256
+    rundir.bind(inputs)
+
+
+def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.Claim | None):
+    """The shadows' TrainSettings and PrivacyPlan: the target's recipe where known (checkpoint, user σ/q/steps)."""
+    from dpaudit.pipeline.external import target_recipe
+    from dpaudit.trainers.recipe import resolve_privacy
+
+    rows = membership[1:] if src.external else membership
+    settings, plan = resolve_privacy(claims.shadow_privacy(cfg, user), [int(s) for s in rows.sum(1)])
+    meta = src.meta if src.kind == "checkpoint" else (claims.user_recipe(user) if user is not None else {})
+    copied: list[str] = []
+    if meta:
+        settings, plan, copied = target_recipe(meta, settings, plan)
+    if copied:
+        logger.info(f"shadows copy the target's recipe: {', '.join(copied)}")
+    logger.info(f"audit: population N={len(membership[0]):,}, target ({src.kind}) + {len(membership) - 1} shadows, "
+                f"~{int(rows.sum(1).mean()):,} training examples each; "
+                + ("non-private (ε = ∞)" if plan.non_private else
+                   f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
+    if cfg.train.noise == "seeded" and not src.external and not plan.non_private:
+        logger.info("seeded noise: the target's noise is reproducible from the seed — NOT a private release")
+    return settings, plan
+
+
+def _job(cfg: Config, pop, src: TargetSource, rundir: RunDir, membership, settings, plan, device, progress):
+    from dpaudit.trainers.recipe import released_seed
+
+    seed, m_models = cfg.train.seed, len(membership)
+    shadow_seeds = [seed * 1000 + 17 + k for k in range(1, m_models)]  # shadows are never released
+    model_seeds = [None if src.external else released_seed(cfg, seed * 1000 + 17)] + shadow_seeds
+    ds, info = pop.ds, pop.info
+    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "dataset_sha256": ds.sha256, "dataset_size": len(ds)}
+    rows = membership[1:] if src.external else membership
+    job = ShadowJob(cfg=cfg, dataset=ds, membership=rows, settings=settings, plan=plan,
+                    seeds=model_seeds[1:] if src.external else model_seeds, run=rundir, device=device,
+                    progress=progress, model_path=cfg.model.path, meta=meta)
+    return job, model_seeds
+
+
+def _target_record(cfg: Config, src: TargetSource) -> dict:
+    own = DPAUDIT_RECIPE if src.kind in ("train", "checkpoint") else None
+    differs = cfg.audit.shadow_recipe != own
+    return {"kind": src.kind, "source": None if src.path is None else src.path.name, "sha256": src.sha256,
+            "obtained": obtained(src, cfg), "shadow_recipe": cfg.audit.shadow_recipe,
+            "recipe_differs": differs, "warning": RECIPE_DIFFERS if differs else None}
+
+
+def _claim(cfg: Config, src: TargetSource, plan, facts: dict, user: claims.Claim | None) -> claims.Claim:
+    if src.kind == "train":
+        history = facts.get("epsilon_history") or {"steps": [], "epsilons": []}
+        return claims.plan_claim(plan, int(facts.get("steps", plan.steps)), history, "accountant",
+                                 None if plan.non_private else cfg.train.noise)
+    if src.kind == "checkpoint":
+        return claims.checkpoint_claim(plan, src.meta)
+    return user
+
+
+def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_dir: bool = False,
+              rerun: str | None = None) -> AuditOutcome:
+    """Run (or resume) the whole audit described by ``cfg`` into ``run_dir``; ``rerun`` names a stage to
+    recompute with the ones after it (see :data:`dpaudit.pipeline.stage.RERUNNABLE`).
+
+    Progress messages go to ``logging.getLogger("dpaudit.pipeline")`` at INFO; the CLI shows them on stdout.
+    """
+    from dpaudit.models import resolve_model_dir
+    from dpaudit.trainers.recipe import resolve_device
+
+    kind = check_audit_config(cfg)
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
+    rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
+    t0, times = time.perf_counter(), {}
+    pop = load_population(cfg)
+    src = open_target(cfg, kind, pop.ds, pop.info.sha256)
+    user = claims.user_claim(cfg.target, int(src.members.mask.sum())) if kind in ("hf", "scores") else None
+    _bind(rundir, cfg, pop, src)
+    if rerun is not None:
+        forget_from(rundir, rerun)
+    membership = membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
+                                  src.members.mask if src.external else None)
+    settings, plan = _plan(cfg, src, membership, user)
+    device = resolve_device(cfg.train.device)
+    rundir.write_json("config.json", cfg.to_dict())
+    t = time.perf_counter()
+    target_logits = target_stage(rundir, src, cfg, pop, device)
+    job, model_seeds = _job(cfg, pop, src, rundir, membership, settings, plan, device, progress)
+    model_logits, facts = shadows_stage(rundir, job, {"membership_sha256": file_sha(rundir, "membership.npy"),
+                                                      "recipe": cfg.audit.shadow_recipe,
+                                                      "settings": settings.to_dict(), "plan": asdict(plan)})
+    times["train"] = time.perf_counter() - t
+    signals = signals_stage(rundir, target_logits, model_logits, pop.ds.labels)
+    claim = _claim(cfg, src, plan, facts, user)
+    t = time.perf_counter()
+    results, canary, family = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external)
+    times["attack"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    info = run_info(cfg, run_dir, pop, _target_record(cfg, src), facts, model_seeds, device, times)
+    report = assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
+                      results, canary, family)
+    dump_report(report, rundir.file("audit.json"))
+    return AuditOutcome(run_dir=rundir.path, report=report)
