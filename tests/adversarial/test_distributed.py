@@ -61,3 +61,15 @@ def test_secure_noise_differs_between_steps_and_runs(tmp_path):
     dd.run_world(dd.noise_only_updates, tmp_path / "b", 2, 1.0)
     a, b = (load_file(str(tmp_path / x / "rank0.st"))["noise"] for x in ("a", "b"))
     assert not torch.equal(a[0], a[1]) and not torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_resumed_data_parallel_run_equals_the_uninterrupted_single_process_run(tmp_path):
+    """Rank 0 alone checkpoints; on resume it broadcasts the checkpoint, so rank 1 cannot continue from its
+    own (fresh) state: both must end on the single-process tables."""
+    dd.run_world(dd.train_interrupted_then_resumed, tmp_path, 11, 5)
+    reference = _single_process_tables(11)
+    for r in range(2):
+        tables = load_file(str(tmp_path / f"rank{r}.st"))
+        for name, value in reference.items():
+            torch.testing.assert_close(tables[name], value, rtol=0, atol=1e-10)

@@ -72,3 +72,22 @@ def noise_only_updates(comm: distributed.Collective, out_dir: Path, steps: int, 
         agg.finalize(expected_batch_size=[1.0], step=step)
         draws.append(torch.cat([s.param.grad.reshape(-1) for s in clf.slots]))
     save_file({"noise": torch.stack(draws)}, str(out_dir / f"rank{comm.rank}.st"))
+
+
+def train_interrupted_then_resumed(comm: distributed.Collective, out_dir: Path, seed: int, stop_at: int) -> None:
+    """Train until the budget guard stops at ``stop_at`` (checkpoint by rank 0), then resume in a new
+    trainer on every rank and finish; save this rank's tables."""
+    from dpaudit.rundir import RunDir
+
+    enc, labels = tiny_population(N)
+    run = RunDir.claim(out_dir / "run", command="train") if comm.is_main else None
+    meta = {"backbone_sha256": "x"}
+    first = Trainer(classifier(), enc, labels, np.ones((1, N), bool), SETTINGS, seeds=[seed], run=run, meta=meta,
+                    max_steps=stop_at, progress=False, comm=comm)
+    assert first.run().stopped_by_budget
+    clf = classifier()
+    second = Trainer(clf, enc, labels, np.ones((1, N), bool), SETTINGS, seeds=[seed], run=run, meta=meta,
+                     progress=False, comm=comm)
+    outcome = second.run()
+    assert outcome.resumed_from_step == stop_at, outcome
+    save_file({k: v.contiguous() for k, v in clf.trainable_state().items()}, str(out_dir / f"rank{comm.rank}.st"))
