@@ -8,8 +8,9 @@ sends (every clipped-sum tensor, fp32). Full fine-tuning all-reduces the gradien
 forward pass uses (backbone without the pooler + the same head), fp32, as DDP's buckets do. A ring
 all-reduce of B bytes sends ``2(W−1)/W · B`` bytes per rank (Patarasuk & Yuan 2009); both are reported.
 
-``--wall`` also times ``dpaudit train`` (seeded noise, embedded model, ``--n`` examples) as one process and as
-``torchrun --nproc-per-node 2`` on this machine, interleaved ``--rounds`` times.
+``--wall`` also times ``dpaudit train`` (seeded noise, embedded model, ``--n`` examples) as one process (torch's
+default threads, and 1 thread) and as ``torchrun --nproc-per-node 2`` (1 thread each, torchrun's default) on
+this machine, interleaved ``--rounds`` times.
 
     PYTHONPATH=. python benchmarks/comm_bytes.py                 # bytes only (seconds)
     PYTHONPATH=. python benchmarks/comm_bytes.py --wall --rounds 2 --n 400
@@ -77,22 +78,23 @@ def bytes_table() -> list[dict]:
     return rows
 
 
-def _train(world: int, n: int, run_dir: Path) -> dict:
+def _train(world: int, n: int, run_dir: Path, threads: int | None) -> dict:
     args = ["train", "--seeded-noise", "--seed", "0", "--max-examples", str(n), "--epochs", "1", "--batch-size",
             "32", "--set", "privacy.noise_multiplier=1.0", "--device", "cpu", "--quiet", "--run-dir", str(run_dir)]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["PYTHONPATH"] = str(ROOT)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     if world == 1:
         cmd = [sys.executable, "-m", "dpaudit", *args]
     else:
-        env["OMP_NUM_THREADS"] = "1"
         cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", str(world), "--master-port",
                "29611", "-m", "dpaudit", *args]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, capture_output=True)
     wall = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"world": world, "process_wall_s": wall, "train_time_s": metrics["train_time_s"],
+    return {"world": world, "threads_per_process": threads or torch.get_num_threads(), "process_wall_s": wall, "train_time_s": metrics["train_time_s"],
             "steps": metrics["steps"]}
 
 
@@ -110,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.wall:
         runs = []
         with tempfile.TemporaryDirectory() as tmp:
+            configs = [(1, None), (1, 1), (2, 1)]  # one process (torch's default threads / 1 thread), 2 × 1 thread
             for r in range(args.rounds):
-                for world in ((1, 2) if r % 2 == 0 else (2, 1)):
-                    runs.append({"round": r, **_train(world, args.n, Path(tmp) / f"r{r}w{world}")})
+                for world, threads in (configs if r % 2 == 0 else configs[::-1]):
+                    run_dir = Path(tmp) / f"r{r}w{world}t{threads}"
+                    runs.append({"round": r, **_train(world, args.n, run_dir, threads)})
                     print(runs[-1], flush=True)
         result["wall"] = runs
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
