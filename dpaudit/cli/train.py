@@ -58,6 +58,30 @@ def _split(run, cfg, ds):
     return train_ids, holdout, salt
 
 
+def _shared_split(comm, run, cfg, ds, info):
+    """:func:`_split` on rank 0, after every rank showed it holds the same inputs; the ids go to every rank
+    (the commitment key stays on rank 0, which alone writes checkpoints)."""
+    from dpaudit.rundir import config_inputs, inputs_digest
+
+    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
+              "model_sha256": info.sha256}
+    comm.agree(inputs_digest(inputs), what="inputs (config, dataset or model)")
+    train_ids = holdout = salt = None
+    if comm.is_main:
+        run.bind(inputs)
+        train_ids, holdout, salt = _split(run, cfg, ds)
+    return comm.broadcast_array(train_ids), comm.broadcast_array(holdout), salt
+
+
+def _meta(cfg, ds, info, commitment: str | None, n_train: int) -> dict:
+    """The checkpoint metadata of a trained model (``commitment``: None on ranks other than 0)."""
+    return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "dataset_sha256": ds.sha256, "dataset_size": len(ds), "members_commitment": commitment,
+            "n_train": int(n_train)}
+
+
 def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tuple[int, int], settings, plan, *,
                 seeded: bool) -> None:
     sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
@@ -76,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.data import load_dataset
     from dpaudit.distributed import current
     from dpaudit.models import load_backbone, resolve_model_dir
-    from dpaudit.rundir import RunDir, config_inputs, inputs_digest, members_commitment
+    from dpaudit.rundir import RunDir, members_commitment
     from dpaudit.trainers.batching import EncodedTexts
     from dpaudit.trainers.predict import predict_logits
     from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
@@ -95,26 +119,14 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                       max_examples=cfg.data.max_examples, seed=cfg.train.seed)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
-    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
-              "model_sha256": info.sha256}
-    comm.agree(inputs_digest(inputs), what="inputs (config, dataset or model)")
-    train_ids = holdout = salt = None
-    if comm.is_main:
-        run.bind(inputs)
-        train_ids, holdout, salt = _split(run, cfg, ds)
-    train_ids, holdout = comm.broadcast_array(train_ids), comm.broadcast_array(holdout)
+    train_ids, holdout, salt = _shared_split(comm, run, cfg, ds, info)
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
     encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
     _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
                 (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
-    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
-            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "dataset_sha256": ds.sha256, "dataset_size": len(ds),
-            "members_commitment": members_commitment(salt, train_ids) if comm.is_main else None,
-            "n_train": int(len(train_ids))}
+    meta = _meta(cfg, ds, info, members_commitment(salt, train_ids) if comm.is_main else None, len(train_ids))
     membership = np.zeros((1, len(ds)), dtype=bool)
     membership[0, train_ids] = True
     outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan,
