@@ -166,3 +166,17 @@ def test_a_rank_with_bad_input_ends_the_job_with_its_one_line_error(inputs, tmp_
     assert results[0][1].strip() == ""
     lines = results[1][1].strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: rank 1 of 2: data file") and "missing.csv" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_command_that_cannot_run_distributed_is_refused_once_by_rank_0(tmp_path):
+    port, procs = dd.free_port(), []
+    for rank in range(2):
+        env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, "-m", "dpaudit", "env"], env=env, cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    (out0, err0), (out1, err1) = (p.communicate(timeout=300) for p in procs)
+    assert [p.returncode for p in procs] == [2, 2]
+    assert err0.strip().startswith("error: rank 0 of 2: `dpaudit env` runs as one process") and "\n" not in err0.strip()
+    assert err1.strip() == "" and out1 == ""
