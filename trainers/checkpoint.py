@@ -67,6 +67,21 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def parse_checkpoint(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """:func:`read_checkpoint` of the bytes :func:`checkpoint_bytes` made (a checkpoint sent between ranks)."""
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
+        meta = json.loads(header["meta"])
+    except (SafetensorError, ValueError, KeyError) as err:
+        raise CheckpointError(f"the checkpoint sent by rank 0 is unreadable ({err}); rerun the job.") from err
+    tables = {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
+    state = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
+    return tables, state, meta
+
+
 def read_models(path: Path, *, backbone_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Read ``(tables, meta)``; checks the format and, if given, the backbone hash.
 

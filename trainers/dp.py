@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from dpaudit.clipping import CLIPPING_MODES, CLIPPING_STYLES, ClippingConfig
+from dpaudit.distributed import SINGLE, Collective
 from dpaudit.trainers.bias_sums import backend as kernel_backend
 from dpaudit.trainers.classifier import BankedClassifier
 from dpaudit.trainers.randomness import RandomSource
@@ -44,11 +45,15 @@ class DPAggregator:
         noise_multiplier: σ = noise std / C_tot.
         sources: one randomness source per bank row (its Gaussian noise).
         non_private: no clipping, no noise, mean over the examples actually drawn (the BiTFiT reference).
+        comm: the ranks of a data-parallel run (default: this process alone). Each rank clips and sums its
+            own examples; :meth:`finalize` sums the ranks' clipped sums in one flat all-reduce, and only
+            rank 0 adds noise (see :meth:`finalize`).
     """
 
     def __init__(self, classifier: BankedClassifier, *, clipping: ClippingConfig, noise_multiplier: float,
-                 sources: Sequence[RandomSource], non_private: bool = False) -> None:
+                 sources: Sequence[RandomSource], non_private: bool = False, comm: Collective = SINGLE) -> None:
         self.classifier = classifier
+        self.comm = comm
         self.slots = classifier.slots
         self.clipping = clipping
         self.non_private = non_private
@@ -105,14 +110,17 @@ class DPAggregator:
             expected_batch_size: ``q · N_k`` for each row k (the DP-SGD denominator; the non-private
                 reference divides by the number of examples actually drawn).
             step: 0-based index of this optimizer step (keys a seeded row's noise stream).
+
+        Data-parallel (``comm.world_size > 1``): rank 0 adds ``N(0, σ²C_tot² I)`` to its own clipped sums and
+        every other rank adds nothing; the one all-reduce then gives every rank ``Σ_r sum_r + noise`` — the
+        noise is in the total exactly once, with exactly the single-process variance, from rank 0's source
+        (the CSPRNG, or the seeded stream a single process would draw). Splitting it as ``N(0, σ²C²/W)``
+        per rank would give the same total variance only if no rank's share were known: a rank that kept
+        its draw would leave the others' ``(W−1)/W`` of the variance.
         """
         k = self.classifier.num_models
         std = self.noise_multiplier * self.total_norm
-        if self.non_private:
-            denom = self.counts.clamp_min(1.0)
-        else:
-            denom = torch.as_tensor(expected_batch_size, dtype=torch.float32, device=self.counts.device)
-        if std > 0:
+        if std > 0 and self.comm.is_main:
             sizes = [s.param[0].numel() for s in self.slots]
             draws = np.stack([src.gaussian(sum(sizes), std, step=step) for src in self.sources])
             noise = torch.from_numpy(draws).to(device=self.counts.device, dtype=self.sums[0].dtype)
@@ -120,8 +128,31 @@ class DPAggregator:
             for slot, acc, n in zip(self.slots, self.sums, sizes):
                 acc.add_(noise[:, offset:offset + n].view(k, *slot.param.shape[1:]))
                 offset += n
+        if self.comm.world_size > 1:
+            self._all_reduce()
+        if self.non_private:
+            denom = self.counts.clamp_min(1.0)
+        else:
+            denom = torch.as_tensor(expected_batch_size, dtype=torch.float32, device=self.counts.device)
         for slot, acc in zip(self.slots, self.sums):
             view = (k,) + (1,) * (acc.dim() - 1)
             slot.param.grad = (acc / denom.view(view)).to(slot.param.dtype)
             acc.zero_()
         self.counts.zero_()
+
+    def _all_reduce(self) -> None:
+        """Sum every rank's (noised on rank 0) clipped sums in ONE flat buffer: the trainable tensors only,
+        plus the per-row example counts in the non-private reference (its denominator)."""
+        parts = [acc.reshape(-1) for acc in self.sums] + ([self.counts] if self.non_private else [])
+        flat = torch.cat([p.to(self.sums[0].dtype) for p in parts])
+        self.comm.all_reduce_sum_(flat)
+        offset = 0
+        for part in parts:
+            part.copy_(flat[offset:offset + part.numel()].view_as(part))
+            offset += part.numel()
+
+    def reduced_stats(self) -> dict[str, float]:
+        """:attr:`stats` summed over ranks (one 3-number all-reduce, at the end of a run)."""
+        totals = torch.stack([self._examples, self._clipped, self._norm_sum]).cpu()
+        self.comm.all_reduce_sum_(totals)
+        return dict(zip(("examples", "clipped", "norm_sum"), totals.tolist()))

@@ -30,13 +30,14 @@ import torch.nn.functional as F
 
 from dpaudit.config import FALLBACKS, OptimConfig, PrivacyConfig, TrainConfig
 from dpaudit.errors import ConfigError, TrainingDivergedError
+from dpaudit.distributed import SINGLE, Collective, shard_rows
 from dpaudit.rundir import RunDir
 from dpaudit.trainers import checkpoint
 from dpaudit.trainers.batching import EncodedTexts, micro_batches
 from dpaudit.trainers.classifier import BankedClassifier
 from dpaudit.trainers.dp import ClippingConfig, DPAggregator
 from dpaudit.trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
-from dpaudit.trainers.randomness import make_sources
+from dpaudit.trainers.randomness import RandomSource, make_sources
 
 
 _OPTIM, _PRIVACY, _TRAIN = OptimConfig(), PrivacyConfig(), TrainConfig()
@@ -127,25 +128,30 @@ class Trainer:
         meta: extra checkpoint metadata (backbone hash and source, labels, …).
         epsilon_fn: ``(steps) -> ε`` for the progress bar and the ε history (None for non-private).
         max_steps: the budget guard's last allowed step count (None: no guard).
+        comm: the ranks of a data-parallel run (default: this process alone): every rank holds the same
+            model; each draws the Poisson batch of its own shard of each training set, clips and sums it
+            locally; :class:`~trainers.dp.DPAggregator` all-reduces the sums and rank 0 adds the noise; rank
+            0 alone writes checkpoints (``run`` is ignored elsewhere) and a resume starts from rank 0's.
     """
 
     def __init__(self, classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray,
                  membership: np.ndarray, settings: TrainSettings, *, seeds: Sequence[int | None],
                  run: RunDir | None = None, meta: dict | None = None,
                  epsilon_fn: Callable[[int], float] | None = None, max_steps: int | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, comm: Collective = SINGLE) -> None:
         self.clf, self.encoded, self.settings = classifier, encoded, settings
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.members = [np.flatnonzero(row) for row in np.asarray(membership, dtype=bool)]
         self.seeds = [None if s is None else int(s) for s in seeds]
         self.sources = make_sources(self.seeds)
-        self.rundir, self.meta = run, dict(meta or {})
-        self.epsilon_fn, self.max_steps, self.progress = epsilon_fn, max_steps, progress
+        self.comm = comm
+        self.rundir, self.meta = (run if comm.is_main else None), dict(meta or {})
+        self.epsilon_fn, self.max_steps, self.progress = epsilon_fn, max_steps, progress and comm.is_main
         self.device = next(classifier.parameters()).device
         self.q, self.planned_steps = sample_rate_and_steps(settings, [len(m) for m in self.members])
         self.lengths = encoded.lengths
         self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
-                                sources=self.sources, non_private=settings.non_private)
+                                sources=self.sources, non_private=settings.non_private, comm=comm)
         self.opt = make_optimizer([s.param for s in classifier.slots], name=settings.optimizer, lr=settings.lr,
                                   momentum=settings.momentum, weight_decay=settings.weight_decay)
         self.sched = make_scheduler(self.opt, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
@@ -160,6 +166,7 @@ class Trainer:
                 "accountant_history": [] if self.settings.non_private else
                 [[self.agg.noise_multiplier, self.q, self.step]],
                 "noise": [src.kind for src in self.sources], "seeds": self.seeds,
+                **({"world_size": self.comm.world_size} if self.comm.world_size > 1 else {}),
                 "settings": self.settings.to_dict(), "epsilon_history": self.history,
                 "optimizer": {"param_groups": self.opt.state_dict()["param_groups"],
                               "scheduler": self.sched.state_dict()}}
@@ -175,7 +182,30 @@ class Trainer:
         """Restore the last committed checkpoint of an interrupted run with the same settings and seeds.
 
         Randomness is not restored: secure rows draw fresh entropy, seeded rows are keyed by the step.
+        Data-parallel: rank 0 reads and checks the checkpoint and broadcasts it (safetensors bytes), so every
+        rank resumes from the same step and state whatever the world size (the training does not depend
+        on it: sampling is per example and the noise is rank 0's).
         """
+        if self.comm.world_size > 1:
+            resumed = self._resume_from_file()
+            blob = self.comm.broadcast_bytes(self._state_bytes() if resumed else None)
+            if blob and not self.comm.is_main:
+                tables, state, meta = checkpoint.parse_checkpoint(blob)
+                self._load(tables, state, meta)
+            return bool(blob)
+        return self._resume_from_file()
+
+    def _state_bytes(self) -> bytes:
+        return checkpoint.checkpoint_bytes(self.clf.trainable_state(), checkpoint.optimizer_tensors(self.opt),
+                                           self._checkpoint_meta())
+
+    def _load(self, tables: dict, state: dict, meta: dict) -> None:
+        self.clf.load_trainable_state({k: v.to(self.device) for k, v in tables.items()})
+        checkpoint.restore_optimizer(self.opt, state, meta["optimizer"]["param_groups"], self.device)
+        self.sched.load_state_dict(meta["optimizer"]["scheduler"])
+        self.step, self.history = int(meta["steps"]), meta["epsilon_history"]
+
+    def _resume_from_file(self) -> bool:
         if self.rundir is None:
             return False
         path = self.rundir.verified(checkpoint.MODELS_FILE)
@@ -184,17 +214,28 @@ class Trainer:
         tables, state, meta = checkpoint.read_checkpoint(path)
         checkpoint.check_resumable(meta, settings=self.settings.to_dict(), seeds=self.seeds,
                                    backbone_sha256=self.meta.get("backbone_sha256"), where=self.rundir.path)
-        self.clf.load_trainable_state({k: v.to(self.device) for k, v in tables.items()})
-        checkpoint.restore_optimizer(self.opt, state, meta["optimizer"]["param_groups"], self.device)
-        self.sched.load_state_dict(meta["optimizer"]["scheduler"])
-        self.step, self.history = int(meta["steps"]), meta["epsilon_history"]
+        self._load(tables, state, meta)
         return True
 
     # --- training --------------------------------------------------------------------------------
+    def _draw(self, src: RandomSource, n: int) -> np.ndarray:
+        """This rank's Poisson mask over its shard of a training set of ``n`` examples.
+
+        Each example is drawn once, at rate q, by the one rank that holds it, so the union over ranks is an
+        exact Poisson sample of the whole set. A secure row draws only its shard from this rank's own CSPRNG
+        (nothing about the batch crosses the wire; a seed broadcast from rank 0 would); a seeded row draws
+        the whole set's mask from the shared stream and keeps its shard, as one process would draw it.
+        """
+        lo, hi = shard_rows(n, self.comm.rank, self.comm.world_size)
+        if self.comm.world_size == 1 or src.kind != "seeded":
+            return src.bernoulli(hi - lo, self.q, step=self.step)
+        return src.bernoulli(n, self.q, step=self.step)[lo:hi]
+
     def _logical_batch(self) -> tuple[np.ndarray, np.ndarray]:
         ex, mo = [], []
         for k, (src, members) in enumerate(zip(self.sources, self.members)):
-            picked = members[src.bernoulli(len(members), self.q, step=self.step)]
+            lo, hi = shard_rows(len(members), self.comm.rank, self.comm.world_size)
+            picked = members[lo:hi][self._draw(src, len(members))]
             ex.append(picked)
             mo.append(np.full(len(picked), k, dtype=np.int64))
         return np.concatenate(ex), np.concatenate(mo)
@@ -259,7 +300,7 @@ class Trainer:
             bar.close()
         if outcome.stopped_by_budget:
             self.save()
-        stats = self.agg.stats
+        stats = self.agg.reduced_stats() if self.comm.world_size > 1 else self.agg.stats
         outcome.steps = self.step
         outcome.epsilon_history = self.history
         outcome.wall_time_s = time.perf_counter() - start_time

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dpaudit.config import Config
+from dpaudit.distributed import SINGLE, Collective, current
 from dpaudit.errors import ConfigError, PrivacyError
 from dpaudit.privacy import calibrate_noise, check_delta, compute_epsilon, default_delta, max_steps
 from dpaudit.rundir import RunDir
@@ -64,6 +65,9 @@ def permutation(cfg: Config, n: int) -> np.ndarray:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA if present, else CPU; under torchrun ``auto``/``cuda`` is this rank's GPU."""
+    if name in ("auto", "cuda") and torch.cuda.is_available() and current().world_size > 1:
+        return torch.device(f"cuda:{torch.cuda.current_device()}")  # set from LOCAL_RANK by the session
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name != "cpu" and not (name == "cuda" or name.startswith("cuda:")):
@@ -124,15 +128,16 @@ def build_classifier(backbone, cfg: Config, *, num_models: int, num_labels: int,
 
 def train_bank(classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray, membership: np.ndarray,
                settings: TrainSettings, plan: PrivacyPlan, *, seeds: list[int | None], run: RunDir | None,
-               meta: dict, progress: bool = True) -> TrainOutcome:
+               meta: dict, progress: bool = True, comm: Collective = SINGLE) -> TrainOutcome:
     """Train every row of ``classifier`` on its membership row; resumes from ``run`` if possible.
 
     ``seeds[k]`` is ``None`` for secret randomness (a model that can be released) or an int (seeded).
+    ``comm``: train data-parallel over its ranks (see :class:`~trainers.loop.Trainer`).
     """
     if plan.max_steps is not None and plan.max_steps < plan.steps:
         warnings.warn(f"budget guard: training stops after {plan.max_steps} of {plan.steps} planned steps, "
                       f"where ε would exceed the target {plan.target_epsilon}.", stacklevel=2)
     trainer = Trainer(classifier, encoded, labels, membership, settings, seeds=seeds, run=run, meta=meta,
                       epsilon_fn=None if plan.non_private else plan.epsilon, max_steps=plan.max_steps,
-                      progress=progress)
+                      progress=progress, comm=comm)
     return trainer.run()

@@ -6,7 +6,9 @@ Exit codes (the contract every subcommand follows):
     2  usage, config or input error (one line on stderr: ``error: <problem and fix>``)
     3  inconclusive (a metric is missing or unresolvable; never a silent pass)
 
-torch and transformers are imported inside each ``run()`` so ``--help`` stays fast.
+torch and transformers are imported inside each ``run()`` so ``--help`` stays fast. Under ``torchrun``
+(``torchrun --nproc-per-node N -m dpaudit train …``) every rank runs :func:`main` inside
+:func:`dpaudit.distributed.session`; only rank 0 writes to stdout, and an error line names its rank.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import importlib
 import sys
 
 from dpaudit import __version__
-from dpaudit.errors import DpauditError
+from dpaudit.errors import ConfigError, DpauditError
 
 #: Subcommand modules under ``dpaudit.cli``, in the order ``--help`` lists them.
 SUBCOMMANDS = ("train", "audit", "report", "gate", "env")
@@ -54,12 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from dpaudit import distributed
+
+    where = ""
     try:
-        return int(args.func(args))
+        with distributed.session() as comm:
+            where = f"rank {comm.rank} of {comm.world_size}: " if comm.world_size > 1 else ""
+            if comm.world_size > 1 and not getattr(args, "distributed", False):
+                if not comm.is_main:  # one line for the job, from rank 0
+                    raise distributed.PeerFailedError("not a distributed command")
+                raise ConfigError(f"`dpaudit {args.command}` runs as one process (the sharded audit fleet is "
+                                  f"not built yet); start it without torchrun.")
+            return int(args.func(args))
+    except distributed.PeerFailedError as err:  # the rank that failed printed the reason
+        return err.exit_code
     except DpauditError as err:
         from dpaudit.sanitize import clean_text
 
-        print(f"error: {clean_text(str(err), max_len=2000)}", file=sys.stderr)
+        print(f"error: {where}{clean_text(str(err), max_len=2000)}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         sys.stderr.close()

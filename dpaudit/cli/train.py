@@ -6,6 +6,10 @@ resolved config), ``split.json`` (train/held-out ids and the key of the training
 ``metrics.json`` (held-out accuracy, ε, δ, σ, q, steps, clipping, wall time). The split, the Poisson
 batches and the noise are secret (OS CSPRNG) unless ``--seeded-noise`` is given. A rerun with the same
 run directory and inputs resumes from the last committed epoch; other inputs are refused.
+
+Data-parallel under torchrun (``torchrun --nproc-per-node N -m dpaudit train …``): every rank loads the same
+data and model (checked), rank 0 draws the split and owns the run directory, each rank trains on its shard
+of every Poisson batch, and rank 0 evaluates and writes ``metrics.json`` (which records ``world_size``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help=DESCRIPTION, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, distributed=True)
 
 
 def _split(run, cfg, ds):
@@ -54,6 +58,30 @@ def _split(run, cfg, ds):
     return train_ids, holdout, salt
 
 
+def _shared_split(comm, run, cfg, ds, info):
+    """:func:`_split` on rank 0, after every rank showed it holds the same inputs; the ids go to every rank
+    (the commitment key stays on rank 0, which alone writes checkpoints)."""
+    from dpaudit.rundir import config_inputs, inputs_digest
+
+    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
+              "model_sha256": info.sha256}
+    comm.agree(inputs_digest(inputs), what="inputs (config, dataset or model)")
+    train_ids = holdout = salt = None
+    if comm.is_main:
+        run.bind(inputs)
+        train_ids, holdout, salt = _split(run, cfg, ds)
+    return comm.broadcast_array(train_ids), comm.broadcast_array(holdout), salt
+
+
+def _meta(cfg, ds, info, commitment: str | None, n_train: int) -> dict:
+    """The checkpoint metadata of a trained model (``commitment``: None on ranks other than 0)."""
+    return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "dataset_sha256": ds.sha256, "dataset_size": len(ds), "members_commitment": commitment,
+            "n_train": int(n_train)}
+
+
 def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tuple[int, int], settings, plan, *,
                 seeded: bool) -> None:
     sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
@@ -70,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
     from dpaudit.config import load_config
     from dpaudit.data import load_dataset
+    from dpaudit.distributed import current
     from dpaudit.models import load_backbone, resolve_model_dir
     from dpaudit.protection import majority_baseline
-    from dpaudit.rundir import RunDir, config_inputs, members_commitment
+    from dpaudit.rundir import RunDir, members_commitment
     from dpaudit.trainers.batching import EncodedTexts
     from dpaudit.trainers.predict import predict_logits
     from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
@@ -82,31 +111,31 @@ def run(args: argparse.Namespace) -> int:
         print(note)
     noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
     resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
-    run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
-                       force=args.force_run_dir)
+    comm = current()
+    run = None
+    if comm.is_main:
+        run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
+                           force=args.force_run_dir)
     started = time.perf_counter()
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                       text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
                       max_examples=cfg.data.max_examples, seed=cfg.train.seed)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
-    run.bind({"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
-              "model_sha256": info.sha256})
-    train_ids, holdout, salt = _split(run, cfg, ds)
+    train_ids, holdout, salt = _shared_split(comm, run, cfg, ds, info)
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
     encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=cfg.data.max_length)
     _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
                 (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
-    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
-            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "dataset_sha256": ds.sha256, "dataset_size": len(ds),
-            "members_commitment": members_commitment(salt, train_ids), "n_train": int(len(train_ids))}
+    meta = _meta(cfg, ds, info, members_commitment(salt, train_ids) if comm.is_main else None, len(train_ids))
     membership = np.zeros((1, len(ds)), dtype=bool)
     membership[0, train_ids] = True
     outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan,
-                         seeds=[released_seed(cfg, cfg.train.seed)], run=run, meta=meta, progress=not args.quiet)
+                         seeds=[released_seed(cfg, cfg.train.seed)], run=run, meta=meta, progress=not args.quiet,
+                         comm=comm)
+    if not comm.is_main:
+        return 0
     logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
     accuracy = float((logits.argmax(1) == ds.labels[holdout]).mean())
     baseline = majority_baseline(ds.labels[holdout])
@@ -122,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "epsilon_history": outcome.epsilon_history, "wall_time_s": time.perf_counter() - started,
         "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
         "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
+        **({"world_size": comm.world_size} if comm.world_size > 1 else {}),
     }
     run.write_json("metrics.json", metrics)
     _print_result(outcome, plan, accuracy, baseline, epsilon, run.path)
