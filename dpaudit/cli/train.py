@@ -100,10 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.data import load_dataset
     from dpaudit.distributed import current
     from dpaudit.models import load_backbone, resolve_model_dir
-    from dpaudit.protection import majority_baseline
     from dpaudit.rundir import RunDir, members_commitment
     from dpaudit.trainers.batching import EncodedTexts
-    from dpaudit.trainers.predict import predict_logits
     from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
@@ -136,13 +134,26 @@ def run(args: argparse.Namespace) -> int:
                          comm=comm)
     if not comm.is_main:
         return 0
+    metrics = _evaluate(clf, encoded, ds, holdout, cfg=cfg, plan=plan, settings=settings, outcome=outcome,
+                        info=info, noise=noise, started=started, world_size=comm.world_size, n_train=len(train_ids))
+    run.write_json("metrics.json", metrics)
+    _print_result(outcome, plan, metrics["heldout_accuracy"], metrics["majority_baseline"],
+                  plan.epsilon(outcome.steps), run.path)
+    return 0
+
+
+def _evaluate(clf, encoded, ds, holdout, *, cfg, plan, settings, outcome, info, noise: str, started: float,
+              world_size: int, n_train: int) -> dict:
+    """``metrics.json``: held-out accuracy beside the majority-class baseline, the accounting, provenance."""
+    from dpaudit.protection import majority_baseline
+    from dpaudit.trainers.predict import predict_logits
+
     logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
-    accuracy = float((logits.argmax(1) == ds.labels[holdout]).mean())
-    baseline = majority_baseline(ds.labels[holdout])
     epsilon = plan.epsilon(outcome.steps)
-    metrics = {
-        "heldout_accuracy": accuracy, "majority_baseline": baseline,
-        "n_train": int(len(train_ids)), "n_heldout": int(len(holdout)),
+    return {
+        "heldout_accuracy": float((logits.argmax(1) == ds.labels[holdout]).mean()),
+        "majority_baseline": majority_baseline(ds.labels[holdout]),
+        "n_train": int(n_train), "n_heldout": int(len(holdout)),
         "epsilon": None if math.isinf(epsilon) else epsilon, "non_private": plan.non_private,
         "delta": plan.delta, "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
         "steps": outcome.steps, "planned_steps": outcome.planned_steps,
@@ -151,11 +162,8 @@ def run(args: argparse.Namespace) -> int:
         "epsilon_history": outcome.epsilon_history, "wall_time_s": time.perf_counter() - started,
         "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
         "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
-        **({"world_size": comm.world_size} if comm.world_size > 1 else {}),
+        **({"world_size": world_size} if world_size > 1 else {}),
     }
-    run.write_json("metrics.json", metrics)
-    _print_result(outcome, plan, accuracy, baseline, epsilon, run.path)
-    return 0
 
 
 def _print_result(outcome, plan, accuracy: float, baseline: float, epsilon: float, run_path) -> None:
