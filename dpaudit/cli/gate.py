@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--annotations", choices=("github", "none"), default=None,
                         help="emit GitHub Actions ::error annotations for failing/inconclusive checks "
                              "(default: github when GITHUB_ACTIONS=true, else none)")
+    parser.add_argument("--mechanism-check", metavar="FILE", default=None,
+                        help="mechanism_check.json from `dpaudit verify` (or its run directory) to check with "
+                             "the report (policy keys require_mechanism_check, min_mechanism_tightness)")
     parser.add_argument("--write-verdict", action="store_true",
                         help="store the policy, checks and outcome in the report's verdict (rewrites REPORT)")
     parser.set_defaults(func=run)
@@ -57,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if path.is_dir():
         path = path / "audit.json"
     report = load_report(path)
+    if args.mechanism_check is not None:
+        from dpaudit.verify.attach import attach_mechanism_check
+
+        report = attach_mechanism_check(report, args.mechanism_check)
     checks = evaluate(report, policy)
     print(format_table(checks, policy))
     annotations = args.annotations
