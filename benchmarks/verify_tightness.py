@@ -17,6 +17,7 @@ import argparse
 import copy
 import time
 
+import numpy as np
 import torch
 
 from _machine import cpu_model  # benchmarks/ is sys.path[0] when a script runs
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for eps in args.epsilons:
         cfg = _config(args.n, args.n, args.steps, epsilon=eps)
         r = run_mechanism_check(cfg, num_canaries=args.canaries, backbone=copy.deepcopy(pristine), encoded=encoded,
-                                labels=labels)
+                                labels=labels, members=np.arange(args.n))
         print(f"| {eps:g} | {r.noise_multiplier:.4f} | {r.steps} | {r.sample_rate:g} | {r.claimed_epsilon:.3f} | "
               f"{r.num_canaries} | {r.epsilon_lower_bound:.3f} | {r.tightness:.3f} | {r.wall_time_s:.1f} |",
               flush=True)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.reps):
         cfg = _config(args.n, args.n // 4, 4, sigma=sigma)
         r = run_mechanism_check(cfg, num_canaries=args.small_canaries, backbone=copy.deepcopy(pristine),
-                                encoded=encoded, labels=labels)
+                                encoded=encoded, labels=labels, members=np.arange(args.n))
         claimed, worst = r.claimed_epsilon, max(worst, r.tightness)
         flagged += not r.passed
     print(f"\nvalidity: {args.reps} repetitions, {args.small_canaries} canaries, q = 0.25, 4 steps, σ = {sigma:.4f} "

@@ -19,8 +19,12 @@ al., arXiv 1311.0776, Theorem 2.1) for the claimed (ε, δ).
 Statistic and bound. The test is the exact (Neyman–Pearson optimal) log-likelihood ratio of the claimed
 mechanism, ``Λ(y) = Σ_t log(1 − q + q·exp((2y_t − 1)/(2σ²)))`` (IN vs OUT; σ, q as claimed), thresholded at
 a value chosen on a SIMULATION of the claimed mechanism with as many canaries (never on the observed ones),
-so the observed counts at that threshold are binomial given the fixed group sizes. One-sided Clopper–Pearson
-upper bounds on FPR and FNR, each at significance/2, give ε_LB = max{log((1 − δ − FPR̄)/FNR̄),
+so the observed counts at that threshold are binomial given the fixed group sizes. A broken implementation
+moves the score distributions away from where that threshold was tuned, so a second test (a tenth of the
+significance) picks among Λ for (q, σ), (q, σ/2), (2q, σ) and a threshold on a random half of the canaries
+(fixed seed, independent of the data) and counts errors on the other half; the two are Bonferroni-combined
+(:func:`epsilon_from_views`). For each test, one-sided Clopper–Pearson
+upper bounds on FPR and FNR, each at half its significance, give ε_LB = max{log((1 − δ − FPR̄)/FNR̄),
 log((1 − δ − FNR̄)/FPR̄), 0} (Nasr et al., "Tight Auditing of Differentially Private Machine Learning",
 USENIX Security 2023, Section 4; :func:`dpaudit.privacy.clopper_pearson_epsilon`), valid with probability ≥
 1 − significance. δ enters once, per canary, as in one (ε, δ) claim about one example; it is not multiplied
@@ -144,7 +148,7 @@ def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float)
 
 def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fraction: float = DEFAULT_IN_FRACTION,
                         significance: float = 0.05, seed_published: bool | None = None, backbone=None,
-                        encoded=None, labels=None) -> MechanismCheck:
+                        encoded=None, labels=None, members: np.ndarray | None = None) -> MechanismCheck:
     """Run the white-box canary check for ``cfg`` (as ``dpaudit train`` would train it) and bound ε.
 
     Args:
@@ -156,11 +160,14 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
             seeded run records its seed in its files). False: treat seeded noise as secret (tests).
         backbone, encoded, labels: a backbone module, its tokenised population and labels, already loaded
             (tests, the audit pipeline); default: the model and data of ``cfg``, loaded here.
+        members: indices of the real training examples (the audit pipeline passes its target's); default: a
+            split of the ``dpaudit train`` size (``data.holdout_fraction`` held out), so q and the claimed ε
+            are those of ``dpaudit train`` with the same config.
 
     Returns:
         The :class:`~dpaudit.report_schema.MechanismCheck`.
     """
-    from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy
+    from dpaudit.trainers.recipe import build_classifier, permutation, released_seed, resolve_device, resolve_privacy
 
     _check_args(cfg, num_canaries, in_fraction, significance)
     started = time.perf_counter()
@@ -175,7 +182,10 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
         encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
         labels = ds.labels
     labels = np.asarray(labels)
-    members = np.arange(len(encoded))
+    if members is None:  # the split `dpaudit train` makes: the same training-set size, hence the same q and ε
+        order = permutation(cfg, len(encoded))
+        members = np.sort(order[int(round(cfg.data.holdout_fraction * len(encoded))):])
+    members = np.asarray(members, dtype=np.int64)
     settings, plan = resolve_privacy(cfg, [len(members)])
     steps = plan.steps if plan.max_steps is None else min(plan.steps, plan.max_steps)
     settings = dataclasses.replace(settings, sample_rate=plan.sample_rate, steps=steps)

@@ -5,6 +5,7 @@ The correct step is never flagged over seeded repetitions. Seeded noise keeps ev
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,7 +33,7 @@ def _check(seed: int = 0, *, published: bool = False):
                                 ("train", "batch_size", 16), ("train", "epochs", 1.0), ("train", "device", "cpu"),
                                 ("train", "noise", "seeded"), ("train", "seed", seed)])
     return run_mechanism_check(cfg, num_canaries=CANARIES, backbone=tiny_bert(), encoded=encoded, labels=labels,
-                               seed_published=published)
+                               seed_published=published, members=np.arange(64))
 
 
 def _after_init(monkeypatch, change) -> None:
