@@ -132,6 +132,18 @@ def _published_noise(trainer: CanaryTrainer, seed: int, std: float) -> np.ndarra
     return np.stack(rows) / trainer.canary_threshold
 
 
+def _load_inputs(cfg):
+    """``(backbone, encoded population, labels)`` of ``cfg``, loaded as ``dpaudit train`` loads them."""
+    from dpaudit.data import load_dataset
+    from dpaudit.models import load_backbone
+    from dpaudit.trainers.batching import EncodedTexts
+
+    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
+                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
+    backbone, tokenizer, _ = load_backbone(cfg.model.path)
+    return backbone, EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length), ds.labels
+
+
 def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float) -> None:
     if isinstance(num_canaries, bool) or not isinstance(num_canaries, int) or num_canaries < 2:
         raise ConfigError(f"num_canaries must be in [2, inf), got num_canaries={num_canaries!r}.")
@@ -172,15 +184,7 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
     _check_args(cfg, num_canaries, in_fraction, significance)
     started = time.perf_counter()
     if backbone is None:
-        from dpaudit.data import load_dataset
-        from dpaudit.models import load_backbone
-        from dpaudit.trainers.batching import EncodedTexts
-
-        ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
-                          max_examples=cfg.data.max_examples, seed=cfg.train.seed)
-        backbone, tokenizer, _ = load_backbone(cfg.model.path)
-        encoded = EncodedTexts.from_texts(ds.texts, tokenizer, max_length=cfg.data.max_length)
-        labels = ds.labels
+        backbone, encoded, labels = _load_inputs(cfg)
     labels = np.asarray(labels)
     if members is None:  # the split `dpaudit train` makes: the same training-set size, hence the same q and ε
         order = permutation(cfg, len(encoded))
