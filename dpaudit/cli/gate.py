@@ -4,7 +4,8 @@ Prints one row per policy check. Exit codes: 0 every check passed, 1 a check fai
 input error (bad policy key or type, a policy that checks nothing, missing/truncated/invalid or
 oversized report, NaN in the report, a ``--junit`` folder that does not exist), 3 inconclusive (a
 required metric is missing, null or unresolvable, the privacy section is not ``ok``, the canary is
-missing, the noise source is not recorded; never a pass).
+missing, the noise source is not recorded, a required mechanism check is missing or of another claim; never a
+pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result to the report before the checks.
 
 Everything printed comes from the gate's cleaned strings (:mod:`dpaudit.sanitize`): a report
 cannot put a line on stdout that starts with ``::`` (a workflow command) or an ESC byte; the only

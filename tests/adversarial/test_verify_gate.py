@@ -102,3 +102,16 @@ def test_renderers_show_the_implementation_check():
     md, page = render_markdown(with_check), render_html(with_check)
     assert "### Implementation check" in md and "ε\\_LB / ε" in md and "PASS" in md
     assert "Implementation check" in page and "<script>x" not in page
+
+
+def test_report_cli_shows_an_attached_check(tmp_path, capsys):
+    from dpaudit.rundir import RunDir
+
+    report = sample.make_report()
+    run = RunDir.claim(tmp_path / "run", command="audit")
+    (run.path / "audit.json").write_text(json.dumps(report.to_dict()), encoding="utf-8")
+    check = tmp_path / "mechanism_check.json"
+    check.write_text(json.dumps(_mc(report).to_dict()))
+    assert run_cli(["report", str(run.path), "--format", "md", "--mechanism-check", str(check)]) == 0
+    assert "### Implementation check" in (run.path / "report.md").read_text(encoding="utf-8")
+    assert json.loads((run.path / "audit.json").read_text())["mechanism_check"] is None  # file unchanged
