@@ -54,7 +54,7 @@ CLAIM_SOURCES = ("accountant", "checkpoint", "user", "none")
 __all__ = [
     "SCHEMA_VERSION", "AuditReport", "RunInfo", "PrivacySection", "ClippingSummary", "ProfileCurve",
     "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve", "ScoreHistogram",
-    "Verdict", "Check", "NOISE_SOURCES", "CLAIM_SOURCES", "is_estimate",
+    "Verdict", "Check", "MechanismCheck", "NOISE_SOURCES", "CLAIM_SOURCES", "is_estimate",
 ]
 
 
@@ -369,6 +369,42 @@ class Verdict(_Serial):
 
 
 @dataclasses.dataclass(frozen=True)
+class MechanismCheck(_Serial):
+    """``dpaudit verify``: white-box Dirac-canary audit of dpaudit's own DP step (``mechanism_check.json``).
+
+    Attributes:
+        claimed_epsilon: the accountant's ε for the run's (σ, q, steps) at ``delta``.
+        delta: δ of the claim and of the bound.
+        epsilon_lower_bound: ε_LB, valid with probability ≥ ``confidence`` if canaries are independent.
+        confidence: 1 − significance of the Clopper–Pearson bound.
+        num_canaries: canaries injected (each one independent run of the subsampled Gaussian).
+        num_included: canaries in the training set (the rest never are).
+        steps, sample_rate, noise_multiplier: the claimed mechanism the accountant was told.
+        tightness: ``epsilon_lower_bound / claimed_epsilon`` (≤ 1 for a correct implementation).
+        passed: ``epsilon_lower_bound <= claimed_epsilon``; False proves the implementation wrong.
+        method: how ε_LB was computed (statistic and bound).
+        noise: ``"secure"`` or ``"seeded"``; seed_published: the auditor regenerated seeded noise.
+        wall_time_s: seconds the check took.
+    """
+
+    claimed_epsilon: float
+    delta: float
+    epsilon_lower_bound: float
+    confidence: float
+    num_canaries: int
+    num_included: int
+    steps: int
+    sample_rate: float
+    noise_multiplier: float
+    tightness: float
+    passed: bool
+    method: str
+    noise: str
+    seed_published: bool
+    wall_time_s: float
+
+
+@dataclasses.dataclass(frozen=True)
 class AuditReport(_Serial):
     """The whole ``audit.json``. ``to_dict()`` output validates against ``audit-1.0.json``."""
 
@@ -380,9 +416,10 @@ class AuditReport(_Serial):
     canary: dict[str, Any] | None
     verdict: Verdict
     epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
+    mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
-               "attacks": AttackResult, "verdict": Verdict}
+               "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck}
 
     def strongest_attack(self) -> AttackResult | None:
         """The ``"ok"`` attack with the highest balanced accuracy (ties: higher AUC), else ``None``."""

@@ -18,6 +18,11 @@ Nothing a report asserts about itself is trusted where it can be recomputed or c
   ``resolvable: true`` flag that the count contradicts is inconclusive;
 * ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
   entries with ``"kind": "estimate"`` never count as lower bounds;
+* ``mechanism_check`` (``require_mechanism_check`` or ``min_mechanism_tightness``): the ``dpaudit verify``
+  section; missing is inconclusive (like a missing canary); pass/fail and the tightness are recomputed
+  from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim
+  than the report's (ε or δ differ) is inconclusive; ε_LB above the claim is a fail (the implementation
+  is proven wrong), a tightness below ``min_mechanism_tightness`` a fail (the check was too weak);
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
   ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
   trusted without it — except for a user-stated claim, whose noise is part of what the user states.
@@ -213,6 +218,36 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
                   f"protection level {level} (balanced accuracy {inner.value:.4f}) meets {minimum}.")
 
 
+def _mechanism_check(report: AuditReport, min_tightness: float | None) -> Check:
+    """``mechanism_check`` (see the module docstring)."""
+    threshold = "passed" if min_tightness is None else min_tightness
+    mc, p = report.mechanism_check, report.privacy
+    if mc is None:
+        return _check("mechanism_check", None, threshold, "inconclusive",
+                      "no mechanism check in the report; run `dpaudit verify` with the run's config.")
+    claimed, lb = mc.claimed_epsilon, mc.epsilon_lower_bound
+    if not (math.isfinite(claimed) and claimed > 0 and math.isfinite(lb) and lb >= 0):
+        return _check("mechanism_check", None, threshold, "inconclusive",
+                      f"mechanism check states ε = {claimed!r}, ε_LB = {lb!r}: not a usable check.")
+    if lb > claimed:
+        return _check("mechanism_check", lb / claimed, threshold, "fail",
+                      f"white-box ε_LB = {lb:.4g} > claimed ε = {claimed:.4g} at {mc.confidence:.0%} "
+                      f"confidence: the DP step does not implement the mechanism the accountant assumes.")
+    if p.epsilon is None or not math.isclose(p.epsilon, claimed, rel_tol=1e-6) or not math.isclose(
+            p.delta, mc.delta, rel_tol=1e-9):
+        return _check("mechanism_check", lb / claimed, threshold, "inconclusive",
+                      f"the mechanism check verified (ε = {claimed:.4g}, δ = {mc.delta:.3g}), not the report's "
+                      f"claim (ε = {p.epsilon}, δ = {p.delta:.3g}); rerun `dpaudit verify` with the run's config.")
+    tightness = lb / claimed
+    if min_tightness is not None and tightness < min_tightness:
+        return _check("mechanism_check", tightness, threshold, "fail",
+                      f"white-box ε_LB / ε = {tightness:.3f} < {min_tightness:g}: the check is too weak to "
+                      f"vouch for the implementation (more canaries: `dpaudit verify --canaries`).")
+    return _check("mechanism_check", tightness, threshold, "pass",
+                  f"white-box ε_LB = {lb:.4g} ≤ claimed ε = {claimed:.4g} (ε_LB / ε = {tightness:.3f}, "
+                  f"{mc.num_canaries} canaries).")
+
+
 def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
     """Run every check the policy sets, in the order of :data:`reports.policy.POLICY_KEYS`."""
     attacks = report.attacks
@@ -245,6 +280,8 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
                                  f"required attack {name} ran."))
     if policy.min_protection_level is not None:
         checks.append(_protection_check(report, policy.min_protection_level))
+    if policy.require_mechanism_check or policy.min_mechanism_tightness is not None:
+        checks.append(_mechanism_check(report, policy.min_mechanism_tightness))
     return tuple(checks)
 
 

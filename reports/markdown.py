@@ -68,6 +68,10 @@ def render_markdown(report: AuditReport) -> str:
                         [(c.name, c.status, S.fmt(c.value, 4),
                           "n/a" if c.threshold is None else str(c.threshold), c.message)
                          for c in checks])
+    mechanism = S.mechanism_rows(report)
+    if mechanism:
+        lines += ["", "### Implementation check", ""]
+        lines += _table(("", ""), mechanism)
     u = report.utility
     lines += ["", f"Utility: {escape_md(u.metric)} {S.fmt(u.value)} on {u.n_eval} examples "
                   f"(majority-class baseline {S.fmt(u.majority_baseline)}, "

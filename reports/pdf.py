@@ -102,6 +102,8 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
             _rows(page, f"Policy checks ({report.verdict.policy or 'policy'})",
                   [(c.name, f"{c.status.upper()} — {c.message}") for c in report.verdict.checks])
         _rows(page, "Privacy", S.privacy_rows(report))
+        if report.mechanism_check is not None:
+            _rows(page, "Implementation check", S.mechanism_rows(report))
         _rows(page, "Utility", S.utility_rows(report))
         _rows(page, "Run provenance", S.provenance_rows(report))
         page.flush()

@@ -12,6 +12,8 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
     min_protection_level = "moderate"     # "strong" > "moderate" > "weak"
     allow_non_private = false             # default false: a non-private run (ε = ∞) fails
     allow_seeded_noise = false            # default false: a private run with seeded noise fails
+    require_mechanism_check = true        # `dpaudit verify` result must be in the report and pass
+    min_mechanism_tightness = 0.5         # its white-box ε_LB / claimed ε must be ≥ this (implies required)
 
     [[max_tpr_at_fpr]]                    # one table, or an array of tables
     fpr = 0.001
@@ -82,6 +84,8 @@ class Policy:
     min_protection_level: str | None = None
     allow_non_private: bool = False
     allow_seeded_noise: bool = False
+    require_mechanism_check: bool = False
+    min_mechanism_tightness: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
@@ -166,6 +170,15 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
     if "min_protection_level" in data:
         kw["min_protection_level"] = check_choice("min_protection_level", data["min_protection_level"],
                                                   PROTECTION_LEVELS)
+    if "min_mechanism_tightness" in data:
+        kw["min_mechanism_tightness"] = _real("min_mechanism_tightness", data["min_mechanism_tightness"], 0.0, 1.0,
+                                              "both")
+    if "require_mechanism_check" in data:
+        if not isinstance(data["require_mechanism_check"], bool):
+            raise ConfigError("require_mechanism_check must be true or false, got "
+                              f"require_mechanism_check={data['require_mechanism_check']!r:.100}.")
+        if data["require_mechanism_check"]:  # false is the default: it checks nothing
+            kw["require_mechanism_check"] = True
     for key in PERMISSION_KEYS:
         if key in data:
             if not isinstance(data[key], bool):

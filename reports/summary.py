@@ -17,7 +17,7 @@ import re
 from dpaudit.report_schema import AttackResult, AuditReport, is_estimate
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
-           "utility_rows", "provenance_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
+           "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
            "display_source", "redact_paths", "utility_sentence"]
 
 #: The first-screen warning for a report whose noise came from a seed.
@@ -307,6 +307,27 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
                       f"({lb['method']}, {lb['n_in']} in / {lb['n_out']} out)")
         rows.append(("one-run canary audit", value))
     return rows
+
+
+def mechanism_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """The "implementation check" block (``dpaudit verify``); empty when the report has none.
+
+    Pass/fail and the ratio are recomputed from the two ε values, not taken from the section's flags.
+    """
+    mc = report.mechanism_check
+    if mc is None:
+        return []
+    ratio = mc.epsilon_lower_bound / mc.claimed_epsilon if mc.claimed_epsilon > 0 else None
+    passed = mc.epsilon_lower_bound <= mc.claimed_epsilon
+    verdict = ("PASS — the white-box bound is within the claim" if passed else
+               "FAIL — the white-box bound exceeds the claim: the DP step does not do what the accountant assumes")
+    return [("claimed ε (accountant)", f"{fmt(mc.claimed_epsilon)} at δ = {mc.delta:.3g}"),
+            ("white-box ε lower bound", f"{fmt(mc.epsilon_lower_bound)} ({fmt_pct(mc.confidence, 0)} confidence)"),
+            ("ε_LB / ε", fmt(ratio)),
+            ("result", verdict),
+            ("canaries", f"{mc.num_canaries} ({mc.num_included} included), {mc.steps} steps, "
+                         f"q = {mc.sample_rate:.4g}, σ = {mc.noise_multiplier:.4g}, {mc.wall_time_s:.1f} s"),
+            ("method", mc.method)]
 
 
 def utility_rows(report: AuditReport) -> list[tuple[str, str]]:

@@ -4,7 +4,8 @@ Prints one row per policy check. Exit codes: 0 every check passed, 1 a check fai
 input error (bad policy key or type, a policy that checks nothing, missing/truncated/invalid or
 oversized report, NaN in the report, a ``--junit`` folder that does not exist), 3 inconclusive (a
 required metric is missing, null or unresolvable, the privacy section is not ``ok``, the canary is
-missing, the noise source is not recorded; never a pass).
+missing, the noise source is not recorded, a required mechanism check is missing or of another claim; never a
+pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result to the report before the checks.
 
 Everything printed comes from the gate's cleaned strings (:mod:`dpaudit.sanitize`): a report
 cannot put a line on stdout that starts with ``::`` (a workflow command) or an ESC byte; the only
@@ -36,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--annotations", choices=("github", "none"), default=None,
                         help="emit GitHub Actions ::error annotations for failing/inconclusive checks "
                              "(default: github when GITHUB_ACTIONS=true, else none)")
+    parser.add_argument("--mechanism-check", metavar="FILE", default=None,
+                        help="mechanism_check.json from `dpaudit verify` (or its run directory) to check with "
+                             "the report (policy keys require_mechanism_check, min_mechanism_tightness)")
     parser.add_argument("--write-verdict", action="store_true",
                         help="store the policy, checks and outcome in the report's verdict (rewrites REPORT)")
     parser.set_defaults(func=run)
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if path.is_dir():
         path = path / "audit.json"
     report = load_report(path)
+    if args.mechanism_check is not None:
+        from dpaudit.verify.attach import attach_mechanism_check
+
+        report = attach_mechanism_check(report, args.mechanism_check)
     checks = evaluate(report, policy)
     print(format_table(checks, policy))
     annotations = args.annotations

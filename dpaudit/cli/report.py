@@ -46,6 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "hold only report files)")
     parser.add_argument("--force-run-dir", action="store_true",
                         help="write into a directory dpaudit did not create (not recommended)")
+    parser.add_argument("--mechanism-check", metavar="FILE", default=None,
+                        help="mechanism_check.json from `dpaudit verify` (or its run directory): show its "
+                             "implementation check block (audit.json itself is not changed)")
     parser.set_defaults(func=run)
     return parser
 
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run_dir}; pass the directory `dpaudit audit` wrote.")
     report = load_report(run_dir / "audit.json")
+    if args.mechanism_check is not None:
+        from dpaudit.verify.attach import attach_mechanism_check
+
+        report = attach_mechanism_check(report, args.mechanism_check)
     filenames = {name for _, _, name in _WRITERS.values()}
     if args.output:
         out = Path(args.output)

@@ -7,7 +7,7 @@ import pytest
 
 from dpaudit.errors import ConfigError
 from dpaudit.report_io import validate_report
-from dpaudit.report_schema import TprAtFpr
+from dpaudit.report_schema import MechanismCheck, TprAtFpr
 from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
 from dpaudit.reports.policy import POLICY_KEYS, Policy, TprLimit, load_policy, parse_policy
 from tests.reports import sample
@@ -17,7 +17,19 @@ FULL = {
     "max_tpr_at_fpr": [{"fpr": 0.001, "max_tpr": 0.01}, {"fpr": 0.01, "max_tpr": 0.05}],
     "max_epsilon_lb": 2.0, "min_nonmembers": 1000, "required_attacks": ["lira_online", "rmia"],
     "min_protection_level": "strong", "allow_non_private": False, "allow_seeded_noise": False,
+    "require_mechanism_check": True, "min_mechanism_tightness": 0.5,
 }
+
+
+@pytest.fixture
+def report(report):
+    """The sample with a passing `dpaudit verify` section, so that FULL (every policy key) can pass."""
+    eps, delta = report.privacy.epsilon, report.privacy.delta
+    check = MechanismCheck(claimed_epsilon=eps, delta=delta, epsilon_lower_bound=0.7 * eps, confidence=0.95,
+                           num_canaries=1000, num_included=500, steps=2, sample_rate=1.0, noise_multiplier=1.0,
+                           tightness=0.7, passed=True, method="test", noise="secure", seed_published=False,
+                           wall_time_s=1.0)
+    return dataclasses.replace(report, mechanism_check=check)
 
 
 def statuses(checks):
