@@ -96,6 +96,8 @@ class AuditConfig:
     canary_guess_fraction: float = 0.1
     score_batch_size: int = 256
     shadow_recipe: str = "bitfit"
+    mechanism_check: bool = False  # run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)
+    mechanism_canaries: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "num_shadows"): (2, 1024, "both"), ("audit", "fprs"): (0, 1, "right"),
     ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
+    ("audit", "mechanism_canaries"): (100, 10_000_000, "both"),
     ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
     ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
     ("target", "claim_steps"): (1, 10**9, "both"),

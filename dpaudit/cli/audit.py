@@ -48,6 +48,8 @@ def add_parser(subparsers) -> None:
                             ("--claim-sample-rate", "claim_sample_rate", float), ("--claim-steps", "claim_steps", int)):
         parser.add_argument(flag, type=kind, dest=key, help=f"the target's stated claim: target.{key}")
     parser.add_argument("--shadow-recipe", help="how the reference models train (audit.shadow_recipe; default bitfit)")
+    parser.add_argument("--mechanism-check", action="store_true",
+                        help="also run `dpaudit verify` on the target's own DP step (audit.mechanism_check)")
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
@@ -113,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(("target", key, getattr(args, flag)))
     if args.shadow_recipe:
         overrides.append(("audit", "shadow_recipe", args.shadow_recipe))
+    if args.mechanism_check:
+        overrides.append(("audit", "mechanism_check", True))
     cfg, notes = load_config(args.config, overrides)
     for note in notes:
         print(note)

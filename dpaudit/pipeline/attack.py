@@ -46,7 +46,9 @@ def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: fl
         results.append(evaluate_attack(name, signals, membership, targets=targets, delta=delta,
                                        significance=source_sig, fprs=a.fprs,
                                        guess_fraction=a.canary_guess_fraction))
-    canary_name = CANARY_ATTACK if CANARY_ATTACK in ATTACKS else "loss"
+    # Fixed from the config before any score is seen: LiRA offline needs ≥ 2 OUT references per example,
+    # which fewer than 4 shadows (2 complementary pairs) cannot give; then the LOSS attack.
+    canary_name = CANARY_ATTACK if CANARY_ATTACK in ATTACKS and m_models - 1 >= 4 else "loss"
     canary_scores = create_attack(canary_name).score(signals, membership, target=0,
                                                      reference=np.arange(1, m_models))
     canary = canary_audit(canary_scores, membership[0], delta=delta, significance=source_sig,

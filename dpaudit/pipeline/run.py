@@ -14,6 +14,7 @@ recomputes a stage and the ones after it from the committed files before it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from dpaudit.config import Config
 from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
+from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
 from dpaudit.pipeline.report import RECIPE_DIFFERS, assemble, privacy_section, run_info, utility
 from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob
@@ -61,6 +63,7 @@ def check_audit_config(cfg: Config) -> str:
                           f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
     kind = target_kind(cfg)
     claims.check_claim_keys(cfg.target, kind)
+    check_mechanism_config(cfg, kind)
     return kind
 
 
@@ -164,6 +167,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
                                                       "recipe": cfg.audit.shadow_recipe,
                                                       "settings": settings.to_dict(), "plan": asdict(plan)})
     times["train"] = time.perf_counter() - t
+    mechanism = mechanism_stage(rundir, cfg, pop, membership, settings, plan)
     signals = signals_stage(rundir, target_logits, model_logits, pop.ds.labels)
     claim = _claim(cfg, src, plan, facts, user)
     t = time.perf_counter()
@@ -173,5 +177,6 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     info = run_info(cfg, run_dir, pop, _target_record(cfg, src), facts, model_seeds, device, times)
     report = assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
                       results, canary, family)
+    report = dataclasses.replace(report, mechanism_check=mechanism)
     dump_report(report, rundir.file("audit.json"))
     return AuditOutcome(run_dir=rundir.path, report=report)

@@ -160,7 +160,8 @@ def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float)
 
 def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fraction: float = DEFAULT_IN_FRACTION,
                         significance: float = 0.05, seed_published: bool | None = None, backbone=None,
-                        encoded=None, labels=None, members: np.ndarray | None = None) -> MechanismCheck:
+                        encoded=None, labels=None, members: np.ndarray | None = None,
+                        privacy: tuple | None = None) -> MechanismCheck:
     """Run the white-box canary check for ``cfg`` (as ``dpaudit train`` would train it) and bound ε.
 
     Args:
@@ -175,6 +176,8 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
         members: indices of the real training examples (the audit pipeline passes its target's); default: a
             split of the ``dpaudit train`` size (``data.holdout_fraction`` held out), so q and the claimed ε
             are those of ``dpaudit train`` with the same config.
+        privacy: ``(TrainSettings, PrivacyPlan)`` to check instead of resolving them from ``cfg`` for
+            ``members`` (the audit pipeline passes its bank's, so the check states the report's exact claim).
 
     Returns:
         The :class:`~dpaudit.report_schema.MechanismCheck`.
@@ -190,7 +193,7 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
         order = permutation(cfg, len(encoded))
         members = np.sort(order[int(round(cfg.data.holdout_fraction * len(encoded))):])
     members = np.asarray(members, dtype=np.int64)
-    settings, plan = resolve_privacy(cfg, [len(members)])
+    settings, plan = resolve_privacy(cfg, [len(members)]) if privacy is None else privacy
     steps = plan.steps if plan.max_steps is None else min(plan.steps, plan.max_steps)
     settings = dataclasses.replace(settings, sample_rate=plan.sample_rate, steps=steps)
     clf = build_classifier(backbone, cfg, num_models=1, num_labels=int(labels.max()) + 1,
