@@ -66,6 +66,7 @@ class PrivacyConfig:
 class OptimConfig:
     optimizer: str = "adam"
     lr: float | None = None
+    head_lr: float | None = None  # the task head's learning rate (None: lr); see trainers.optim.make_optimizer
     schedule: str = "constant"
     warmup_fraction: float = 0.0
     weight_decay: float = 0.0
@@ -136,7 +137,8 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("privacy", "epsilon"): (0, 1000, "right"), ("privacy", "noise_multiplier"): (0, 1_000_000, "right"),
     ("privacy", "delta"): (0, 1, "neither"),
     ("clipping", "max_grad_norm"): (0, 1_000_000, "right"),
-    ("optim", "lr"): (0, 100, "right"), ("optim", "warmup_fraction"): (0, 1, "left"),
+    ("optim", "lr"): (0, 100, "right"), ("optim", "head_lr"): (0, 100, "right"),
+    ("optim", "warmup_fraction"): (0, 1, "left"),
     ("optim", "weight_decay"): (0, 100, "both"), ("optim", "momentum"): (0, 1, "left"),
     ("train", "epochs"): (0, 10_000, "right"), ("train", "batch_size"): (1, 10_000_000, "both"),
     ("train", "micro_batch_size"): (1, 65_536, "both"), ("train", "seed"): (0, 2**32 - 1, "both"),

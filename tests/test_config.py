@@ -77,3 +77,15 @@ def test_huge_integers_give_a_short_message_not_overflow():
 def test_bare_words_in_set_are_strings():
     assert parse_override("data.path=reviews.csv") == ("data", "path", "reviews.csv")
     assert parse_override("train.epochs=2") == ("train", "epochs", 2)
+
+
+def test_head_lr_is_checked_and_reaches_the_trainer():
+    from dpaudit.trainers.recipe import resolve_privacy
+
+    assert _load().optim.head_lr is None
+    cfg = _load("optim.head_lr=0.05", "optim.lr=0.001", "privacy.epsilon=8.0")
+    settings, _ = resolve_privacy(cfg, [1000])
+    assert (settings.lr, settings.head_lr) == (0.001, 0.05)
+    for bad in ("optim.head_lr=0", "optim.head_lr=-1.0", "optim.head_lr=nan", "optim.head_lr=1000.0"):
+        with pytest.raises(ConfigError, match="optim.head_lr must be in"):
+            _load(bad)

@@ -56,6 +56,7 @@ class TrainSettings:
     batch_size: int = FALLBACKS["train"]["batch_size"]
     micro_batch_size: int = _TRAIN.micro_batch_size
     lr: float = FALLBACKS["optim"]["lr"]
+    head_lr: float | None = _OPTIM.head_lr  # the task head's learning rate; None: lr
     optimizer: str = _OPTIM.optimizer
     momentum: float = _OPTIM.momentum
     weight_decay: float = _OPTIM.weight_decay
@@ -146,8 +147,10 @@ class Trainer:
         self.lengths = encoded.lengths
         self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
                                 sources=self.sources, non_private=settings.non_private)
-        self.opt = make_optimizer([s.param for s in classifier.slots], name=settings.optimizer, lr=settings.lr,
-                                  momentum=settings.momentum, weight_decay=settings.weight_decay)
+        head = [s.param for s in classifier.slots if s.name.startswith("head.")]
+        self.opt = make_optimizer([s.param for s in classifier.slots if not s.name.startswith("head.")],
+                                  head_params=head, head_lr=settings.head_lr, name=settings.optimizer,
+                                  lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
         self.sched = make_scheduler(self.opt, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
                                     steps=self.planned_steps)
         self.step = 0
