@@ -56,7 +56,9 @@ class TrainSettings:
     batch_size: int = FALLBACKS["train"]["batch_size"]
     micro_batch_size: int = _TRAIN.micro_batch_size
     lr: float = FALLBACKS["optim"]["lr"]
-    head_lr: float | None = _OPTIM.head_lr  # the task head's learning rate; None: lr
+    # The task head's learning rate; None: lr. Unlike the fields above, not the config's fallback (5e-2): a
+    # trainer built directly steps every tensor at lr unless told otherwise.
+    head_lr: float | None = None
     optimizer: str = _OPTIM.optimizer
     momentum: float = _OPTIM.momentum
     weight_decay: float = _OPTIM.weight_decay
