@@ -19,6 +19,7 @@ C = 1, 3 epochs, δ = 1e-5, ε ∈ {1, 3, 8}, seeds 0,1,2.
     PYTHONPATH=. python benchmarks/utility.py --train-size 2000 --holdout-size 1000 --max-length 48 \
         --batch-size 256 --seeds 0                                              # reduced (CPU)
     PYTHONPATH=. python benchmarks/utility.py --dp-lrs 1e-2                     # also try other DP lrs
+    PYTHONPATH=. python benchmarks/utility.py --head-lr 5e-2 --clip-head 0.3    # issue 13's levers
 
 Writes ``--out`` (JSON, default benchmarks/results/utility.json; rewritten after every setting so a
 partial run keeps what finished) and prints a Markdown table.
@@ -51,6 +52,17 @@ def _ints(s: str) -> list[int]:
     return [int(x) for x in s.split(",") if x.strip()]
 
 
+def _clipping(args):
+    """All-layer clipping at C, or (``--clip-head``) the head clipped to its own C_h and the biases to C."""
+    from dpaudit.trainers.dp import ClippingConfig
+
+    if args.clip_head is None:
+        return ClippingConfig(max_grad_norm=args.max_grad_norm, style=args.clip_style)
+    return ClippingConfig(max_grad_norm=args.max_grad_norm, style=args.clip_style, mode="groups",
+                          groups={"head": (r"^head\.", args.clip_head),
+                                  "biases": (r"^(?!head\.)", args.max_grad_norm)})
+
+
 def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsilon: float | None, lr: float,
                 args, seeds: list[int]) -> dict:
     """Train one BiasBank (K = len(seeds)) at ``epsilon`` (None: non-private); held-out accuracy per seed."""
@@ -65,7 +77,9 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     k, n = len(seeds), len(encoded_train)
     non_private = epsilon is None
     base = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
-                         lr=lr, optimizer="adam", clipping=ClippingConfig(max_grad_norm=args.max_grad_norm),
+                         lr=lr, head_lr=args.head_lr, optimizer="adam", schedule=args.schedule,
+                         warmup_fraction=args.warmup_fraction,
+                         clipping=_clipping(args),
                          non_private=non_private, delta=args.delta, noise_multiplier=0.0)
     q, steps = sample_rate_and_steps(base, [n] * k)
     sigma = 0.0 if non_private else calibrate_noise(target_epsilon=epsilon, delta=args.delta, sample_rate=q,
@@ -75,7 +89,7 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
                                                              delta=args.delta)
     clf = BankedClassifier.from_backbone(copy.deepcopy(pristine), num_models=k, num_labels=2)
     membership = np.ones((k, n), dtype=bool)
-    trainer = Trainer(clf, encoded_train, y_train, membership, settings, seeds=seeds, run_dir=None,
+    trainer = Trainer(clf, encoded_train, y_train, membership, settings, seeds=seeds, run=None,
                       progress=args.progress)
     t0 = time.perf_counter()
     outcome = trainer.run(resume=False)
@@ -88,7 +102,7 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
         "setting": "non-private" if non_private else f"eps={epsilon:g}",
         "target_epsilon": None if non_private else epsilon, "epsilon_spent": None if non_private else spent,
         "delta": args.delta, "noise_multiplier": sigma, "sample_rate": q, "steps": outcome.steps,
-        "planned_steps": outcome.planned_steps, "lr": lr, "seeds": seeds, "accuracy_per_seed": acc,
+        "planned_steps": outcome.planned_steps, "lr": lr, "head_lr": args.head_lr, "seeds": seeds, "accuracy_per_seed": acc,
         "accuracy_mean": statistics.mean(acc), "accuracy_std": statistics.stdev(acc) if k > 1 else 0.0,
         "clip_fraction": outcome.clip_fraction, "mean_grad_norm": outcome.mean_grad_norm,
         "train_wall_s": round(train_s, 1), "eval_wall_s": round(eval_s, 1),
@@ -120,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=512, help="expected logical batch per model")
     ap.add_argument("--lr", type=float, default=5e-3)
+    ap.add_argument("--head-lr", type=float, default=None, help="the task head's lr (default: --lr)")
+    ap.add_argument("--schedule", default="constant", choices=("constant", "linear", "cosine"))
+    ap.add_argument("--warmup-fraction", type=float, default=0.0)
+    ap.add_argument("--clip-head", type=float, default=None,
+                    help="clip the head to this C_h and the biases to --max-grad-norm (groups mode)")
+    ap.add_argument("--clip-style", default="abadi", choices=("abadi", "automatic"))
     ap.add_argument("--dp-lrs", type=_floats, default=[], help="extra learning rates tried for every ε")
     ap.add_argument("--delta", type=float, default=1e-5)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
@@ -157,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         "model": info.name, "data": ds.name, "population": len(ds), "train_size": args.train_size,
         "holdout_size": args.holdout_size, "split_seed": args.split_seed, "seeds": args.seeds,
         "epochs": args.epochs, "max_length": args.max_length, "batch_size": args.batch_size, "lr": args.lr,
-        "dp_lrs": args.dp_lrs, "delta": args.delta, "max_grad_norm": args.max_grad_norm, "clipping": "abadi, all-layer",
-        "optimizer": "adam, constant lr", "accountant": "prv", "micro_batch_size": args.micro_batch_size,
+        "dp_lrs": args.dp_lrs, "delta": args.delta, "max_grad_norm": args.max_grad_norm,
+        "clipping": f"{args.clip_style}, " + ("all-layer" if args.clip_head is None else
+                                               f"groups: head C_h={args.clip_head:g}, biases C={args.max_grad_norm:g}"),
+        "head_lr": args.head_lr, "optimizer": f"adam, {args.schedule} lr, warm-up {args.warmup_fraction:g}",
+        "accountant": "prv", "micro_batch_size": args.micro_batch_size,
         "holdout_majority": float(max(y_ho.mean(), 1 - y_ho.mean())),
         "mean_train_tokens": float(enc_tr.lengths.mean()), "threads": torch.get_num_threads(),
         "cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,

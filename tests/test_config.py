@@ -77,3 +77,31 @@ def test_huge_integers_give_a_short_message_not_overflow():
 def test_bare_words_in_set_are_strings():
     assert parse_override("data.path=reviews.csv") == ("data", "path", "reviews.csv")
     assert parse_override("train.epochs=2") == ("train", "epochs", 2)
+
+
+def test_head_lr_is_checked_and_reaches_the_trainer():
+    from dpaudit.trainers.recipe import resolve_privacy
+
+    assert (_load().optim.lr, _load().optim.head_lr) == (5e-3, 5e-2)  # the fallbacks
+    assert _load("optim.lr=0.001").optim.head_lr == 5e-2  # a fallback fills only what is unset
+    cfg = _load("optim.head_lr=0.05", "optim.lr=0.001", "privacy.epsilon=8.0")
+    settings, _ = resolve_privacy(cfg, [1000])
+    assert (settings.lr, settings.head_lr) == (0.001, 0.05)
+    for bad in ("optim.head_lr=0", "optim.head_lr=-1.0", "optim.head_lr=nan", "optim.head_lr=1000.0"):
+        with pytest.raises(ConfigError, match="optim.head_lr must be in"):
+            _load(bad)
+
+
+@pytest.mark.parametrize("preset,lr,head_lr,batch", [("high", 1e-2, 5e-2, 512), ("balanced", 5e-3, 5e-2, 512),
+                                                     ("utility", 5e-3, 5e-2, 256)])
+def test_presets_resolve_to_issue_13s_recipe(preset, lr, head_lr, batch):
+    cfg, notes = load_config(None, [parse_override(f"privacy.preset='{preset}'")])
+    assert (cfg.optim.lr, cfg.optim.head_lr, cfg.train.batch_size, cfg.train.epochs) == (lr, head_lr, batch, 3.0)
+    assert f"preset '{preset}': optim.head_lr = {head_lr}" in notes
+    # What the user set wins over the preset.
+    assert _load(f"privacy.preset='{preset}'", "optim.head_lr=0.001").optim.head_lr == 0.001
+
+
+def test_the_demo_config_uses_the_sweeps_learning_rates():
+    cfg, _ = load_config(ROOT / "configs" / "demo.toml")
+    assert (cfg.optim.lr, cfg.optim.head_lr) == (5e-3, 5e-2)

@@ -57,6 +57,9 @@ class TrainSettings:
     batch_size: int = FALLBACKS["train"]["batch_size"]
     micro_batch_size: int = _TRAIN.micro_batch_size
     lr: float = FALLBACKS["optim"]["lr"]
+    # The task head's learning rate; None: lr. Unlike the fields above, not the config's fallback (5e-2): a
+    # trainer built directly steps every tensor at lr unless told otherwise.
+    head_lr: float | None = None
     optimizer: str = _OPTIM.optimizer
     momentum: float = _OPTIM.momentum
     weight_decay: float = _OPTIM.weight_decay
@@ -152,8 +155,10 @@ class Trainer:
         self.lengths = encoded.lengths
         self.agg = DPAggregator(classifier, clipping=settings.clipping, noise_multiplier=settings.noise_multiplier,
                                 sources=self.sources, non_private=settings.non_private, comm=comm)
-        self.opt = make_optimizer([s.param for s in classifier.slots], name=settings.optimizer, lr=settings.lr,
-                                  momentum=settings.momentum, weight_decay=settings.weight_decay)
+        head = [s.param for s in classifier.slots if s.name.startswith("head.")]
+        self.opt = make_optimizer([s.param for s in classifier.slots if not s.name.startswith("head.")],
+                                  head_params=head, head_lr=settings.head_lr, name=settings.optimizer,
+                                  lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
         self.sched = make_scheduler(self.opt, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
                                     steps=self.planned_steps)
         self.step = 0

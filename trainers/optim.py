@@ -28,8 +28,25 @@ _TRANSFORMERS_SCHEDULE = {"constant": "constant_with_warmup", "linear": "linear"
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], *, name: str, lr: float, momentum: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
-    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``params``; ``momentum`` is used by SGD only."""
+                   weight_decay: float, head_params: Iterable[torch.nn.Parameter] = (),
+                   head_lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer ``name`` (one of :data:`OPTIMIZERS`) over ``params``; ``momentum`` is used by SGD only.
+
+    Args:
+        params: the bias tables (or every trainable tensor when ``head_params`` is empty), stepped at ``lr``.
+        name, lr, momentum, weight_decay: the optimizer and its base learning rate.
+        head_params: the task head's tensors, a second parameter group stepped at ``head_lr``.
+        head_lr: the head's learning rate; None: ``lr``. The head (weight of H×C plus C biases, zero-initialised)
+            learns a linear probe of features that are already useful, and under DP noise its few coordinates
+            take a larger step than the ~26k bias coordinates, whose noise a large step turns into a random
+            walk of the backbone (issue 13's sweep, ``benchmarks/RESULTS.md`` §2).
+
+    The schedule multiplies both groups' rates by the same factor.
+    """
+    params, head_params = list(params), list(head_params)
+    if head_params:
+        params = [{"params": params, "lr": lr},
+                  {"params": head_params, "lr": lr if head_lr is None else head_lr}]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW

@@ -83,7 +83,8 @@ def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings,
     clipping = ClippingConfig(max_grad_norm=float(c.max_grad_norm), style=c.style, mode=c.mode,
                               groups={k: (str(v[0]), float(v[1])) for k, v in c.groups.items()})
     base = TrainSettings(epochs=float(t.epochs), batch_size=int(t.batch_size), micro_batch_size=t.micro_batch_size,
-                         lr=float(o.lr), optimizer=o.optimizer, momentum=o.momentum, weight_decay=o.weight_decay,
+                         lr=float(o.lr), head_lr=None if o.head_lr is None else float(o.head_lr),
+                         optimizer=o.optimizer, momentum=o.momentum, weight_decay=o.weight_decay,
                          schedule=o.schedule, warmup_fraction=o.warmup_fraction, clipping=clipping,
                          non_private=p.non_private, accountant=p.accountant, autocast=t.autocast, dropout=t.dropout)
     q, steps = sample_rate_and_steps(base, train_sizes)

@@ -111,6 +111,8 @@ def target_recipe(meta: dict[str, Any], settings, plan):
                 "delta", "accountant"):
         if key in stated:
             changes[key] = stated[key]
+    if "lr" in stated:  # a checkpoint written before optim.head_lr existed trained its head at lr
+        changes["head_lr"] = stated.get("head_lr")
     if isinstance(stated.get("clipping"), dict):
         c = stated["clipping"]
         changes["clipping"] = ClippingConfig(max_grad_norm=float(c["max_grad_norm"]), style=c["style"], mode=c["mode"],

@@ -158,6 +158,14 @@ def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float)
                           f"{cfg.clipping.mode!r}; verify the all-layer mechanism (--set clipping.mode=all_layer).")
 
 
+def _train_split(cfg, n: int) -> np.ndarray:
+    """The training ids of the split ``dpaudit train`` makes: the same size, hence the same q and ε."""
+    from dpaudit.trainers.recipe import permutation
+
+    order = permutation(cfg, n)
+    return np.sort(order[int(round(cfg.data.holdout_fraction * n)):]).astype(np.int64)
+
+
 def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fraction: float = DEFAULT_IN_FRACTION,
                         significance: float = 0.05, seed_published: bool | None = None, backbone=None,
                         encoded=None, labels=None, members: np.ndarray | None = None,
@@ -182,17 +190,14 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
     Returns:
         The :class:`~dpaudit.report_schema.MechanismCheck`.
     """
-    from dpaudit.trainers.recipe import build_classifier, permutation, released_seed, resolve_device, resolve_privacy
+    from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy
 
     _check_args(cfg, num_canaries, in_fraction, significance)
     started = time.perf_counter()
     if backbone is None:
         backbone, encoded, labels = _load_inputs(cfg)
     labels = np.asarray(labels)
-    if members is None:  # the split `dpaudit train` makes: the same training-set size, hence the same q and ε
-        order = permutation(cfg, len(encoded))
-        members = np.sort(order[int(round(cfg.data.holdout_fraction * len(encoded))):])
-    members = np.asarray(members, dtype=np.int64)
+    members = _train_split(cfg, len(encoded)) if members is None else np.asarray(members, dtype=np.int64)
     settings, plan = resolve_privacy(cfg, [len(members)]) if privacy is None else privacy
     steps = plan.steps if plan.max_steps is None else min(plan.steps, plan.max_steps)
     settings = dataclasses.replace(settings, sample_rate=plan.sample_rate, steps=steps)

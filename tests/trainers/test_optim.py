@@ -84,3 +84,44 @@ def test_a_checkpoint_written_with_the_old_schedule_resumes():
     sched.load_state_dict(old_state)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(_old_factor("linear", 0.0, 10, 5))
+
+
+def test_head_lr_is_a_second_group_that_the_schedule_scales_too():
+    bias, head = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    opt = make_optimizer([bias], head_params=[head], head_lr=0.5, name="adam", lr=0.01, momentum=0.0,
+                         weight_decay=0.0)
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.5]
+    assert opt.param_groups[0]["params"] == [bias] and opt.param_groups[1]["params"] == [head]
+    sched = make_scheduler(opt, schedule="linear", warmup_fraction=0.0, steps=4)
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.0075, 0.375])
+    # Without head_lr the head group runs at lr.
+    same = make_optimizer([bias], head_params=[head], name="sgd", lr=0.2, momentum=0.0, weight_decay=0.0)
+    assert [g["lr"] for g in same.param_groups] == [0.2, 0.2]
+
+
+def test_the_trainer_steps_the_head_at_head_lr_and_the_biases_at_lr():
+    """head_lr = 0 freezes the head while the biases move; head_lr > 0 moves the head."""
+    import numpy as np
+
+    from dpaudit.trainers.classifier import BankedClassifier
+    from dpaudit.trainers.loop import Trainer, TrainSettings
+    from tests.trainers._tiny import tiny_bert, tiny_population
+
+    enc, labels = tiny_population(40)
+    moved = {}
+    for head_lr in (0.0, 0.05):
+        clf = BankedClassifier.from_backbone(tiny_bert(0), num_models=1, num_labels=2)
+        with torch.no_grad():  # a non-zero head, so that the biases get a gradient while it is frozen
+            clf.head.weight.normal_(generator=torch.Generator().manual_seed(3))
+        before = {s.name: s.param.detach().clone() for s in clf.slots}
+        settings = TrainSettings(epochs=1.0, batch_size=10, micro_batch_size=10, lr=0.05, head_lr=head_lr,
+                                 non_private=True, noise_multiplier=0.0)
+        trainer = Trainer(clf, enc, labels, np.ones((1, 40), bool), settings, seeds=[0], progress=False)
+        assert [g["lr"] for g in trainer.opt.param_groups] == [0.05, head_lr]
+        trainer.run(resume=False)
+        moved[head_lr] = {s.name: bool((s.param.detach() != before[s.name]).any()) for s in clf.slots}
+    assert not moved[0.0]["head.weight"] and not moved[0.0]["head.bias"]
+    assert moved[0.05]["head.weight"] and moved[0.05]["head.bias"]
+    assert all(v for name, v in moved[0.0].items() if not name.startswith("head."))
