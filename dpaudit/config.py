@@ -96,6 +96,7 @@ class AuditConfig:
     canary_guess_fraction: float = 0.1
     score_batch_size: int = 256
     shadow_recipe: str = "bitfit"
+    reference: str = "none"  # "non_private": also audit a non-private bank on the same population (context)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "noise"): ("secure", "seeded"),
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
+    ("audit", "reference"): ("none", "non_private"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")

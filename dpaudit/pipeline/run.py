@@ -2,7 +2,9 @@
 
 population & membership (``membership.npy``) → target (train here | dpaudit checkpoint | Hugging Face
 classifier | scores file: ``target_logits.npy``) → shadows (``models.safetensors``, ``model_logits.npy``)
-→ signals (``signals.npz``) → attacks (``attacks.json``) → report (``audit.json``).
+→ signals (``signals.npz``) → attacks (``attacks.json``) → report (``audit.json``); with
+``audit.reference = "non_private"`` a non-private bank on the same membership goes through the shadows, signals
+and attacks stages in ``reference/`` (:mod:`dpaudit.pipeline.reference`) before the report.
 
 The run directory is bound (:meth:`~dpaudit.rundir.RunDir.bind`) to what defines the experiment: the
 population, the backbone, the target's kind and member ids (and a checkpoint's hash, whose recipe the shadows
@@ -26,6 +28,7 @@ from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
 from dpaudit.pipeline.population import load_population, membership_stage
+from dpaudit.pipeline.reference import reference_section
 from dpaudit.pipeline.report import RECIPE_DIFFERS, assemble, privacy_section, run_info, utility
 from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob
 from dpaudit.pipeline.signals import shadows_stage, signals_stage
@@ -169,9 +172,15 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     t = time.perf_counter()
     results, canary, family = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external)
     times["attack"] = time.perf_counter() - t
+    reference = None
+    if cfg.audit.reference == "non_private":
+        t = time.perf_counter()
+        reference = reference_section(cfg, rundir, pop, membership, job.meta, device=device, progress=progress,
+                                      external=src.external, force=force_run_dir, rerun=rerun)
+        times["reference"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     info = run_info(cfg, run_dir, pop, _target_record(cfg, src), facts, model_seeds, device, times)
     report = assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
-                      results, canary, family)
+                      results, canary, family, reference)
     dump_report(report, rundir.file("audit.json"))
     return AuditOutcome(run_dir=rundir.path, report=report)
