@@ -16,6 +16,7 @@ from dpaudit.reports.html import render_html
 from dpaudit.reports.markdown import render_markdown
 from dpaudit.reports.pdf import write_pdf
 from tests.reports import sample
+from tests.reports.test_browser import CHROMIUM, PROBE, _chromium, _console_errors
 
 
 def with_reference(report: AuditReport, *, shift: float = 1.2, accuracy: float = 0.871) -> AuditReport:
@@ -99,3 +100,17 @@ def test_schema_rejects_a_reference_that_claims_privacy(ref_report):
         bad["reference"][key] = value
         with pytest.raises(DataError, match=r"audit report is invalid at reference"):
             validate_report(bad)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+def test_reference_report_renders_in_chromium(tmp_path, ref_report):
+    """The comparison table is in the rendered DOM, every figure decodes, the console is clean."""
+    page = tmp_path / "report.html"
+    page.write_text(render_html(ref_report).replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    result = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", page.as_uri())
+    dom = result.stdout
+    assert 'data-broken-images="0"' in dom, result.stderr[-2000:]
+    assert _console_errors(result.stderr) == []
+    table = dom.split('id="comparison"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 3 and "non-private reference (ε = ∞)" in table
+    assert 'id="reference-summary"' in dom and 'id="fig-privacy_utility"' in dom
