@@ -90,8 +90,9 @@ def reference_section(cfg: Config, parent: RunDir, pop, membership: np.ndarray, 
     signals = signals_stage(sub, None, logits, pop.ds.labels)
     results, canary, family = attacks_stage(sub, cfg, signals, membership, plan.delta, external)
     strongest = strongest_of(tuple(results))
-    return ReferenceSection(kind="non_private", non_private=plan.non_private, noise_multiplier=float(plan.noise_multiplier),
-                            sample_rate=float(plan.sample_rate), steps=int(facts.get("steps", plan.steps)),
+    return ReferenceSection(kind="non_private", non_private=plan.non_private,
+                            noise_multiplier=float(plan.noise_multiplier), sample_rate=float(plan.sample_rate),
+                            steps=int(facts.get("steps", plan.steps)),
                             utility=utility(signals, membership, pop.ds.labels), attacks=tuple(results),
                             canary=canary, strongest_attack=None if strongest is None else strongest.name,
                             epsilon_lb_family=family)
