@@ -99,6 +99,7 @@ class AuditConfig:
     shadow_recipe: str = "bitfit"
     mechanism_check: bool = False  # run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)
     mechanism_canaries: int = 20_000
+    reference: str = "none"  # "non_private": also audit a non-private bank on the same population (context)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "noise"): ("secure", "seeded"),
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
+    ("audit", "reference"): ("none", "non_private"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")

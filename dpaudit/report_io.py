@@ -63,33 +63,44 @@ def _cap_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
             found = too_long(privacy.get(field), keys, ARRAY_CAPS[field], ("privacy", field))
             if found:
                 return found
-    attacks = data.get("attacks")
-    for i, attack in enumerate(attacks if isinstance(attacks, list) else ()):
-        if not isinstance(attack, dict):
-            continue
-        for field, keys in (("histogram", ("bin_edges", "in_counts", "out_counts")),
-                            ("roc", ("fpr", "tpr"))):
-            found = too_long(attack.get(field), keys, ARRAY_CAPS[field], ("attacks", i, field))
-            if found:
-                return found
+    reference = data.get("reference")
+    ref_attacks = reference.get("attacks") if isinstance(reference, dict) else None
+    for where, attacks in ((("attacks",), data.get("attacks")), (("reference", "attacks"), ref_attacks)):
+        for i, attack in enumerate(attacks if isinstance(attacks, list) else ()):
+            if not isinstance(attack, dict):
+                continue
+            for field, keys in (("histogram", ("bin_edges", "in_counts", "out_counts")),
+                                ("roc", ("fpr", "tpr"))):
+                found = too_long(attack.get(field), keys, ARRAY_CAPS[field], (*where, i, field))
+                if found:
+                    return found
     return None
 
 
 def _consistency_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
     """Cross-field rules a schema cannot state: paired arrays of equal length, bins + 1 edges."""
-    privacy = data["privacy"]
+    privacy, reference = data["privacy"], data.get("reference")
     pairs = [(("privacy", "epsilon_history"), privacy["epsilon_history"], "steps", "epsilons"),
              (("privacy", "profile"), privacy["profile"], "epsilons", "deltas")]
-    for i, attack in enumerate(data["attacks"]):
-        pairs.append((("attacks", i, "roc"), attack["roc"], "fpr", "tpr"))
-        pairs.append((("attacks", i, "histogram"), attack["histogram"], "in_counts", "out_counts"))
+    families = [(("attacks",), data["attacks"])]
+    if reference is not None:  # the reference's attacks are drawn by the same renderers
+        families.append((("reference", "attacks"), reference["attacks"]))
+        stated, measured = data["utility"].get("non_private_reference"), reference["utility"]["value"]
+        if stated != measured:
+            return ("utility", "non_private_reference"), (f"{stated} is not the reference's held-out "
+                                                          f"{reference['utility']['metric']} {measured}")
+    for prefix, attacks in families:
+        for i, attack in enumerate(attacks):
+            pairs.append(((*prefix, i, "roc"), attack["roc"], "fpr", "tpr"))
+            pairs.append(((*prefix, i, "histogram"), attack["histogram"], "in_counts", "out_counts"))
     for where, section, a, b in pairs:
         if section is not None and len(section[a]) != len(section[b]):
             return where, f"{a} has {len(section[a])} entries but {b} has {len(section[b])}"
-    for i, attack in enumerate(data["attacks"]):
-        edges, n_bins = attack["histogram"]["bin_edges"], len(attack["histogram"]["in_counts"])
-        if (n_bins or edges) and len(edges) != n_bins + 1:
-            return ("attacks", i, "histogram"), f"{len(edges)} bin edges for {n_bins} bins (need bins + 1)"
+    for prefix, attacks in families:
+        for i, attack in enumerate(attacks):
+            edges, n_bins = attack["histogram"]["bin_edges"], len(attack["histogram"]["in_counts"])
+            if (n_bins or edges) and len(edges) != n_bins + 1:
+                return (*prefix, i, "histogram"), f"{len(edges)} bin edges for {n_bins} bins (need bins + 1)"
     return None
 
 

@@ -54,8 +54,13 @@ CLAIM_SOURCES = ("accountant", "checkpoint", "user", "none")
 __all__ = [
     "SCHEMA_VERSION", "AuditReport", "RunInfo", "PrivacySection", "ClippingSummary", "ProfileCurve",
     "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve", "ScoreHistogram",
-    "Verdict", "Check", "MechanismCheck", "NOISE_SOURCES", "CLAIM_SOURCES", "is_estimate",
+    "Verdict", "Check", "MechanismCheck", "ReferenceSection", "strongest_of", "NOISE_SOURCES", "CLAIM_SOURCES",
+    "REFERENCE_KINDS", "is_estimate",
 ]
+
+#: Kinds of reference bank an audit can train beside the target (``audit.reference``): only a
+#: non-private one, trained without clipping or noise (ε = ∞).
+REFERENCE_KINDS = ("non_private",)
 
 
 def _plain(value: Any) -> Any:
@@ -340,6 +345,55 @@ class AttackResult(_Serial):
         return None
 
 
+def strongest_of(attacks: tuple[AttackResult, ...]) -> AttackResult | None:
+    """The ``"ok"`` attack with the highest balanced accuracy (ties: higher AUC), else ``None``."""
+    ok = [a for a in attacks if a.status == "ok" and a.balanced_accuracy is not None]
+    if not ok:
+        return None
+    return max(ok, key=lambda a: (a.balanced_accuracy, a.auc if a.auc is not None else 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceSection(_Serial):
+    """A non-private reference audited beside the target on the same population (context, never gated).
+
+    The audit trains a second bank — a reference target and K shadows on the same membership matrix, with
+    the target's backbone, recipe, epochs, batch size and step size, but without clipping or noise — and
+    runs the same attacks on it, so the report can show what the attacks find when nothing protects the
+    training data. ``dpaudit gate`` never reads this section.
+
+    Attributes:
+        kind: ``"non_private"`` (one of :data:`REFERENCE_KINDS`).
+        non_private: always ``True`` (the schema refuses anything else: a reference never claims DP).
+        noise_multiplier: always ``0.0``.
+        sample_rate: Poisson sampling probability per step (the target's).
+        steps: optimizer steps each reference model took.
+        utility: held-out accuracy of the reference target (``value``) and of every reference model.
+        attacks: the configured attacks against the reference target (same family as the target's).
+        canary: the one-run canary audit of the reference target, or ``None``.
+        strongest_attack: name of the strongest ``"ok"`` attack, or ``None``.
+        epsilon_lb_family: the Bonferroni family of the reference's bounds, or ``None``.
+    """
+
+    kind: str
+    non_private: bool
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    utility: UtilitySection
+    attacks: tuple[AttackResult, ...]
+    canary: dict[str, Any] | None = None
+    strongest_attack: str | None = None
+    epsilon_lb_family: dict[str, Any] | None = None
+
+    _NESTED = {"utility": UtilitySection, "attacks": AttackResult}
+
+    def strongest(self) -> AttackResult | None:
+        """The attack named by ``strongest_attack`` (else the strongest ``"ok"`` one), or ``None``."""
+        named = next((a for a in self.attacks if a.name == self.strongest_attack), None)
+        return named if named is not None else strongest_of(self.attacks)
+
+
 # --------------------------------------------------------------------------- verdict / report
 
 
@@ -417,16 +471,15 @@ class AuditReport(_Serial):
     verdict: Verdict
     epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
     mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
+    reference: ReferenceSection | None = None  # the non-private reference (``audit.reference``); never gated
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
-               "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck}
+               "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,
+               "reference": ReferenceSection}
 
     def strongest_attack(self) -> AttackResult | None:
         """The ``"ok"`` attack with the highest balanced accuracy (ties: higher AUC), else ``None``."""
-        ok = [a for a in self.attacks if a.status == "ok" and a.balanced_accuracy is not None]
-        if not ok:
-            return None
-        return max(ok, key=lambda a: (a.balanced_accuracy, a.auc if a.auc is not None else 0.0))
+        return strongest_of(self.attacks)
 
 
 def is_estimate(bound: dict[str, Any] | None) -> bool:

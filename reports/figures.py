@@ -115,6 +115,7 @@ def roc_figure(report: AuditReport) -> Figure:
         auc = "" if attack.auc is None else f" (AUC {attack.auc:.3f})"
         ax.plot(fpr[keep], np.maximum(tpr[keep], low), color=_COLORS[i % len(_COLORS)],
                 linewidth=1.5, label=f"{_name(attack.name)}{auc}")
+    _reference_roc(ax, report, low)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, 1.0)
@@ -125,6 +126,21 @@ def roc_figure(report: AuditReport) -> Figure:
     ax.grid(True, which="major", alpha=0.3)
     _literal_legend(ax, loc="lower right", fontsize=8)
     return fig
+
+
+def _reference_roc(ax: Axes, report: AuditReport, low: float) -> None:
+    """The non-private reference's strongest attack, dashed grey (nothing without a reference)."""
+    ref = report.reference
+    strongest = None if ref is None else ref.strongest()
+    if strongest is None or strongest.status != "ok":
+        return
+    fpr, tpr = np.array(strongest.roc.fpr), np.array(strongest.roc.tpr)
+    keep = fpr >= low
+    if not keep.any():
+        return
+    auc = "" if strongest.auc is None else f", AUC {strongest.auc:.3f}"
+    ax.plot(fpr[keep], np.maximum(tpr[keep], low), color="0.35", linestyle="--", linewidth=1.5,
+            label=f"non-private reference: {_name(strongest.name)}{auc}")
 
 
 def histogram_figure(attacks: tuple[AttackResult, ...]) -> Figure:
@@ -170,7 +186,8 @@ def epsilon_history_figure(report: AuditReport) -> Figure | None:
 
 
 def privacy_utility_figure(report: AuditReport) -> Figure:
-    """The run's (ε, utility) point with the non-private reference as a horizontal line."""
+    """The run's (ε, utility) point with the non-private reference as a horizontal line; a reference
+    audited in this run is also a labelled marker at ε = ∞, drawn at the right edge of the axis."""
     fig, ax = _new_figure(6.4, 3.2)
     utility = report.utility
     eps = report.privacy.epsilon
@@ -178,7 +195,14 @@ def privacy_utility_figure(report: AuditReport) -> Figure:
         note = _NOTES.get(report.privacy.claim_source or "", "")
         ax.plot([eps], [utility.value], marker="o", markersize=8, color="#d62728",
                 label=f"this run (ε = {eps:.2f}{note})")
-        ax.set_xlim(0.0, max(1.0, eps * 1.5))
+        right = max(1.0, eps * 1.5)
+        ax.set_xlim(0.0, right)
+        if report.reference is not None:
+            value = report.reference.utility.value
+            ax.plot([right], [value], marker="s", markersize=8, color="black", clip_on=False,
+                    label=f"non-private reference (ε = ∞, {value:.3f})")
+            ax.annotate("ε = ∞", (right, value), textcoords="offset points", xytext=(-6, 8), ha="right",
+                        fontsize=8)
     else:
         label = "not private (ε = ∞)" if report.privacy.non_private else "ε undefined"
         ax.text(0.5, 0.5, f"{label}: {_name(utility.metric)} {utility.value:.3f}", ha="center",

@@ -25,13 +25,15 @@ __all__ = ["render_html", "write_html"]
 _CAPTIONS = {
     "roc": ("ROC curves of all attacks on log-log axes with the DP ceiling",
             "ROC of each attack on the target model (log-log). The black curve is the most any attack "
-            "can achieve under the claimed privacy profile δ(ε); the dotted line is random guessing."),
+            "can achieve under the claimed privacy profile δ(ε); the dotted line is random guessing; the "
+            "dashed grey curve, if any, is the strongest attack on the non-private reference."),
     "histograms": ("Attack-score histograms for members and non-members",
                    "Attack scores of training members (IN) and non-members (OUT); overlap means little leakage."),
     "epsilon_history": ("Privacy budget over training steps",
                         "Accountant ε after each recorded optimizer step."),
     "privacy_utility": ("Privacy-utility point",
-                        "Utility of this run at its ε, beside the non-private reference (dashed)."),
+                        "Utility of this run at its ε, beside the non-private reference (dashed; drawn at "
+                        "ε = ∞ on the right edge when it was audited in this run)."),
 }
 
 
@@ -60,6 +62,7 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
     return template.render(
         report=report, run=report.run, s=S.summarize(report), figures=figs,
         attack_columns=S.ATTACK_COLUMNS, attack_rows=S.attack_rows(report),
+        comparison_columns=S.COMPARISON_COLUMNS, comparison_rows=S.comparison_rows(report),
         privacy_rows=S.privacy_rows(report), utility_rows=S.utility_rows(report),
         mechanism_rows=S.mechanism_rows(report),
         provenance_rows=S.provenance_rows(report),

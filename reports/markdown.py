@@ -56,10 +56,16 @@ def render_markdown(report: AuditReport) -> str:
         lines += [f"> ⚠️ {escape_md(s.recipe_warning)}", ""]
     lines += [f"- {escape_md(s.claim)}",
               f"- {escape_md(s.utility)}",
+              *([f"- **{escape_md(s.reference)}**"] if s.reference else []),
               f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",
               f"- {escape_md(s.protection)}",
-              f"- {escape_md(s.empirical)}", "",
-              "### Attacks", ""]
+              f"- {escape_md(s.empirical)}", ""]
+    if s.reference:
+        lines += ["### Without DP vs with DP", ""]
+        lines += _table(S.COMPARISON_COLUMNS, S.comparison_rows(report))
+        lines += ["", "The non-private reference (same population, membership, backbone and recipe, no clipping "
+                      "or noise) is context, never gated.", ""]
+    lines += ["### Attacks", ""]
     lines += _table(S.ATTACK_COLUMNS, S.attack_rows(report))
     checks = report.verdict.checks
     if checks:

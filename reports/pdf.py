@@ -87,6 +87,13 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
             page.line(s.recipe_warning, size=10, color="#cf222e", gap=0.008)
         page.line(s.claim, weight="bold", gap=0.008)
         page.line(s.utility, gap=0.008)
+        if s.reference:
+            page.line(s.reference, weight="bold", gap=0.008)
+            for row in S.comparison_rows(report):
+                cells = dict(zip(S.COMPARISON_COLUMNS, row))
+                page.line(cells.pop("model"), weight="bold")
+                page.line("; ".join(f"{k}: {v}" for k, v in cells.items()), indent="    ", gap=0.004)
+            page.line("", gap=0.006)
         page.line(f"{s.strongest} {s.headline_metrics}", gap=0.008)
         page.line(s.protection, gap=0.008)
         page.line(s.empirical, gap=0.008)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from dpaudit.report_schema import AttackResult, AuditReport, is_estimate
+from dpaudit.protection import has_dp_guarantee
+from dpaudit.report_schema import AttackResult, AuditReport, ReferenceSection, is_estimate, strongest_of
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
            "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
-           "display_source", "redact_paths", "utility_sentence"]
+           "display_source", "redact_paths", "utility_sentence", "reference_sentence", "comparison_rows",
+           "COMPARISON_COLUMNS", "target_label"]
 
 #: The first-screen warning for a report whose noise came from a seed.
 SEEDED_NOISE = "Seeded noise: not a private release"
@@ -66,6 +68,7 @@ class Summary:
     noise_warning: str | None = None  # first-screen warning for seeded noise, else None
     utility: str = ""  # the target's accuracy beside the majority-class baseline
     recipe_warning: str | None = None  # first-screen warning: the shadows are not trained like the target
+    reference: str | None = None  # the non-private reference beside the target (``audit.reference``), else None
 
 
 def claim_note(report: AuditReport) -> str:
@@ -112,7 +115,8 @@ def _noise_warning(report: AuditReport) -> str | None:
             "can remove it; the stated ε does not protect this model.")
 
 
-def _best_lower_bound(report: AuditReport) -> tuple[str, dict, int] | None:
+def _best_lower_bound(report: AuditReport | ReferenceSection) -> tuple[str, dict, int] | None:
+    """The largest valid bound (never an estimate) of the attacks and canary of the target or the reference."""
     candidates = [(f"the {a.name} attack", a.epsilon_lb) for a in report.attacks]
     if report.canary is not None:
         candidates.append(("the one-run canary audit", report.canary))
@@ -172,13 +176,7 @@ def summarize(report: AuditReport) -> Summary:
         strongest_text = "Strongest attack: none of the attacks produced a conclusive result."
         metrics = "AUC n/a; TPR at 1% FPR n/a."
     else:
-        entry = strongest.tpr_at(HEADLINE_FPR)
-        if entry is None:
-            tpr_text = "TPR at 1% FPR not measured"
-        elif not entry.resolvable or entry.tpr is None or not strongest.resolves(HEADLINE_FPR):
-            tpr_text = f"TPR at 1% FPR unresolvable with {strongest.n_nonmembers} non-members"
-        else:
-            tpr_text = f"TPR {fmt_pct(entry.tpr)} at 1% FPR"
+        tpr_text = _tpr_text(strongest)
         strongest_text = f"Strongest attack: {strongest.name} ({strongest.paper})."
         metrics = (f"AUC {fmt(strongest.auc)}, {tpr_text}, balanced accuracy "
                    f"{fmt_pct(strongest.balanced_accuracy)}.")
@@ -190,7 +188,87 @@ def summarize(report: AuditReport) -> Summary:
                    headline_metrics=metrics, empirical=_empirical(report), protection=protection,
                    protection_level=level, verdict=verdict, verdict_status=status,
                    noise_warning=_noise_warning(report), recipe_warning=_recipe_warning(report),
-                   utility=utility_sentence(report))
+                   utility=utility_sentence(report), reference=reference_sentence(report))
+
+
+def _tpr_text(attack: AttackResult) -> str:
+    """``"TPR 3.20% at 1% FPR"``, or why it is not measured or not resolvable."""
+    entry = attack.tpr_at(HEADLINE_FPR)
+    if entry is None:
+        return "TPR at 1% FPR not measured"
+    if not entry.resolvable or entry.tpr is None or not attack.resolves(HEADLINE_FPR):
+        return f"TPR at 1% FPR unresolvable with {attack.n_nonmembers} non-members"
+    return f"TPR {fmt_pct(entry.tpr)} at 1% FPR"
+
+
+def target_label(report: AuditReport) -> str:
+    """The target's privacy in a few words: ``"ε = 8.00"``, ``"no DP claim"``, ``"ε = ∞"``, ``"ε undefined"``."""
+    p = report.privacy
+    if p.claim_source == "none":
+        return "no DP claim"
+    if p.non_private:
+        return "ε = ∞"
+    return "ε undefined" if p.epsilon is None or p.status != "ok" else f"ε = {p.epsilon:.2f}"
+
+
+def _leakage(attacks, canary_holder) -> tuple[str, float | None]:
+    """``("strongest attack rmia AUC 0.712, TPR 5.10% at 1% FPR, ε ≥ 1.23", ε_LB)`` of a target or reference."""
+    strongest = strongest_of(tuple(attacks))
+    if strongest is None:
+        text = "no attack produced a conclusive result"
+    else:
+        text = f"strongest attack {strongest.name} AUC {fmt(strongest.auc)}, {_tpr_text(strongest)}"
+    best = _best_lower_bound(canary_holder)
+    eps = None if best is None else float(best[1]["epsilon_lb"])
+    return text + (", ε lower bound inconclusive" if eps is None else f", ε ≥ {eps:.2f}"), eps
+
+
+def reference_sentence(report: AuditReport) -> str | None:
+    """The first-screen comparison of the non-private reference with the target, or ``None`` without one."""
+    ref = report.reference
+    if ref is None:
+        return None
+    ref_text, ref_eps = _leakage(ref.attacks, ref)
+    target_text, _ = _leakage(report.attacks, report)
+    ref_acc = f"held-out {ref.utility.metric} {fmt(ref.utility.value)}"
+    target_acc = f"held-out {report.utility.metric} {fmt(report.utility.value)}"
+    if ref_eps is not None and ref_eps > 0:
+        opening = f"Without DP the same training leaks: {ref_text} ({ref_acc})."
+    else:
+        opening = (f"Without DP the same training (non-private reference, {ref_acc}): {ref_text} — these attacks "
+                   f"found no leakage even without DP, so they say little about the target's protection.")
+    label = target_label(report)
+    side = f"With DP ({label})" if has_dp_guarantee(report.privacy) else f"The target ({label})"
+    return f"{opening} {side}: {target_text} ({target_acc})."
+
+
+#: Column headers of :func:`comparison_rows`, in order.
+COMPARISON_COLUMNS = ("model", "held-out accuracy", "majority baseline", "strongest attack", "AUC",
+                      "TPR@1% FPR", "ε lower bound")
+
+
+def _comparison_row(name: str, util, attacks, holder) -> tuple[str, ...]:
+    strongest = strongest_of(tuple(attacks))
+    tpr = "n/a"
+    if strongest is not None:
+        entry = strongest.tpr_at(HEADLINE_FPR)
+        if entry is not None and entry.resolvable and entry.tpr is not None and strongest.resolves(HEADLINE_FPR):
+            tpr = fmt_pct(entry.tpr)
+        elif entry is not None:
+            tpr = "unresolvable"
+    best = _best_lower_bound(holder)
+    return (name, fmt(util.value), fmt(util.majority_baseline), "none" if strongest is None else strongest.name,
+            fmt(None if strongest is None else strongest.auc), tpr,
+            "inconclusive" if best is None else f"{best[1]['epsilon_lb']:.2f}")
+
+
+def comparison_rows(report: AuditReport) -> list[tuple[str, ...]]:
+    """Non-private reference vs target, in :data:`COMPARISON_COLUMNS` order (``[]`` without a reference)."""
+    ref = report.reference
+    if ref is None:
+        return []
+    return [_comparison_row("non-private reference (ε = ∞)", ref.utility, ref.attacks, ref),
+            _comparison_row(f"target ({target_label(report)})", report.utility, report.attacks, report)]
 
 
 def _recipe_warning(report: AuditReport) -> str | None:

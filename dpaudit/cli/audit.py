@@ -50,6 +50,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--shadow-recipe", help="how the reference models train (audit.shadow_recipe; default bitfit)")
     parser.add_argument("--mechanism-check", action="store_true",
                         help="also run `dpaudit verify` on the target's own DP step (audit.mechanism_check)")
+    parser.add_argument("--reference", choices=("none", "non-private"),
+                        help="also audit a non-private reference bank on the same population, shown beside the "
+                             "target in the report (audit.reference; never gated)")
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
@@ -99,6 +102,20 @@ def _print_summary(report) -> None:
     v = report.verdict
     if v.protection_level:
         print(f"protection level (strongest attack: {v.strongest_attack}): {v.protection_level}")
+    _print_comparison(report)
+
+
+def _print_comparison(report) -> None:
+    """The non-private reference beside the target, one row each (nothing without a reference)."""
+    from dpaudit.reports.summary import COMPARISON_COLUMNS, comparison_rows
+
+    rows = comparison_rows(report)
+    if not rows:
+        return
+    widths = [max(len(str(r[i])) for r in (COMPARISON_COLUMNS, *rows)) for i in range(len(COMPARISON_COLUMNS))]
+    print("\nwithout DP vs the target (same population, same attacks; the reference is never gated):")
+    for row in (COMPARISON_COLUMNS, *rows):
+        print("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(("audit", "shadow_recipe", args.shadow_recipe))
     if args.mechanism_check:
         overrides.append(("audit", "mechanism_check", True))
+    if args.reference:
+        overrides.append(("audit", "reference", args.reference.replace("-", "_")))
     cfg, notes = load_config(args.config, overrides)
     for note in notes:
         print(note)

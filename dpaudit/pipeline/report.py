@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -16,7 +17,7 @@ from dpaudit.config import Config
 from dpaudit.pipeline.claim import Claim
 from dpaudit.protection import has_dp_guarantee, majority_baseline, protection_level
 from dpaudit.report_schema import (SCHEMA_VERSION, AuditReport, ClippingSummary, EpsilonHistory, PrivacySection,
-                                   ProfileCurve, RunInfo, UtilitySection, Verdict)
+                                   ProfileCurve, ReferenceSection, RunInfo, UtilitySection, Verdict)
 from dpaudit.versions import runtime_versions
 
 #: First-screen warning when the reference models are not trained like the target.
@@ -74,8 +75,10 @@ def utility(signals: Signals, membership: np.ndarray, labels: np.ndarray) -> Uti
 
 
 def assemble(run: RunInfo, privacy: PrivacySection, util: UtilitySection, results, canary: dict,
-             family: dict) -> AuditReport:
-    """The report with its verdict from the strongest attack."""
+             family: dict, reference: ReferenceSection | None = None) -> AuditReport:
+    """The report with its verdict from the strongest attack (on the target: the reference is context)."""
+    if reference is not None:
+        util = dataclasses.replace(util, non_private_reference=reference.utility.value)
     draft = AuditReport(schema_version=SCHEMA_VERSION, run=run, privacy=privacy, utility=util,
                         attacks=tuple(results), canary=canary,
                         verdict=Verdict(protection_level=None, strongest_attack=None))
@@ -85,4 +88,4 @@ def assemble(run: RunInfo, privacy: PrivacySection, util: UtilitySection, result
     verdict = Verdict(protection_level=level, strongest_attack=None if strongest is None else strongest.name)
     return AuditReport(**{**{f: getattr(draft, f) for f in ("schema_version", "run", "privacy", "utility",
                                                             "attacks", "canary")}, "verdict": verdict,
-                          "epsilon_lb_family": family})
+                          "epsilon_lb_family": family, "reference": reference})
