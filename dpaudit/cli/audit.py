@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, distributed=True)
 
 
 class _PrintHandler(logging.Handler):
@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
     outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
                         rerun=args.rerun)
+    if outcome is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     _print_summary(outcome.report)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:
