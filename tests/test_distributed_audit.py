@@ -106,7 +106,7 @@ def test_finished_rows_are_not_retrained_after_a_kill_of_all(assets, one_process
 @pytest.mark.slow
 def test_another_world_size_is_refused_in_one_line(assets, tmp_path, capfd):
     run_dir = tmp_path / "run"
-    audit_world(audit_argv(assets, run_dir), tmp_path / "out")
+    RunDir.claim(run_dir, command="audit").bind_world_size(2)  # as a 2-process audit leaves it
     capfd.readouterr()
     with pytest.raises(torch.multiprocessing.ProcessExitedException):
         audit_world(audit_argv(assets, run_dir), tmp_path / "out", world=3)
