@@ -20,7 +20,7 @@ from tests.cli._helpers import assert_one_error_line, run_cli, save_tiny_model, 
 
 ARGS = ["--shadows", "4", "--seeded-noise", "--seed", "3", "--epochs", "2", "--batch-size", "16",
         "--set", "data.max_length=16", "--set", "privacy.noise_multiplier=1.0", "--set", "audit.fprs=[0.1]",
-        "--device", "cpu", "--quiet", "--format", "none"]
+        "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     return {"model": save_tiny_model(base / "model"), "data": write_csv(base / "data.csv", n=80)}
 
 
-def audit_argv(assets: dict[str, Path], run_dir: Path, *extra: str) -> list[str]:
-    return ["audit", "--model", str(assets["model"]), "--data", str(assets["data"]), *ARGS, *extra,
+def audit_argv(assets: dict[str, Path], run_dir: Path, *, formats: str = "none") -> list[str]:
+    return ["audit", "--model", str(assets["model"]), "--data", str(assets["data"]), *ARGS, "--format", formats,
             "--run-dir", str(run_dir)]
 
 
@@ -58,8 +58,9 @@ def assert_same_audit(a: Path, b: Path) -> None:
 
 def test_sharded_audit_equals_one_process_and_commits_every_rank(assets, one_process, tmp_path):
     run_dir = tmp_path / "two"
-    audit_world(audit_argv(assets, run_dir), tmp_path / "out")
+    audit_world(audit_argv(assets, run_dir, formats="md"), tmp_path / "out")
     assert_same_audit(one_process, run_dir)
+    assert (run_dir / "report.md").is_file()  # written by rank 0 inside the job's one session
     record = json.loads((run_dir / "dpaudit-run.json").read_text())
     assert record["world_size"] == 2
     rows = json.loads((run_dir / "fleet.json").read_text())["rows"]

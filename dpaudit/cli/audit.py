@@ -126,9 +126,12 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(outcome.report)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:
-        from dpaudit.cli.main import main
+        from dpaudit.cli.main import build_parser
 
-        code = main(["report", str(run_dir), "--format", ",".join(formats)])
+        # in this process and session (under torchrun a second session() would join the job twice);
+        # a report error reaches main() as the audit's own
+        report_args = build_parser().parse_args(["report", str(run_dir), "--format", ",".join(formats)])
+        code = report_args.func(report_args)
         if code:
             return code
     print(f"audit.json written to {run_dir}; gate it with `dpaudit gate {run_dir}/audit.json --policy POLICY.toml`")
