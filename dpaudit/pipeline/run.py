@@ -115,9 +115,14 @@ def _job(cfg: Config, pop, src: TargetSource, rundir: RunDir, membership, settin
     return job, model_seeds
 
 
-def _open(cfg: Config, kind: str):
+def _prepare(cfg: Config, kind: str, membership_of):
+    """Population, target, user claim, membership (``membership_of(pop, src)``) and the shadows' plan."""
     pop = load_population(cfg)
-    return pop, open_target(cfg, kind, pop.ds, pop.info.sha256)
+    src = open_target(cfg, kind, pop.ds, pop.info.sha256)
+    user = claims.user_claim(cfg.target, int(src.members.mask.sum())) if kind in ("hf", "scores") else None
+    membership = membership_of(pop, src)
+    settings, plan = _plan(cfg, src, membership, user)
+    return pop, src, user, membership, settings, plan
 
 
 def _share_membership(comm, membership: np.ndarray | None, rows: int) -> np.ndarray:
@@ -160,24 +165,26 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
 
     comm = current()
     t0, times = time.perf_counter(), {}
-    rundir, membership = None, None
+    rundir, shared = None, None
     if comm.is_main:  # a refusal before the shadows is one line, from rank 0; the others wait for its membership
         kind = check_audit_config(cfg)
         resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
         rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
         rundir.bind_world_size(comm.world_size)
-        pop, src = _open(cfg, kind)
-        _bind(rundir, cfg, pop, src)
-        if rerun is not None:
-            forget_from(rundir, rerun)
-        membership = membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
-                                      src.members.mask if src.external else None)
-    membership = _share_membership(comm, membership, cfg.audit.num_shadows + 1)
+
+        def committed_membership(pop, src):
+            _bind(rundir, cfg, pop, src)
+            if rerun is not None:
+                forget_from(rundir, rerun)
+            return membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
+                                    src.members.mask if src.external else None)
+
+        pop, src, user, membership, settings, plan = _prepare(cfg, kind, committed_membership)
+        shared = membership
+    shared = _share_membership(comm, shared, cfg.audit.num_shadows + 1)
     if not comm.is_main:
-        pop, src = _open(cfg, check_audit_config(cfg))
+        pop, src, user, membership, settings, plan = _prepare(cfg, check_audit_config(cfg), lambda *_: shared)
     comm.agree(f"{pop.ds.sha256} {pop.info.sha256} {membership.shape}", what="population or backbone")
-    user = claims.user_claim(cfg.target, int(src.members.mask.sum())) if src.kind in ("hf", "scores") else None
-    settings, plan = _plan(cfg, src, membership, user)
     device = resolve_device(cfg.train.device)
     t = time.perf_counter()
     target_logits, inputs = None, None
