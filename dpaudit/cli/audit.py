@@ -9,6 +9,8 @@ canary audit and Clopper–Pearson bounds give empirical ε lower bounds. Writes
 ``report.html`` / ``report.md`` into the run directory. Rerunning the same command resumes: finished
 models are not retrained and finished scores are not recomputed; ``--rerun STAGE`` recomputes one stage
 (target, shadows, signals, attacks, report) and those after it from the committed files before it.
+Under ``torchrun`` the bank rows are sharded over the ranks and rank 0 attacks and reports
+(``dpaudit.pipeline.fleet``).
 """
 
 from __future__ import annotations
