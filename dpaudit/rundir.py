@@ -166,6 +166,16 @@ class RunDir:
             raise ConfigError(f"run directory '{self.path}' holds a run of other inputs ({changed} differs); "
                               f"use a new --run-dir (nothing from the old run is reused).")
 
+    def bind_world_size(self, world_size: int) -> None:
+        """Record the number of processes the run started with, or refuse another (its shadow fleet's
+        per-rank files depend on it; :func:`dpaudit.distributed.check_world_size`)."""
+        from dpaudit.distributed import check_world_size
+
+        check_world_size(self.record.get("world_size"), world_size, where=str(self.path))
+        if self.record.get("world_size") is None:
+            self.record["world_size"] = int(world_size)
+            self._save()
+
     # --- files -------------------------------------------------------------------------------------
     def file(self, name: str) -> Path:
         return self.path / name

@@ -9,6 +9,8 @@ canary audit and Clopper–Pearson bounds give empirical ε lower bounds. Writes
 ``report.html`` / ``report.md`` into the run directory. Rerunning the same command resumes: finished
 models are not retrained and finished scores are not recomputed; ``--rerun STAGE`` recomputes one stage
 (target, shadows, signals, attacks, report) and those after it from the committed files before it.
+Under ``torchrun`` the bank rows are sharded over the ranks and rank 0 attacks and reports
+(``dpaudit.pipeline.fleet``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, distributed=True)
 
 
 class _PrintHandler(logging.Handler):
@@ -144,12 +146,17 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
     outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
                         rerun=args.rerun)
+    if outcome is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     _print_summary(outcome.report)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:
-        from dpaudit.cli.main import main
+        from dpaudit.cli.main import build_parser
 
-        code = main(["report", str(run_dir), "--format", ",".join(formats)])
+        # in this process and session (under torchrun a second session() would join the job twice);
+        # a report error reaches main() as the audit's own
+        report_args = build_parser().parse_args(["report", str(run_dir), "--format", ",".join(formats)])
+        code = report_args.func(report_args)
         if code:
             return code
     print(f"audit.json written to {run_dir}; gate it with `dpaudit gate {run_dir}/audit.json --policy POLICY.toml`")

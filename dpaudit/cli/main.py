@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             if comm.world_size > 1 and not getattr(args, "distributed", False):
                 if not comm.is_main:  # one line for the job, from rank 0
                     raise distributed.PeerFailedError("not a distributed command")
-                raise ConfigError(f"`dpaudit {args.command}` runs as one process (the sharded audit fleet is "
-                                  f"not built yet); start it without torchrun.")
+                raise ConfigError(f"`dpaudit {args.command}` runs as one process; start it without torchrun "
+                                  f"(under torchrun: train, audit).")
             return int(args.func(args))
     except distributed.PeerFailedError as err:  # the rank that failed printed the reason
         return err.exit_code

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dpaudit.config import Config
+from dpaudit.distributed import current
 from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
@@ -120,6 +121,24 @@ def _job(cfg: Config, pop, src: TargetSource, rundir: RunDir, membership, settin
     return job, model_seeds
 
 
+def _prepare(cfg: Config, kind: str, membership_of):
+    """Population, target, user claim, membership (``membership_of(pop, src)``) and the shadows' plan."""
+    pop = load_population(cfg)
+    src = open_target(cfg, kind, pop.ds, pop.info.sha256)
+    user = claims.user_claim(cfg.target, int(src.members.mask.sum())) if kind in ("hf", "scores") else None
+    membership = membership_of(pop, src)
+    settings, plan = _plan(cfg, src, membership, user)
+    return pop, src, user, membership, settings, plan
+
+
+def _share_membership(comm, membership: np.ndarray | None, rows: int) -> np.ndarray:
+    """Rank 0's committed membership (M, N) on every rank (the population's size is checked by ``agree``)."""
+    if comm.world_size == 1:
+        return membership
+    flat = comm.broadcast_array(None if membership is None else membership.reshape(-1), dtype=np.uint8)
+    return flat.reshape(rows, -1).astype(bool)
+
+
 def _target_record(cfg: Config, src: TargetSource) -> dict:
     own = DPAUDIT_RECIPE if src.kind in ("train", "checkpoint") else None
     differs = cfg.audit.shadow_recipe != own
@@ -149,36 +168,51 @@ def _reference(cfg: Config, rundir: RunDir, pop, membership, job, src: TargetSou
 
 
 def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_dir: bool = False,
-              rerun: str | None = None) -> AuditOutcome:
+              rerun: str | None = None) -> AuditOutcome | None:
     """Run (or resume) the whole audit described by ``cfg`` into ``run_dir``; ``rerun`` names a stage to
     recompute with the ones after it (see :data:`dpaudit.pipeline.stage.RERUNNABLE`).
 
     Progress messages go to ``logging.getLogger("dpaudit.pipeline")`` at INFO; the CLI shows them on stdout.
+    Under torchrun every rank calls it: the shadow rows are sharded over the ranks (:mod:`dpaudit.pipeline.fleet`),
+    rank 0 alone writes the run directory's marker, attacks and reports; the other ranks return ``None``.
     """
     from dpaudit.models import resolve_model_dir
     from dpaudit.trainers.recipe import resolve_device
 
-    kind = check_audit_config(cfg)
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
-    rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
+    comm = current()
     t0, times = time.perf_counter(), {}
-    pop = load_population(cfg)
-    src = open_target(cfg, kind, pop.ds, pop.info.sha256)
-    user = claims.user_claim(cfg.target, int(src.members.mask.sum())) if kind in ("hf", "scores") else None
-    _bind(rundir, cfg, pop, src)
-    if rerun is not None:
-        forget_from(rundir, rerun)
-    membership = membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
-                                  src.members.mask if src.external else None)
-    settings, plan = _plan(cfg, src, membership, user)
+    rundir, shared = None, None
+    if comm.is_main:  # a refusal before the shadows is one line, from rank 0; the others wait for its membership
+        kind = check_audit_config(cfg)
+        resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
+        rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
+        rundir.bind_world_size(comm.world_size)
+
+        def committed_membership(pop, src):
+            _bind(rundir, cfg, pop, src)
+            if rerun is not None:
+                forget_from(rundir, rerun)
+            return membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
+                                    src.members.mask if src.external else None)
+
+        pop, src, user, membership, settings, plan = _prepare(cfg, kind, committed_membership)
+        shared = membership
+    shared = _share_membership(comm, shared, cfg.audit.num_shadows + 1)
+    if not comm.is_main:
+        pop, src, user, membership, settings, plan = _prepare(cfg, check_audit_config(cfg), lambda *_: shared)
+    comm.agree(f"{pop.ds.sha256} {pop.info.sha256} {membership.shape}", what="population or backbone")
     device = resolve_device(cfg.train.device)
-    rundir.write_json("config.json", cfg.to_dict())
     t = time.perf_counter()
-    target_logits = target_stage(rundir, src, cfg, pop, device)
+    target_logits, inputs = None, None
+    if comm.is_main:
+        rundir.write_json("config.json", cfg.to_dict())
+        target_logits = target_stage(rundir, src, cfg, pop, device)
+        inputs = {"membership_sha256": file_sha(rundir, "membership.npy"), "recipe": cfg.audit.shadow_recipe,
+                  "settings": settings.to_dict(), "plan": asdict(plan)}
     job, model_seeds = _job(cfg, pop, src, rundir, membership, settings, plan, device, progress)
-    model_logits, facts = shadows_stage(rundir, job, {"membership_sha256": file_sha(rundir, "membership.npy"),
-                                                      "recipe": cfg.audit.shadow_recipe,
-                                                      "settings": settings.to_dict(), "plan": asdict(plan)})
+    model_logits, facts = shadows_stage(rundir, job, inputs, comm)
+    if not comm.is_main:  # rank 0 attacks and reports
+        return None
     times["train"] = time.perf_counter() - t
     mechanism = mechanism_stage(rundir, cfg, pop, membership, settings, plan)
     signals = signals_stage(rundir, target_logits, model_logits, pop.ds.labels)

@@ -10,6 +10,7 @@ import logging
 import numpy as np
 
 from dpaudit.attacks.signals import Signals
+from dpaudit.distributed import SINGLE, Collective
 from dpaudit.errors import DataError
 from dpaudit.pipeline.shadows import SHADOW_RECIPES, ShadowJob
 from dpaudit.pipeline.stage import commit, file_sha, npy_bytes, reusable
@@ -18,8 +19,17 @@ from dpaudit.rundir import RunDir
 logger = logging.getLogger(__name__)
 
 
-def shadows_stage(run: RunDir, job: ShadowJob, inputs: dict) -> tuple[np.ndarray, dict]:
-    """Logits (K, N, C) of the models of ``job`` and the recipe's facts; reused if made from ``inputs``."""
+def shadows_stage(run: RunDir | None, job: ShadowJob, inputs: dict | None,
+                  comm: Collective = SINGLE) -> tuple[np.ndarray | None, dict]:
+    """Logits (K, N, C) of the models of ``job`` and the recipe's facts; reused if made from ``inputs``.
+
+    Several ranks: the rows are sharded over them (:func:`dpaudit.pipeline.fleet.fleet_stage`); rank 0 gets
+    the logits, the others ``(None, {})``.
+    """
+    if comm.world_size > 1:
+        from dpaudit.pipeline.fleet import fleet_stage
+
+        return fleet_stage(run, job, inputs, comm)
     path = reusable(run, "model_logits.npy", inputs)
     if path is not None:
         return np.load(path, allow_pickle=False), dict((run.entry("model_logits.npy") or {}).get("facts") or {})

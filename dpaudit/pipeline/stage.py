@@ -22,7 +22,7 @@ from dpaudit.rundir import RunDir, inputs_digest
 STAGES: dict[str, tuple[str, ...]] = {
     "population": ("membership.npy",),
     "target": ("target_logits.npy",),
-    "shadows": ("models.safetensors", "model_logits.npy"),
+    "shadows": ("fleet.json", "models.safetensors", "model_logits.npy"),
     "signals": ("signals.npz",),
     "attacks": ("attacks.json",),
     "report": ("audit.json",),
