@@ -167,6 +167,28 @@ def _reference(cfg: Config, rundir: RunDir, pop, membership, job, src: TargetSou
     return section
 
 
+def _open_run(cfg: Config, run_dir: Path, world_size: int, force_run_dir: bool, rerun: str | None):
+    """Rank 0's start: check the config, claim and bind the run directory, commit the membership.
+
+    Returns ``(rundir, (population, target source, user claim, membership, settings, plan))``.
+    """
+    from dpaudit.models import resolve_model_dir
+
+    kind = check_audit_config(cfg)
+    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
+    rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
+    rundir.bind_world_size(world_size)
+
+    def committed_membership(pop, src):
+        _bind(rundir, cfg, pop, src)
+        if rerun is not None:
+            forget_from(rundir, rerun)
+        return membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
+                                src.members.mask if src.external else None)
+
+    return rundir, _prepare(cfg, kind, committed_membership)
+
+
 def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_dir: bool = False,
               rerun: str | None = None) -> AuditOutcome | None:
     """Run (or resume) the whole audit described by ``cfg`` into ``run_dir``; ``rerun`` names a stage to
@@ -176,26 +198,14 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     Under torchrun every rank calls it: the shadow rows are sharded over the ranks (:mod:`dpaudit.pipeline.fleet`),
     rank 0 alone writes the run directory's marker, attacks and reports; the other ranks return ``None``.
     """
-    from dpaudit.models import resolve_model_dir
     from dpaudit.trainers.recipe import resolve_device
 
     comm = current()
     t0, times = time.perf_counter(), {}
     rundir, shared = None, None
     if comm.is_main:  # a refusal before the shadows is one line, from rank 0; the others wait for its membership
-        kind = check_audit_config(cfg)
-        resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
-        rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
-        rundir.bind_world_size(comm.world_size)
-
-        def committed_membership(pop, src):
-            _bind(rundir, cfg, pop, src)
-            if rerun is not None:
-                forget_from(rundir, rerun)
-            return membership_stage(rundir, cfg, len(pop.ds), cfg.audit.num_shadows + 1,
-                                    src.members.mask if src.external else None)
-
-        pop, src, user, membership, settings, plan = _prepare(cfg, kind, committed_membership)
+        rundir, (pop, src, user, membership, settings, plan) = _open_run(cfg, run_dir, comm.world_size,
+                                                                         force_run_dir, rerun)
         shared = membership
     shared = _share_membership(comm, shared, cfg.audit.num_shadows + 1)
     if not comm.is_main:
@@ -214,7 +224,6 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     if not comm.is_main:  # rank 0 attacks and reports
         return None
     times["train"] = time.perf_counter() - t
-    mechanism = mechanism_stage(rundir, cfg, pop, membership, settings, plan)
     signals = signals_stage(rundir, target_logits, model_logits, pop.ds.labels)
     claim = _claim(cfg, src, plan, facts, user)
     t = time.perf_counter()
@@ -224,8 +233,9 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
                            force=force_run_dir, rerun=rerun)
     times["total"] = time.perf_counter() - t0
     info = run_info(cfg, run_dir, pop, _target_record(cfg, src), facts, model_seeds, device, times)
-    report = assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
-                      results, canary, family, reference)
-    report = dataclasses.replace(report, mechanism_check=mechanism)
+    report = dataclasses.replace(
+        assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
+                 results, canary, family, reference),
+        mechanism_check=mechanism_stage(rundir, cfg, pop, membership, settings, plan))
     dump_report(report, rundir.file("audit.json"))
     return AuditOutcome(run_dir=rundir.path, report=report)
