@@ -14,6 +14,7 @@ recomputes a stage and the ones after it from the committed files before it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -87,7 +88,12 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
     from dpaudit.trainers.recipe import resolve_privacy
 
     rows = membership[1:] if src.external else membership
-    settings, plan = resolve_privacy(claims.shadow_privacy(cfg, user), [int(s) for s in rows.sum(1)])
+    base = claims.shadow_privacy(cfg, user)
+    p = base.privacy
+    if src.kind == "checkpoint" and p.epsilon is None and p.noise_multiplier is None and p.preset is None:
+        # placeholder: the checkpoint's metadata states non_private, σ, q and steps (copied below)
+        base = dataclasses.replace(base, privacy=dataclasses.replace(p, non_private=True))
+    settings, plan = resolve_privacy(base, [int(s) for s in rows.sum(1)])
     meta = src.meta if src.kind == "checkpoint" else (claims.user_recipe(user) if user is not None else {})
     copied: list[str] = []
     if meta:
