@@ -111,7 +111,9 @@ class TargetConfig:
     the target's training-example ids (needed for every target not trained here). ``scores_kind``: what a
     scores file holds (``"logits"`` or ``"probabilities"``). The claim (for ``hf``/``scores`` targets only):
     ``claim_epsilon`` + ``claim_delta``, or ``claim_noise_multiplier`` + ``claim_sample_rate`` +
-    ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP claim".
+    ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP claim". ``recipe``:
+    how the target was trained, as the user states it (``"unknown"``, or a shadow recipe's name: ``"bitfit"``,
+    ``"full"``); with the same ``audit.shadow_recipe`` and a known privacy recipe, the shadows train like it.
     """
 
     path: str | None = None
@@ -124,6 +126,7 @@ class TargetConfig:
     claim_sample_rate: float | None = None
     claim_steps: int | None = None
     claim_accountant: str = "prv"
+    recipe: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -211,10 +214,10 @@ def _choices(section: str, key: str) -> tuple[str, ...] | None:
         from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only; imported here to keep `import config` light
 
         return tuple(ACCOUNTANTS)
-    if (section, key) == ("audit", "shadow_recipe"):
+    if (section, key) in (("audit", "shadow_recipe"), ("target", "recipe")):
         from dpaudit.pipeline.shadows import SHADOW_RECIPES
 
-        return SHADOW_RECIPES.names()
+        return (*(("unknown",) if section == "target" else ()), *SHADOW_RECIPES.names())
     return CHOICES.get((section, key))
 
 

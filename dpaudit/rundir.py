@@ -58,7 +58,8 @@ _NOT_INPUTS = {("data", "path"), ("model", "path"), ("train", "device"), ("targe
                ("audit", "loo_targets"), ("audit", "canary_guess_fraction"), ("target", "scores_kind"),
                ("audit", "reference"),
                ("target", "claim_epsilon"), ("target", "claim_delta"), ("target", "claim_noise_multiplier"),
-               ("target", "claim_sample_rate"), ("target", "claim_steps"), ("target", "claim_accountant")}
+               ("target", "claim_sample_rate"), ("target", "claim_steps"), ("target", "claim_accountant"),
+               ("target", "recipe")}
 
 
 def config_inputs(config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ from dpaudit.pipeline.stage import RERUNNABLE
 _TARGET_FLAGS = (("target", "path"), ("target_kind", "kind"), ("target_members", "members"),
                  ("scores_kind", "scores_kind"), ("claim_epsilon", "claim_epsilon"), ("claim_delta", "claim_delta"),
                  ("claim_noise_multiplier", "claim_noise_multiplier"), ("claim_sample_rate", "claim_sample_rate"),
-                 ("claim_steps", "claim_steps"))
+                 ("claim_steps", "claim_steps"), ("target_recipe", "recipe"))
 
 DESCRIPTION = "train target + shadows, run membership-inference attacks, write audit.json and a report"
 
@@ -49,7 +49,10 @@ def add_parser(subparsers) -> None:
                             ("--claim-noise-multiplier", "claim_noise_multiplier", float),
                             ("--claim-sample-rate", "claim_sample_rate", float), ("--claim-steps", "claim_steps", int)):
         parser.add_argument(flag, type=kind, dest=key, help=f"the target's stated claim: target.{key}")
-    parser.add_argument("--shadow-recipe", help="how the reference models train (audit.shadow_recipe; default bitfit)")
+    parser.add_argument("--shadow-recipe", help="how the reference models train (audit.shadow_recipe: bitfit | full; "
+                        "default bitfit)")
+    parser.add_argument("--target-recipe", help="how the target was trained, as you state it (target.recipe: "
+                        "unknown | bitfit | full; default unknown)")
     parser.add_argument("--mechanism-check", action="store_true",
                         help="also run `dpaudit verify` on the target's own DP step (audit.mechanism_check)")
     parser.add_argument("--reference", choices=("none", "non-private"),

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from dpaudit.config import Config, TargetConfig
-from dpaudit.errors import ConfigError
+from dpaudit.errors import ConfigError, PrivacyError
 from dpaudit.privacy import check_delta, default_delta, compute_epsilon, default_epsilon_grid, privacy_profile
 
 _RATE_KEYS = ("claim_noise_multiplier", "claim_sample_rate", "claim_steps")
@@ -82,9 +82,20 @@ def user_claim(t: TargetConfig, n_train: int) -> Claim:
         return Claim("user", False, eps, delta, 0.0, 0.0, 0, t.claim_accountant, {"steps": [], "epsilons": []}, None,
                      ((eps,), (delta,)), reason=None)
     sigma, q, steps = float(t.claim_noise_multiplier), float(t.claim_sample_rate), int(t.claim_steps)
-    eps = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=t.claim_accountant)
+    try:  # a hostile or mistyped σ/q/steps can exhaust the accountant's discretisation (numpy errors)
+        eps = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
+                              accountant=t.claim_accountant)
+        profile = _profile(sigma, q, steps, eps, t.claim_accountant)
+    except (ValueError, OverflowError, MemoryError, FloatingPointError, ZeroDivisionError) as err:
+        raise PrivacyError(f"the stated claim σ={sigma:g}, q={q:g}, steps={steps} cannot be accounted by "
+                           f"'{t.claim_accountant}' ({type(err).__name__}: {str(err)[:80]}); check "
+                           f"target.claim_noise_multiplier, claim_sample_rate and claim_steps, or state "
+                           f"claim_epsilon + claim_delta.") from None
+    if not math.isfinite(eps):
+        raise PrivacyError(f"the stated claim σ={sigma:g}, q={q:g}, steps={steps} gives ε = ∞ (no privacy); remove "
+                           f"the target.claim_* keys to audit it as not private.")
     return Claim("user", False, eps, delta, sigma, q, steps, t.claim_accountant, {"steps": [steps], "epsilons": [eps]},
-                 None, _profile(sigma, q, steps, eps, t.claim_accountant))
+                 None, profile)
 
 
 def _profile(sigma: float, q: float, steps: int, epsilon: float, accountant: str):
@@ -117,7 +128,9 @@ def checkpoint_claim(plan, meta: dict) -> Claim:
 def shadow_privacy(cfg: Config, claim_only: Claim | None) -> Config:
     """The config the shadows train with when the user left ``[privacy]`` unset for an external target.
 
-    A user's (ε, δ) claim calibrates the shadows to that ε; no claim trains them non-private.
+    A user's σ/q/steps claim gives the shadows that σ (not an ε to calibrate to: a tiny ε from a huge σ
+    would be unreachable at the config's q and steps); an (ε, δ) claim calibrates the shadows to that ε;
+    no claim trains them non-private.
     """
     import dataclasses
 
@@ -126,6 +139,9 @@ def shadow_privacy(cfg: Config, claim_only: Claim | None) -> Config:
         return cfg
     if claim_only.non_private:
         return dataclasses.replace(cfg, privacy=dataclasses.replace(p, non_private=True))
+    if claim_only.steps > 0:  # σ, q, steps stated: σ as stated (q and steps are copied by target_recipe)
+        return dataclasses.replace(cfg, privacy=dataclasses.replace(p, noise_multiplier=claim_only.noise_multiplier,
+                                                                    delta=claim_only.delta))
     return dataclasses.replace(cfg, privacy=dataclasses.replace(p, epsilon=claim_only.epsilon, delta=claim_only.delta))
 
 

@@ -33,7 +33,7 @@ from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
 from dpaudit.pipeline.reference import reference_section
 from dpaudit.pipeline.report import RECIPE_DIFFERS, assemble, privacy_section, run_info, utility
-from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob
+from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob, full_recipe
 from dpaudit.pipeline.signals import shadows_stage, signals_stage
 from dpaudit.pipeline.stage import file_sha, forget_from
 from dpaudit.pipeline.target import TargetSource, obtained, open_target, target_kind, target_stage
@@ -67,6 +67,13 @@ def check_audit_config(cfg: Config) -> str:
                           f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
     kind = target_kind(cfg)
     claims.check_claim_keys(cfg.target, kind)
+    if kind in ("train", "checkpoint") and cfg.target.recipe not in ("unknown", DPAUDIT_RECIPE):
+        raise ConfigError(f"a {kind} target is a dpaudit model, trained with '{DPAUDIT_RECIPE}'; remove "
+                          f"target.recipe = '{cfg.target.recipe}'.")
+    if kind == "train" and a.shadow_recipe != DPAUDIT_RECIPE:
+        raise ConfigError(f"audit.shadow_recipe = '{a.shadow_recipe}' imitates a target trained elsewhere "
+                          f"(--target); a target trained here is trained with its shadows: use "
+                          f"audit.shadow_recipe = '{DPAUDIT_RECIPE}'.")
     check_mechanism_config(cfg, kind)
     return kind
 
@@ -87,7 +94,12 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
     from dpaudit.trainers.recipe import resolve_privacy
 
     rows = membership[1:] if src.external else membership
-    settings, plan = resolve_privacy(claims.shadow_privacy(cfg, user), [int(s) for s in rows.sum(1)])
+    base = claims.shadow_privacy(cfg, user)
+    p = base.privacy
+    if src.kind == "checkpoint" and p.epsilon is None and p.noise_multiplier is None and p.preset is None:
+        # placeholder: the checkpoint's metadata states non_private, σ, q and steps (copied below)
+        base = dataclasses.replace(base, privacy=dataclasses.replace(p, non_private=True))
+    settings, plan = resolve_privacy(base, [int(s) for s in rows.sum(1)])
     meta = src.meta if src.kind == "checkpoint" else (claims.user_recipe(user) if user is not None else {})
     copied: list[str] = []
     if meta:
@@ -100,6 +112,8 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
                    f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
     if cfg.train.noise == "seeded" and not src.external and not plan.non_private:
         logger.info("seeded noise: the target's noise is reproducible from the seed — NOT a private release")
+    if cfg.audit.shadow_recipe == "full":  # refuse what it cannot train before any model is trained
+        full_recipe(settings, plan, cfg.data.max_length)
     return settings, plan
 
 
@@ -139,9 +153,24 @@ def _share_membership(comm, membership: np.ndarray | None, rows: int) -> np.ndar
     return flat.reshape(rows, -1).astype(bool)
 
 
-def _target_record(cfg: Config, src: TargetSource) -> dict:
-    own = DPAUDIT_RECIPE if src.kind in ("train", "checkpoint") else None
-    differs = cfg.audit.shadow_recipe != own
+def recipe_differs(cfg: Config, kind: str, user: claims.Claim | None) -> bool:
+    """Whether the shadows may train otherwise than the target (``run.target.recipe_differs``).
+
+    ``False`` only when both the way of training and the privacy hyper-parameters are known: a dpaudit
+    target with ``bitfit`` shadows (its own recipe and accounting), or a target trained elsewhere whose
+    ``target.recipe`` the user states as the shadow recipe *and* whose privacy is stated in full — no claim
+    (non-private: shadows non-private with the config's ``[train]``/``[optim]``, which the user then states
+    are the target's) or a σ/q/steps claim (copied). An (ε, δ)-only claim leaves σ, q and steps guessed.
+    """
+    if kind in ("train", "checkpoint"):
+        return cfg.audit.shadow_recipe != DPAUDIT_RECIPE
+    if cfg.target.recipe != cfg.audit.shadow_recipe:
+        return True
+    return not (user is None or user.source == "none" or user.steps > 0)
+
+
+def _target_record(cfg: Config, src: TargetSource, user: claims.Claim | None) -> dict:
+    differs = recipe_differs(cfg, src.kind, user)
     return {"kind": src.kind, "source": None if src.path is None else src.path.name, "sha256": src.sha256,
             "obtained": obtained(src, cfg), "shadow_recipe": cfg.audit.shadow_recipe,
             "recipe_differs": differs, "warning": RECIPE_DIFFERS if differs else None}
@@ -232,7 +261,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     reference = _reference(cfg, rundir, pop, membership, job, src, times, device=device, progress=progress,
                            force=force_run_dir, rerun=rerun)
     times["total"] = time.perf_counter() - t0
-    info = run_info(cfg, run_dir, pop, _target_record(cfg, src), facts, model_seeds, device, times)
+    info = run_info(cfg, run_dir, pop, _target_record(cfg, src, user), facts, model_seeds, device, times)
     report = dataclasses.replace(
         assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
                  results, canary, family, reference),

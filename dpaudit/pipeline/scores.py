@@ -5,7 +5,9 @@ Formats (decided here, documented in the README):
 * ``.npy``: a float array of shape (N, C); row i is example i of the population (in ``dpaudit``'s
   population order, the ids ``--target-members`` uses). No pickles.
 * ``.csv`` / ``.parquet``: an integer ``id`` column (the example's index in the population) and one column
-  per class, in the dataset's class order (C columns besides ``id``).
+  per class, in the dataset's class order (C columns besides ``id``), plus optionally a ``text`` column: the
+  example's text, checked against the population's (a file scored on another population or order —
+  other data, ``max_examples`` or seed — is refused instead of being audited against the wrong members).
 
 ``target.scores_kind`` says whether the values are logits or class probabilities (probabilities are turned
 into log-probabilities, which the attacks treat as logits). Every id in [0, N) must appear exactly once;
@@ -25,8 +27,8 @@ SCORE_SUFFIXES = (".npy", ".csv", ".parquet")
 _MAX_BYTES = 4 << 30
 
 
-def _table(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, values)`` of a CSV or Parquet scores file."""
+def _table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(ids, values, texts or None)`` of a CSV or Parquet scores file."""
     import pandas as pd
 
     try:
@@ -37,14 +39,26 @@ def _table(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"scores file '{path}' has no 'id' column; give an integer id column (the example's index "
                         f"in the population) and one column per class.")
     ids = frame.pop("id")
+    texts = frame.pop("text").astype(str).to_numpy() if "text" in frame.columns else None
     if not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"the 'id' column of scores file '{path}' must hold integers, got {ids.dtype}.")
     try:
         values = frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(f"scores file '{path}' holds non-numeric class columns; every column besides 'id' must be "
-                        f"a number.") from None
-    return ids.to_numpy(dtype=np.int64), values
+        raise DataError(f"scores file '{path}' holds non-numeric class columns; every column besides 'id' (and "
+                        f"'text') must be a number.") from None
+    return ids.to_numpy(dtype=np.int64), values, texts
+
+
+def _check_texts(path: Path, ids: np.ndarray, texts: np.ndarray, population: list[str]) -> None:
+    """Refuse a scores file whose ``text`` column differs from the population's text at the same id."""
+    wrong = [i for i, (j, t) in enumerate(zip(ids, texts)) if t.strip() != str(population[j]).strip()]
+    if wrong:
+        i = wrong[0]
+        raise DataError(f"scores file '{path}': {len(wrong)} of {len(ids)} rows name another text than the "
+                        f"population's example with their id (e.g. id {int(ids[i])}: {texts[i][:40]!r}); the scores "
+                        f"were computed on another population or order — use the target's data, data.max_examples "
+                        f"and train.seed.")
 
 
 def _ordered(path: Path, ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -66,12 +80,14 @@ def _ordered(path: Path, ids: np.ndarray, values: np.ndarray, n: int) -> np.ndar
     return out
 
 
-def read_scores(path: str | Path, *, n: int, num_classes: int, kind: str) -> np.ndarray:
-    """The target's logits (N, C) float32 from a scores file (see the module docstring).
+def read_scores(path: str | Path, *, n: int, num_classes: int, kind: str,
+                texts: list[str] | None = None) -> np.ndarray:
+    """The target's logits (N, C) float32 from a scores file (see the module docstring); ``texts``: the
+    population's, checked against a ``text`` column.
 
     Raises:
         DataError: missing, unreadable, wrong shape or class count, missing/duplicate/outside ids, NaN/inf,
-            or probabilities outside [0, 1].
+            probabilities outside [0, 1], or texts that are not the population's.
     """
     p = Path(path)
     if not p.is_file() or p.suffix.lower() not in SCORE_SUFFIXES:
@@ -90,7 +106,10 @@ def read_scores(path: str | Path, *, n: int, num_classes: int, kind: str) -> np.
             raise DataError(f"scores file '{p}' has {len(values)} rows; the population has N={n} (row i = example i).")
         values = values.astype(np.float64)
     else:
-        values = _ordered(p, *_table(p), n)
+        ids, values, file_texts = _table(p)
+        values = _ordered(p, ids, values, n)
+        if file_texts is not None and texts is not None:
+            _check_texts(p, ids, file_texts, texts)
     return _as_logits(p, values, num_classes, kind)
 
 

@@ -27,6 +27,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "attacks": ("attacks.json",),
     "report": ("audit.json",),
 }
+#: Per-model files of the shadows stage (``shadow-full-NNN.npy``, :func:`dpaudit.trainers.full.shadow_file`).
+PER_MODEL_PREFIX = "shadow-full-"
 #: Stages ``--rerun`` accepts.
 RERUNNABLE = ("target", "shadows", "signals", "attacks", "report")
 
@@ -73,4 +75,7 @@ def forget_from(run: RunDir, stage: str) -> None:
     names = list(STAGES)
     for later in names[names.index(stage):]:
         for name in STAGES[later]:
+            run.forget(name)
+    if names.index(stage) <= names.index("shadows"):  # the full recipe's per-model files
+        for name in [f for f in run.record["files"] if f.startswith(PER_MODEL_PREFIX)]:
             run.forget(name)

@@ -9,6 +9,7 @@ its own: it is row 0 of the shadow bank (stage 3).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from dpaudit.pipeline.external import TargetMembers, check_target_population, re
 from dpaudit.pipeline.scores import SCORE_SUFFIXES, read_scores
 from dpaudit.pipeline.stage import commit, npy_bytes, reusable
 from dpaudit.rundir import RunDir, sha256_file
+
+logger = logging.getLogger(__name__)
 
 #: How the target's outputs were obtained, per kind (``run.target.obtained`` in ``audit.json``).
 OBTAINED = {"train": "trained and scored by dpaudit in this run",
@@ -133,7 +136,9 @@ def target_stage(run: RunDir, src: TargetSource, cfg: Config, pop, device) -> np
         return np.load(path, allow_pickle=False)
     ds = pop.ds
     if src.kind == "scores":
-        logits = read_scores(src.path, n=len(ds), num_classes=ds.num_classes, kind=cfg.target.scores_kind)
+        logits = read_scores(src.path, n=len(ds), num_classes=ds.num_classes, kind=cfg.target.scores_kind,
+                             texts=list(ds.texts))
+        _warn_if_unordered(logits, ds.labels, src.members.mask, src.path)
     elif src.kind == "hf":
         from dpaudit.pipeline.hf_target import hf_logits
 
@@ -143,6 +148,20 @@ def target_stage(run: RunDir, src: TargetSource, cfg: Config, pop, device) -> np
         logits = _checkpoint_logits(src, cfg, pop, device)
     commit(run, "target_logits.npy", npy_bytes(np.ascontiguousarray(logits, dtype=np.float32)), inputs)
     return logits
+
+
+def _warn_if_unordered(logits: np.ndarray, labels: np.ndarray, members: np.ndarray, path: Path) -> None:
+    """Say so when a scores file does no better than the majority class on the target's own training
+    examples: almost surely scores in another order than the population's (a ``.npy`` has no ids to check)."""
+    from dpaudit.protection import majority_baseline
+
+    accuracy = float((logits[members].argmax(1) == labels[members]).mean())
+    baseline = majority_baseline(labels[members])
+    if accuracy <= baseline:
+        logger.warning(f"warning: the target's scores in '{path.name}' are right on {accuracy:.1%} of its own "
+                       f"training examples, no better than the majority class ({baseline:.1%}): are they in the "
+                       f"population's order (ids as dpaudit loads the data)? A CSV/Parquet with 'id' and 'text' "
+                       f"columns is checked.")
 
 
 def obtained(src: TargetSource, cfg: Config) -> str:
