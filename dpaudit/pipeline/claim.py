@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
+
+import numpy as np
 
 from dpaudit.config import Config, TargetConfig
 from dpaudit.errors import ConfigError, PrivacyError
@@ -82,10 +85,13 @@ def user_claim(t: TargetConfig, n_train: int) -> Claim:
         return Claim("user", False, eps, delta, 0.0, 0.0, 0, t.claim_accountant, {"steps": [], "epsilons": []}, None,
                      ((eps,), (delta,)), reason=None)
     sigma, q, steps = float(t.claim_noise_multiplier), float(t.claim_sample_rate), int(t.claim_steps)
-    try:  # a hostile or mistyped σ/q/steps can exhaust the accountant's discretisation (numpy errors)
-        eps = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
-                              accountant=t.claim_accountant)
-        profile = _profile(sigma, q, steps, eps, t.claim_accountant)
+    try:  # a hostile or mistyped σ/q/steps can exhaust the accountant's discretisation (numpy errors);
+        # its numpy/opacus warnings would print beside the one error line, so they are silenced here
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            eps = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
+                                  accountant=t.claim_accountant)
+            profile = _profile(sigma, q, steps, eps, t.claim_accountant)
     except (ValueError, OverflowError, MemoryError, FloatingPointError, ZeroDivisionError) as err:
         raise PrivacyError(f"the stated claim σ={sigma:g}, q={q:g}, steps={steps} cannot be accounted by "
                            f"'{t.claim_accountant}' ({type(err).__name__}: {str(err)[:80]}); check "
