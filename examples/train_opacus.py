@@ -22,23 +22,17 @@ not for a release (Opacus' ``secure_mode=True`` needs torchcsprng). About two mi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
-import numpy as np
+from _population import add_population_args, embedded_classifier, population_and_members, write_target
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-examples", type=int, default=1000, help="population size N (default 1000)")
-    parser.add_argument("--population-seed", type=int, default=0,
-                        help="seed of dpaudit's population subset; the audit's train.seed (default 0)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the member half and of training (default 1)")
-    parser.add_argument("--max-length", type=int, default=64, help="tokens per example (default 64)")
+    add_population_args(parser)
     parser.add_argument("--epochs", type=int, default=3, help="epochs (default 3); steps = epochs / q")
     parser.add_argument("--batch-size", type=int, default=64, help="expected Poisson batch (default 64)")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
@@ -46,7 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--delta", type=float, default=None, help="δ (default 1/(10·members))")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="clipping threshold C (default 1)")
     parser.add_argument("--accountant", default="prv", choices=("prv", "rdp"), help="Opacus accountant (default prv)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (model/ and members.json)")
     return parser.parse_args(argv)
 
 
@@ -64,23 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from opacus import PrivacyEngine
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    from dpaudit.data import load_dataset
-    from dpaudit.models import embedded_model_dir
-
-    hf_logging.set_verbosity_error()  # "classifier newly initialized" is expected
-    hf_logging.disable_progress_bar()
     torch.manual_seed(args.seed)
-    ds = load_dataset(path="embedded", max_examples=args.max_examples, seed=args.population_seed)
-    members = np.sort(np.random.default_rng(args.seed).choice(len(ds), size=len(ds) // 2, replace=False))
+    ds, members = population_and_members(args.max_examples, args.population_seed, args.seed)
     delta = args.delta if args.delta is not None else 1.0 / (10 * len(members))
-    model_dir = embedded_model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=ds.num_classes, local_files_only=True, trust_remote_code=False,
-        id2label=dict(enumerate(ds.label_names)), label2id={n: i for i, n in enumerate(ds.label_names)})
+    model, tokenizer = embedded_classifier(ds)
     model.train()  # from_pretrained returns eval mode; dropout off below, as dpaudit trains
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -114,17 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     sigma, q = optimizer.noise_multiplier, loader.sample_rate
     plain = model._module
     plain.eval()
-    args.out.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(str(args.out / "model"))
-    tokenizer.save_pretrained(str(args.out / "model"))
     claim = {"noise_multiplier": sigma, "sample_rate": q, "steps": steps, "delta": delta, "epsilon": epsilon,
              "accountant": args.accountant, "max_grad_norm": args.max_grad_norm}
-    population = {"path": "embedded", "max_examples": args.max_examples, "seed": args.population_seed,
-                  "n_examples": len(ds), "dataset_sha256": ds.sha256}
-    (args.out / "members.json").write_text(json.dumps({"train": members.tolist(), "population": population,
-                                                       "trainer": "opacus", "trainable": "biases + classifier",
-                                                       "claim": claim, "max_length": args.max_length},
-                                                      indent=1) + "\n")
+    write_target(args, ds, members, plain, tokenizer, trainer="opacus", trainable="biases + classifier", claim=claim)
     print(f"trained {n_trainable:,} bias/head parameters on {len(members)} of {len(ds)} examples with Opacus")
     print(f"claim: sigma={sigma:.6g} q={q:.6g} steps={steps} delta={delta:.6g} epsilon={epsilon:.4f} "
           f"({args.accountant}, C={args.max_grad_norm})")
