@@ -10,6 +10,7 @@ new mean-pooling head). Code shipped in a model directory is never run: every lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -140,30 +141,42 @@ def backbone_sha256(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def load_backbone(path: str | Path | None, *, max_length: int | None = None):
-    """Load ``(encoder, tokenizer, ModelInfo)`` from a local directory; never touches the network and never
-    runs code from the directory (``trust_remote_code=False``; see :func:`resolve_model_dir`)."""
+@contextlib.contextmanager
+def quiet_hf_loading(model_dir: Path, what: str, needs: str = ""):
+    """Offline ``from_pretrained`` calls inside: transformers' expected notes ("newly initialized", "weights
+    not used") and "Loading weights" bars silenced and restored after; any failure → one ``ModelError`` line
+    naming ``what`` and ``model_dir``. The hub is switched off before transformers is first imported here, so
+    import transformers inside the block.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    model_dir, name = resolve_model_dir(path, max_length=max_length)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "weights not used: classifier.*" is expected for classifiers
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr for a local checkpoint
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
-        encoder = AutoModel.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+        yield
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ModelError(f"could not load a model from '{model_dir}' ({first}); is it a complete Hugging Face "
-                         f"checkpoint with its tokenizer?") from err
+        raise ModelError(f"could not load {what} from '{model_dir}' ({first}); is it a complete Hugging Face "
+                         f"checkpoint{' ' + needs if needs else ''}?") from err
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def load_backbone(path: str | Path | None, *, max_length: int | None = None):
+    """Load ``(encoder, tokenizer, ModelInfo)`` from a local directory; never touches the network and never
+    runs code from the directory (``trust_remote_code=False``; see :func:`resolve_model_dir`)."""
+    model_dir, name = resolve_model_dir(path, max_length=max_length)
+    # "weights not used: classifier.*" is expected when a classifier serves as the backbone
+    with quiet_hf_loading(model_dir, "a model", "with its tokenizer"):
+        from transformers import AutoModel, AutoTokenizer  # after the offline switches are set
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
     if not hasattr(encoder.config, "hidden_size"):
         raise ModelError(f"model in '{model_dir}' has no hidden_size in its config; dpaudit needs a text encoder.")
     return encoder, tokenizer, ModelInfo(name=name, source=str(model_dir), sha256=backbone_sha256(model_dir))

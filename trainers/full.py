@@ -27,7 +27,6 @@ import hashlib
 import inspect
 import io
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from dpaudit._validation import check_choice, check_int, check_real
-from dpaudit.errors import ConfigError, ModelError
+from dpaudit.errors import ConfigError
 from dpaudit.rundir import RunDir
 from dpaudit.trainers.batching import EncodedTexts
 
@@ -91,33 +90,16 @@ class FullRecipe:
 
 
 def _load(model_dir, num_labels: int, max_length: int, seed: int):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    from dpaudit.models import resolve_model_dir
+    from dpaudit.models import quiet_hf_loading, resolve_model_dir
 
     path, _ = resolve_model_dir(model_dir, max_length=max_length)  # refuses auto_map and too-long inputs
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized: classifier.*" is expected
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the new head's initialisation, per model
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_labels, trust_remote_code=False, local_files_only=True,
-                ignore_mismatched_sizes=True)
-    except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ModelError(f"could not load a sequence classifier from '{path}' ({first}); is it a complete Hugging "
-                         f"Face checkpoint?") from err
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model
+    # "newly initialized: classifier.*" is expected
+    with quiet_hf_loading(path, "a sequence classifier"), torch.random.fork_rng(devices=[]):
+        from transformers import AutoModelForSequenceClassification
+
+        torch.manual_seed(seed)  # the new head's initialisation, per model
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, trust_remote_code=False, local_files_only=True, ignore_mismatched_sizes=True)
 
 
 def _no_dropout(model: torch.nn.Module) -> None:

@@ -48,17 +48,19 @@ def check_labels(path: Path, num_classes: int) -> None:
 def hf_logits(path: Path, ds, *, max_length: int, batch_size: int, device) -> np.ndarray:
     """The classifier's logits (N, C) float32 on the population ``ds`` (texts or text pairs, tokenised with the
     directory's own tokenizer under the same character budget as training), columns in the dataset's class order."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from dpaudit.models import resolve_model_dir
+    from dpaudit.models import quiet_hf_loading, resolve_model_dir
     from dpaudit.trainers.batching import EncodedTexts
     from dpaudit.trainers.full import classifier_logits
 
     resolve_model_dir(path, max_length=max_length)  # refuses auto_map; max_length must fit its positions
     label_names = list(ds.label_names)
     check_labels(path, len(label_names))
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    with quiet_hf_loading(path, "the target classifier", "with its tokenizer"):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True,
+                                                                   trust_remote_code=False)
     model.to(device).eval()
     encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=max_length)
     logits = classifier_logits(model, encoded, device=device, batch_size=batch_size)
