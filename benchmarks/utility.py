@@ -78,14 +78,14 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     non_private = epsilon is None
     base = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
                          lr=lr, head_lr=args.head_lr, optimizer="adam", schedule=args.schedule,
-                         warmup_fraction=args.warmup_fraction,
+                         warmup_fraction=args.warmup_fraction, autocast=args.autocast,
                          clipping=_clipping(args),
                          non_private=non_private, delta=args.delta, noise_multiplier=0.0)
     q, steps = sample_rate_and_steps(base, [n] * k)
-    sigma = 0.0 if non_private else calibrate_noise(target_epsilon=epsilon, delta=args.delta, sample_rate=q,
-                                                    steps=steps)
+    sigma = 0.0 if non_private or args.clip_only else calibrate_noise(target_epsilon=epsilon, delta=args.delta,
+                                                                      sample_rate=q, steps=steps)
     settings = TrainSettings(**{**base.__dict__, "noise_multiplier": sigma})
-    spent = float("inf") if non_private else compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps,
+    spent = float("inf") if non_private or args.clip_only else compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps,
                                                              delta=args.delta)
     clf = BankedClassifier.from_backbone(copy.deepcopy(pristine), num_models=k, num_labels=2)
     membership = np.ones((k, n), dtype=bool)
@@ -99,8 +99,9 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     eval_s = time.perf_counter() - t0
     acc = [float((logits[i].argmax(-1) == y_hold).mean()) for i in range(k)]
     return {
-        "setting": "non-private" if non_private else f"eps={epsilon:g}",
-        "target_epsilon": None if non_private else epsilon, "epsilon_spent": None if non_private else spent,
+        "setting": "non-private" if non_private else "clip only (σ = 0)" if args.clip_only else f"eps={epsilon:g}",
+        "target_epsilon": None if non_private else epsilon,
+        "epsilon_spent": None if non_private or args.clip_only else spent,
         "delta": args.delta, "noise_multiplier": sigma, "sample_rate": q, "steps": outcome.steps,
         "planned_steps": outcome.planned_steps, "lr": lr, "head_lr": args.head_lr, "seeds": seeds, "accuracy_per_seed": acc,
         "accuracy_mean": statistics.mean(acc), "accuracy_std": statistics.stdev(acc) if k > 1 else 0.0,
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-batch-size", type=int, default=256)
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--clip-only", action="store_true",
+                    help="diagnostic: the DP settings with clipping but σ = 0 (no privacy; separates clipping from noise)")
+    ap.add_argument("--autocast", action="store_true", help="bf16 forward (train.autocast; CUDA or native-bf16 CPU)")
     ap.add_argument("--no-nonprivate", action="store_true", help="skip the non-private reference")
     ap.add_argument("--progress", action="store_true", help="tqdm bars")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "utility.json"))
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "clipping": f"{args.clip_style}, " + ("all-layer" if args.clip_head is None else
                                                f"groups: head C_h={args.clip_head:g}, biases C={args.max_grad_norm:g}"),
         "head_lr": args.head_lr, "optimizer": f"adam, {args.schedule} lr, warm-up {args.warmup_fraction:g}",
-        "accountant": "prv", "micro_batch_size": args.micro_batch_size,
+        "accountant": "prv", "micro_batch_size": args.micro_batch_size, "autocast_bf16": args.autocast,
         "holdout_majority": float(max(y_ho.mean(), 1 - y_ho.mean())),
         "mean_train_tokens": float(enc_tr.lengths.mean()), "threads": torch.get_num_threads(),
         "cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,

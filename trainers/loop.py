@@ -117,6 +117,32 @@ def sample_rate_and_steps(settings: TrainSettings, train_sizes: Sequence[int]) -
     return q, max(1, int(round(settings.epochs / q)))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX, as oneDNN reports it)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def bf16_autocast(requested: bool, device: torch.device) -> bool:
+    """Whether ``train.autocast`` runs the backbone's forward in bf16 on ``device``.
+
+    On CUDA always; on a CPU only with native bf16 (there it is ≈ 1.4× faster per step; elsewhere slower).
+    Per-sample sums, norms, clipping and noise stay float32 either way (:mod:`trainers.bias_sums`), so the
+    clipped contribution of an example is bounded by C whatever the forward's precision.
+
+    Raises:
+        ConfigError: requested on a CPU without native bf16.
+    """
+    if not requested:
+        return False
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return True
+    raise ConfigError(f"train.autocast=true needs CUDA or a CPU with native bf16 (AVX512-BF16/AMX); "
+                      f"device {device} has neither — set train.autocast=false.")
+
+
 class Trainer:
     """Trains the K models of ``classifier`` on ``membership`` (K, N) over ``encoded``/``labels``.
 
@@ -161,6 +187,7 @@ class Trainer:
                                   lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
         self.sched = make_scheduler(self.opt, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
                                     steps=self.planned_steps)
+        self.autocast = bf16_autocast(settings.autocast, self.device)
         self.step = 0
         self.history = {"steps": [0], "epsilons": [0.0]}
 
@@ -248,11 +275,10 @@ class Trainer:
     def _train_step(self) -> float:
         examples, models = self._logical_batch()
         total_loss = 0.0
-        use_autocast = self.settings.autocast and self.device.type == "cuda"
         for ex, mo in micro_batches(examples, models, self.lengths, self.settings.micro_batch_size):
             ids, mask = self.encoded.collate(ex, self.device)
             m = torch.from_numpy(mo).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.clf(ids, mask, m)
             loss = F.cross_entropy(logits.float(), self.labels[ex].to(self.device), reduction="sum")
             if not torch.isfinite(loss):

@@ -176,3 +176,52 @@ def test_batch_larger_than_data():
     enc, labels = tiny_population(10)
     with pytest.raises(ConfigError, match="larger than the training set"):
         Trainer(_clf(1), enc, labels, np.ones((1, 10), bool), TrainSettings(batch_size=64), seeds=[0])
+
+
+def test_cpu_bf16_autocast_clips_in_float32_and_trains_like_float32():
+    """train.autocast on a CPU with native bf16: the forward runs in bf16, yet every example's clipped
+    contribution is still ≤ C (sums and norms are float32) and the run stays close to the float32 one."""
+    from dpaudit.trainers.loop import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    enc, labels = tiny_population(8)
+    ids, mask = enc.collate(np.arange(8), torch.device("cpu"))
+    clipping = ClippingConfig(max_grad_norm=0.01)
+    for i in range(4):
+        clf = _clf(1, dtype=torch.float32)
+        agg = DPAggregator(clf, clipping=clipping, noise_multiplier=0.0, sources=make_sources([0]))
+        with torch.no_grad():
+            exact = clf(ids[i : i + 1], mask[i : i + 1], torch.zeros(1, dtype=torch.long))
+            clf.bank.release()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = clf(ids[i : i + 1], mask[i : i + 1], torch.zeros(1, dtype=torch.long))
+        assert not torch.equal(logits.detach().float(), exact)  # the forward really ran in bf16
+        torch.nn.functional.cross_entropy(logits.float(), torch.as_tensor(labels[i : i + 1]), reduction="sum").backward()
+        agg.accumulate()
+        assert all(a.dtype == torch.float32 for a in agg.sums)
+        assert float(torch.sqrt(sum(a.square().sum() for a in agg.sums))) <= 0.01 * (1 + 1e-6)
+    enc, labels = tiny_population(40)
+    membership = np.ones((1, 40), dtype=bool)
+    trained = []
+    for autocast in (False, True):
+        clf = _clf(1, dtype=torch.float32)
+        settings = TrainSettings(epochs=2.0, batch_size=10, micro_batch_size=8, lr=0.05, noise_multiplier=0.5,
+                                 clipping=ClippingConfig(max_grad_norm=0.5), optimizer="adam", autocast=autocast)
+        trainer = Trainer(clf, enc, labels, membership, settings, seeds=[7], progress=False)
+        assert trainer.autocast is autocast
+        trainer.run()
+        trained.append(torch.cat([s.param.detach().flatten() for s in clf.slots]))
+    start = torch.cat([s.param.detach().flatten() for s in _clf(1, dtype=torch.float32).slots])
+    moved = (trained[0] - start).norm()
+    assert (trained[1] - trained[0]).norm() < 0.2 * moved  # same seeds, same noise: bf16 rounding only
+
+
+def test_autocast_refused_on_a_cpu_without_bf16(monkeypatch):
+    from dpaudit.trainers import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    enc, labels = tiny_population(10)
+    with pytest.raises(ConfigError, match="train.autocast=false"):
+        Trainer(_clf(1, dtype=torch.float32), enc, labels, np.ones((1, 10), dtype=bool),
+                TrainSettings(epochs=1.0, batch_size=5, autocast=True), seeds=[0], progress=False)
