@@ -113,7 +113,7 @@ def test_external_target_is_judged_and_described_by_itself(tmp_path, capsys, wor
         own = evaluate_attack(attack.name, signals, membership, targets=(0,), delta=report.privacy.delta,
                               significance=attack.epsilon_lb["significance"], fprs=(0.1,))
         assert attack.auc == pytest.approx(own.auc) and attack.auc_std is None
-    assert report.privacy.clipping.max_grad_norm == target_meta["settings"]["clipping"]["max_grad_norm"] == 1.0
+    assert report.privacy.clipping.max_grad_norm == target_meta["settings"]["clipping"]["max_grad_norm"] != 0.3
     assert (report.privacy.noise_multiplier, report.privacy.sample_rate, report.privacy.steps) == (
         target_meta["noise_multiplier"], target_meta["sample_rate"], target_meta["steps"])
     assert report.privacy.claim_source == "checkpoint" and report.privacy.noise == "secure"
