@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . .venv/bin/activate
-# bf16 forward where the CPU computes it natively (≈ 1.4× per training step; sums, clipping and noise stay
+# bf16 forward where the CPU computes it natively (≈ 1.2–1.5× per training step; sums, clipping and noise stay
 # float32): train.autocast is refused on other CPUs, so it is only asked for here.
 if python -c "import sys; from dpaudit.trainers.loop import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())"; then
   set -- --set train.autocast=true "$@"

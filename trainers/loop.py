@@ -128,7 +128,7 @@ def cpu_has_native_bf16() -> bool:
 def bf16_autocast(requested: bool, device: torch.device) -> bool:
     """Whether ``train.autocast`` runs the backbone's forward in bf16 on ``device``.
 
-    On CUDA always; on a CPU only with native bf16 (there it is ≈ 1.4× faster per step; elsewhere slower).
+    On CUDA always; on a CPU only with native bf16 (there ≈ 1.2–1.5× faster per step; elsewhere slower).
     Per-sample sums, norms, clipping and noise stay float32 either way (:mod:`trainers.bias_sums`), so the
     clipped contribution of an example is bounded by C whatever the forward's precision.
 

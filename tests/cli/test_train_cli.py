@@ -155,6 +155,19 @@ def test_bad_input_exits_2_with_one_error_line(case, tmp_path, capsys, assets, t
     assert not (run_dir / "models.safetensors").exists()
 
 
+def test_autocast_on_a_cpu_without_bf16_exits_2(tmp_path, capsys, assets, train_steps, monkeypatch):
+    from dpaudit.trainers import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, ["train", *FAST, "--data", str(assets["csv"]), "--model", str(assets["bert"]),
+                                    "--epsilon", "3", "--set", "train.autocast=true", "--device", "cpu",
+                                    "--run-dir", str(run_dir)])
+    assert code == 2
+    assert_one_error_line(err, "train.autocast=false")
+    assert not train_steps and not (run_dir / "models.safetensors").exists()
+
+
 def test_large_delta_is_accepted_with_force(tmp_path, capsys, assets):
     run_dir = tmp_path / "forced"
     with pytest.warns(UserWarning, match="1/N"):
