@@ -76,17 +76,16 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
 
     k, n = len(seeds), len(encoded_train)
     non_private = epsilon is None
+    noisy = not non_private and not args.clip_only  # --clip-only: clipping with σ = 0, no privacy
     base = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
                          lr=lr, head_lr=args.head_lr, optimizer="adam", schedule=args.schedule,
                          warmup_fraction=args.warmup_fraction, autocast=args.autocast,
                          clipping=_clipping(args),
                          non_private=non_private, delta=args.delta, noise_multiplier=0.0)
     q, steps = sample_rate_and_steps(base, [n] * k)
-    sigma = 0.0 if non_private or args.clip_only else calibrate_noise(target_epsilon=epsilon, delta=args.delta,
-                                                                      sample_rate=q, steps=steps)
+    sigma = calibrate_noise(target_epsilon=epsilon, delta=args.delta, sample_rate=q, steps=steps) if noisy else 0.0
     settings = TrainSettings(**{**base.__dict__, "noise_multiplier": sigma})
-    spent = float("inf") if non_private or args.clip_only else compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps,
-                                                             delta=args.delta)
+    spent = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=args.delta) if noisy else None
     clf = BankedClassifier.from_backbone(copy.deepcopy(pristine), num_models=k, num_labels=2)
     membership = np.ones((k, n), dtype=bool)
     trainer = Trainer(clf, encoded_train, y_train, membership, settings, seeds=seeds, run=None,
@@ -101,7 +100,7 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     return {
         "setting": "non-private" if non_private else "clip only (σ = 0)" if args.clip_only else f"eps={epsilon:g}",
         "target_epsilon": None if non_private else epsilon,
-        "epsilon_spent": None if non_private or args.clip_only else spent,
+        "epsilon_spent": spent,
         "delta": args.delta, "noise_multiplier": sigma, "sample_rate": q, "steps": outcome.steps,
         "planned_steps": outcome.planned_steps, "lr": lr, "head_lr": args.head_lr, "seeds": seeds, "accuracy_per_seed": acc,
         "accuracy_mean": statistics.mean(acc), "accuracy_std": statistics.stdev(acc) if k > 1 else 0.0,
