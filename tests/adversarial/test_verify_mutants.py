@@ -74,6 +74,51 @@ def test_sampling_rate_doubled_without_telling_the_accountant_is_caught(monkeypa
     _caught(result)
 
 
+def _per_table_accumulate(self) -> None:
+    """DPAggregator.accumulate with the per-layer bug: every table's per-sample gradient clipped to C on its
+    own (layer-wise clipping without the 1/√G), while the noise stays σ·C."""
+    bank = self.classifier.bank
+    m = bank.model_index
+    for slot, acc in zip(self.slots, self.sums):
+        if slot.per_sample is None:
+            continue
+        norms = slot.per_sample.reshape(len(m), -1).norm(dim=1)
+        factors = (self.clipping.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        self.kernels.scaled_bank_sum(slot.per_sample, factors, m, acc)
+    self.counts.index_add_(0, m, torch.ones_like(m, dtype=torch.float32))
+    self._examples += m.numel()
+    bank.release()
+
+
+def test_per_table_clipping_is_caught(monkeypatch):
+    """A canary spread over 4 tables lets 2·C through per-table clipping; a one-table canary never showed it."""
+    monkeypatch.setattr(DPAggregator, "accumulate", _per_table_accumulate)
+    _caught(_check())
+
+
+def test_per_table_groups_are_caught(monkeypatch):
+    """The same bug through the aggregator's own groups: one group per table, each threshold C."""
+    def per_table(agg):
+        n = len(agg.slots)
+        agg.classifier.bank.set_groups(list(range(n)), n)
+        agg.thresholds = torch.full((n,), agg.clipping.max_grad_norm, dtype=agg.thresholds.dtype)
+
+    _after_init(monkeypatch, per_table)
+    _caught(_check())
+
+
+def test_noise_reused_across_steps_is_caught(monkeypatch):
+    """The noise stream ignores the step index: consecutive updates carry the same noise, which cancels in
+    their differences (OUT canaries exactly 0)."""
+    original = DPAggregator.finalize
+
+    def reused(self, *, expected_batch_size, step):
+        original(self, expected_batch_size=expected_batch_size, step=0)
+
+    monkeypatch.setattr(DPAggregator, "finalize", reused)
+    _caught(_check())
+
+
 def test_seeded_noise_with_published_seed_is_caught():
     result = _check(published=True)
     assert result.seed_published and result.noise == "seeded"
