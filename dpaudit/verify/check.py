@@ -188,9 +188,9 @@ def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float)
     if cfg.privacy.non_private:
         raise ConfigError("privacy.non_private = true claims no ε: there is nothing to verify; set privacy.epsilon.")
     if cfg.clipping.mode != "all_layer":
-        raise ConfigError(f"clipping.mode must be in {{all_layer}} for `dpaudit verify`, got mode="
-                          f"{cfg.clipping.mode!r} (a per-group clipping bounds the whole gradient only through its thresholds, which "
-                          f"the canaries do not test yet); verify the all-layer mechanism (--set clipping.mode=all_layer).")
+        raise ConfigError(f"clipping.mode must be in {{all_layer}} for `dpaudit verify`, got mode={cfg.clipping.mode!r}"
+                          f" (a canary reads exactly C only with a share in every clipping group, and the model's "
+                          f"groups are real examples' coordinates); verify with --set clipping.mode=all_layer.")
 
 
 def _train_split(cfg, n: int) -> np.ndarray:

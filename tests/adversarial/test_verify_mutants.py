@@ -107,6 +107,32 @@ def test_per_table_groups_are_caught(monkeypatch):
     _caught(_check())
 
 
+def _noiseless_views(monkeypatch) -> np.ndarray:
+    """The views of a published-seed check with the regenerated noise subtracted: the clipped canary alone."""
+    from dpaudit.verify import check
+
+    seen = []
+    original = check.epsilon_from_views
+    monkeypatch.setattr(check, "epsilon_from_views",
+                        lambda views, *a, **k: seen.append(views) or original(views, *a, **k))
+    _check(published=True)
+    return seen[0]
+
+
+@pytest.mark.parametrize("broken, through", [(False, 1.0), (True, 2.0)])
+def test_a_drawn_canary_reads_what_clipping_let_through(monkeypatch, broken, through):
+    """White-box: along u_j a drawn canary reads exactly C under whole-gradient clipping, 2·C (√P·C) under
+    per-table clipping; an OUT canary reads 0."""
+    if broken:
+        monkeypatch.setattr(DPAggregator, "accumulate", _per_table_accumulate)
+    views = _noiseless_views(monkeypatch)
+    np.testing.assert_allclose(views[CANARIES // 2:], 0.0, atol=1e-4)
+    drawn = views[: CANARIES // 2] > through / 2
+    np.testing.assert_allclose(views[: CANARIES // 2][drawn], through, rtol=1e-4)
+    np.testing.assert_allclose(views[: CANARIES // 2][~drawn], 0.0, atol=1e-4)
+    assert abs(drawn.mean() - 0.25) < 0.01  # each drawn with q = 0.25
+
+
 def test_noise_reused_across_steps_is_caught(monkeypatch):
     """The noise stream ignores the step index: consecutive updates carry the same noise, which cancels in
     their differences (OUT canaries exactly 0)."""
