@@ -209,7 +209,7 @@ def run_mechanism_check(cfg, *, num_canaries: int = DEFAULT_CANARIES, in_fractio
 
     Args:
         cfg: a resolved :class:`dpaudit.config.Config` (data, model, privacy, clipping, optim, train).
-        num_canaries: m Dirac canaries (independent runs of the mechanism).
+        num_canaries: m canaries (independent runs of the mechanism).
         in_fraction: fraction of canaries in the training set (chosen by the check, fixed in advance).
         significance: 1 − confidence of ε_LB.
         seed_published: the auditor knows the noise seed (default: whenever ``train.noise = "seeded"``; a
