@@ -2,7 +2,7 @@
 
 Part 1 (tightness): for each target ε in ``--epsilons`` at δ = 1e-5, ``run_mechanism_check`` on the embedded
 all-MiniLM-L6-v2 and ``--n`` embedded Rotten Tomatoes snippets, full batch (q = 1) for ``--steps`` steps, with
-``--canaries`` Dirac canaries, OS-CSPRNG noise (the release default). Prints ε, ε_LB, ε_LB/ε, wall time.
+``--canaries`` white-box canaries, OS-CSPRNG noise (the release default). Prints ε, ε_LB, ε_LB/ε, wall time.
 
 Part 2 (validity): ``--reps`` repetitions of a small check (``--small-canaries`` canaries, q = 0.25, 4 steps,
 ε ≈ ``--small-epsilon``, δ = 1e-5, 64 examples, secure noise) and how often ε_LB exceeded ε (must be never).

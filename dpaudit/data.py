@@ -357,3 +357,13 @@ def load_dataset(*, path: str | None, text_column: str = "text", label_column: s
                                   text_pair_column=text_pair_column, split=split, max_examples=max_examples, seed=seed)
     return load_table(path, text_column=text_column, label_column=label_column, text_pair_column=text_pair_column,
                       max_examples=max_examples, seed=seed)
+
+
+def load_configured_dataset(cfg) -> TextDataset:
+    """The dataset of a resolved config (``cfg.data``, seeded by ``cfg.train.seed``), loaded exactly as
+    ``dpaudit train`` loads it: the same columns (text pair included), split and ``max_examples`` subset,
+    hence the same N and the same q for every command that states a claim about that training run."""
+    d = cfg.data
+    return load_dataset(path=d.path, text_column=d.text_column, label_column=d.label_column,
+                        text_pair_column=d.text_pair_column, split=d.split, max_examples=d.max_examples,
+                        seed=cfg.train.seed)

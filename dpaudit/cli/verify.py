@@ -1,10 +1,11 @@
 """``dpaudit verify``: check that the DP step does what the accountant assumes (white-box canaries).
 
 Runs dpaudit's own training step — Poisson sampling, clipping, noise and accounting, on the config's
-model and data (flags as ``dpaudit train``) — with Dirac gradient canaries, observes every noisy update and
-bounds ε from below (Clopper–Pearson over independent canaries; see ``dpaudit.verify.check``). Writes
-``mechanism_check.json`` into ``--run-dir`` and prints ε_LB beside the accountant's ε. Exit codes: 0 the
-bound is within the claim, 1 it exceeds the claim (the implementation is proven wrong), 2 input error.
+model and data (loaded as ``dpaudit train`` loads them) — with gradient canaries spread over 4 tables,
+observes every noisy update and bounds ε from below (Clopper–Pearson over independent canaries; see
+``dpaudit.verify.check``). Writes ``mechanism_check.json`` into ``--run-dir`` and prints ε_LB beside the
+accountant's ε. Exit codes: 0 the bound is within the claim, 1 it exceeds the claim (the implementation is
+proven wrong), 2 input error (including layer-wise and group clipping, which verify does not check).
 It checks the mechanism as run, not the model's data, and not a released model file.
 """
 
@@ -43,7 +44,7 @@ def add_parser(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser)
     parser.add_argument("--canaries", type=_positive_int, default=None,
-                        help="Dirac canaries (independent runs of the mechanism; default 20000)")
+                        help="white-box canaries (independent runs of the mechanism; default 20000)")
     parser.add_argument("--significance", type=_probability, default=0.05,
                         help="1 − confidence of the ε lower bound (default 0.05)")
     parser.set_defaults(func=run)

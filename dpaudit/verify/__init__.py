@@ -1,4 +1,4 @@
-"""``dpaudit verify``: a white-box Dirac-canary audit of dpaudit's own DP step (see :mod:`dpaudit.verify.check`)."""
+"""``dpaudit verify``: a white-box gradient-canary audit of dpaudit's own DP step (see :mod:`dpaudit.verify.check`)."""
 
 from __future__ import annotations
 
