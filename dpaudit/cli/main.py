@@ -21,7 +21,7 @@ from dpaudit import __version__
 from dpaudit.errors import ConfigError, DpauditError
 
 #: Subcommand modules under ``dpaudit.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS = ("train", "audit", "verify", "report", "gate", "env")
+SUBCOMMANDS = ("train", "audit", "verify", "report", "gate", "env", "fetch-assets")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dpaudit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"dpaudit.cli.{name}")
+        module = importlib.import_module(f"dpaudit.cli.{name.replace('-', '_')}")
         module.add_parser(subparsers)
     return parser
 

@@ -112,8 +112,10 @@ def clopper_pearson_epsilon(
     Clopper–Pearson interval assumes binomial counts.
 
     Args:
-        tp, fn: members predicted IN / OUT (counts ≥ 0).
-        fp, tn: non-members predicted IN / OUT (counts ≥ 0).
+        tp: members predicted IN (count ≥ 0).
+        fn: members predicted OUT (count ≥ 0).
+        fp: non-members predicted IN (count ≥ 0).
+        tn: non-members predicted OUT (count ≥ 0).
         delta: δ in [0, 1).
         significance: in (0, 1).
     """

