@@ -18,7 +18,7 @@ NEIGHBOURING_TEXT = {"add_remove": "add/remove one example", "replace_one": "rep
 
 
 @dataclass(frozen=True)
-class Claim:
+class ReleaseClaim:
     """The (ε, δ) claim of one trained model and the parameters it follows from (ε in nats)."""
 
     epsilon: float | None
@@ -36,19 +36,21 @@ class Claim:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _privacy_lines(c: Claim) -> list[str]:
+def _privacy_lines(c: ReleaseClaim) -> list[str]:
     if c.non_private:
         return ["**Not differentially private** (trained without clipping or noise): ε = ∞."]
     eps = "∞" if c.epsilon is None or not math.isfinite(c.epsilon) else f"{c.epsilon:.4g}"
-    rows = [("ε (nats, an upper bound)", eps), ("δ", f"{c.delta:.3g}"), ("noise multiplier σ", f"{c.noise_multiplier:.6g}"),
+    relation = NEIGHBOURING_TEXT.get(c.neighbouring, c.neighbouring)
+    noise = {"secure": "OS CSPRNG", "seeded": "seeded — NOT a private release"}.get(c.noise or "", "not recorded")
+    rows = [("ε (nats, an upper bound)", eps), ("δ", f"{c.delta:.3g}"),
+            ("noise multiplier σ", f"{c.noise_multiplier:.6g}"),
             ("sampling rate q (Poisson)", f"{c.sample_rate:.6g}"), ("optimizer steps", str(c.steps)),
             ("clipping norm C", "—" if c.max_grad_norm is None else f"{c.max_grad_norm:g}"),
             ("accountant", c.accountant),
-            ("neighbouring relation", NEIGHBOURING_TEXT.get(c.neighbouring, c.neighbouring)),
-            ("noise", {"secure": "OS CSPRNG", "seeded": "seeded — NOT a private release"}.get(c.noise or "", "not recorded"))]
-    lines = [f"({eps}, {c.delta:.3g})-differentially private with respect to {NEIGHBOURING_TEXT.get(c.neighbouring, c.neighbouring)} "
-             f"of the training set, by DP-BiTFiT (DP-SGD on the biases and the task head; every other weight is the "
-             f"unchanged base model's).", "", "| parameter | value |", "|---|---|"]
+            ("neighbouring relation", relation), ("noise", noise)]
+    lines = [f"({eps}, {c.delta:.3g})-differentially private with respect to {relation} of the training set, by "
+             f"DP-BiTFiT (DP-SGD on the biases and the task head; every other weight is the unchanged base model's).",
+             "", "| parameter | value |", "|---|---|"]
     return lines + [f"| {k} | {v} |" for k, v in rows]
 
 
@@ -68,7 +70,7 @@ def audit_headline(report) -> str:
     return "; ".join(parts) if parts else "the audit reached no conclusion (see audit.json)"
 
 
-def render_card(claim: Claim, *, base_model: str, labels: list[str], source: str, audit: str | None = None) -> str:
+def render_card(claim: ReleaseClaim, *, base_model: str, labels: list[str], source: str, audit: str | None = None) -> str:
     """The README.md text (Hugging Face card: YAML front matter, then Markdown)."""
     lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:",
              "- differential-privacy", "- dp-bitfit", "- dpaudit", "---", "",

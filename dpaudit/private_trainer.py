@@ -5,8 +5,8 @@ A ``transformers.Trainer`` subclass, not callbacks: the DP step needs three obje
 training data loader (its sampler must become Poisson), the optimizer (it must clip and add noise) and the
 model's hooks — and callbacks can observe but not replace them. The subclass overrides exactly those
 factories (``get_train_dataloader`` calls :meth:`dpaudit.PrivacyEngine.make_private` on the Trainer's model,
-optimizer and loader) plus ``log`` (ε in every training log: ``state.log_history`` and the progress bar; HF's ``grad_norm``, the norm
-of the non-private gradient, is dropped — the training loss stays, and like any DP-SGD loss log it is not
+optimizer and loader) plus ``log`` (ε in every training log: ``state.log_history`` and the progress bar;
+HF's ``grad_norm``, the norm of the non-private gradient, is dropped — the training loss stays, and like any DP-SGD loss log it is not
 private) and
 ``save_model`` (a model card with the claim, :mod:`dpaudit.model_card`, and ``dpaudit-privacy.json``).
 
@@ -42,6 +42,10 @@ def _sampling(args) -> str:
     return str(getattr(args, "train_sampling_strategy", "random"))
 
 
+def _checkpointing(args) -> bool:
+    return bool(getattr(args, "gradient_checkpointing", False) or getattr(args, "activation_checkpointing", False))
+
+
 def check_training_args(args, trainer_cls) -> None:
     """Raise :class:`ConfigError` (one line) for a ``TrainingArguments`` setting that breaks the accounting."""
     problems = [
@@ -53,10 +57,9 @@ def check_training_args(args, trainer_cls) -> None:
         (bool(args.fp16), "fp16=True: loss scaling reaches the per-sample gradients; use bf16=True or float32"),
         (_sampling(args) != "random", f"train_sampling_strategy={_sampling(args)!r}: only Poisson sampling fits "
          "the accountant; leave it at 'random' (PrivateTrainer replaces the random sampler by Poisson sampling)"),
-        (bool(getattr(args, "auto_find_batch_size", False)), "auto_find_batch_size=True: a batch size changed mid-run changes q; "
-         "set per_device_train_batch_size yourself"),
-        (bool(getattr(args, "gradient_checkpointing", False) or getattr(args, "activation_checkpointing", False)), "gradient_checkpointing=True: recomputed forwards re-run the per-sample "
-         "hooks; DP-BiTFiT keeps no activations anyway, so set it to False"),
+        (bool(getattr(args, "auto_find_batch_size", False)), "auto_find_batch_size=True: a batch size changed "
+         "mid-run changes q; set per_device_train_batch_size yourself"),
+        (_checkpointing(args), "gradient_checkpointing=True: recomputed forwards re-run the per-sample hooks; DP-BiTFiT keeps no activations anyway, so set it to False"),
     ]
     for bad, why in problems:
         if bad:
@@ -127,11 +130,11 @@ class PrivateTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
     def claim(self):
-        """The :class:`~dpaudit.model_card.Claim` of the model as trained so far."""
-        from dpaudit.model_card import Claim
+        """The :class:`~dpaudit.model_card.ReleaseClaim` of the model as trained so far."""
+        from dpaudit.model_card import ReleaseClaim
 
         e = self.privacy_engine
-        return Claim(epsilon=self.epsilon(), delta=self.target_delta, noise_multiplier=float(e.noise_multiplier),
+        return ReleaseClaim(epsilon=self.epsilon(), delta=self.target_delta, noise_multiplier=float(e.noise_multiplier),
                      sample_rate=float(e.sample_rate), steps=e.steps, accountant=e.accountant,
                      max_grad_norm=e.max_grad_norm, noise=e.noise)
 

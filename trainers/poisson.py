@@ -28,7 +28,8 @@ class PoissonBatchSampler:
     every epoch fresh batches)."""
 
     def __init__(self, num_examples: int, sample_rate: float, steps: int, source: RandomSource) -> None:
-        self.num_examples, self.sample_rate, self.steps, self.source = int(num_examples), float(sample_rate), int(steps), source
+        self.num_examples, self.sample_rate, self.steps = int(num_examples), float(sample_rate), int(steps)
+        self.source = source
         self.draws = 0
 
     def __len__(self) -> int:

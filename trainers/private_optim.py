@@ -77,7 +77,7 @@ class PrivateOptimizer(torch.optim.Optimizer):
         self.hooks.release()
 
     def clipped_sums(self) -> list[torch.Tensor]:
-        """``Σ_i c_i g_ip`` per tracked tensor (float32 or wider, the parameter's shape), from the recorded per-sample grads."""
+        """``Σ_i c_i g_ip`` per tracked tensor (float32 or wider, the parameter's shape) from the per-sample grads."""
         tracked = self.hooks.tracked
         present = [t.per_sample for t in tracked if t.per_sample is not None]
         sums = [torch.zeros(t.param.shape, dtype=torch.promote_types(t.param.dtype, torch.float32),
