@@ -163,3 +163,22 @@ def test_pooler_pooling_needs_a_pooler():
     with pytest.raises(ModelError, match="needs a backbone with a pooler"):
         BankedClassifier.from_backbone(BertModel(cfg, add_pooling_layer=False), num_models=1, num_labels=2,
                                        pooling="pooler")
+
+
+def test_a_bias_left_unfolded_is_caught_before_anything_is_written(runs, monkeypatch):
+    """Mutant: the export forgets one trained bias; the logit check refuses and writes nothing."""
+    import dpaudit.export as export
+    from dpaudit.errors import CheckpointError
+
+    original = export.build_exported
+
+    def forgetful(model_dir, tables, meta):
+        dropped = dict(tables)
+        dropped.pop(next(k for k in tables if k.endswith("output.dense")))
+        return original(model_dir, dropped, meta)
+
+    monkeypatch.setattr(export, "build_exported", forgetful)
+    out = runs["root"] / "mutant"
+    with pytest.raises(CheckpointError, match="logits differ"):
+        export.export_run(runs["pooler"], out)
+    assert not out.exists() and not out.with_name("mutant.partial").exists()
