@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 
 def tiny_classifier(seed: int = 0, dtype=torch.float64) -> BertForSequenceClassification:
@@ -14,6 +14,18 @@ def tiny_classifier(seed: int = 0, dtype=torch.float64) -> BertForSequenceClassi
                      vocab_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                      max_position_embeddings=32, num_labels=2)
     model = BertForSequenceClassification(cfg).to(dtype)
+    for n, p in model.named_parameters():
+        p.requires_grad = ("bias" in n) or n.startswith("classifier")
+    return model
+
+
+def tiny_roberta(seed: int = 0, dtype=torch.float64) -> RobertaForSequenceClassification:
+    """RoBERTa's head is ``classifier.dense`` (tanh) + ``classifier.out_proj`` on the first token: both trainable."""
+    torch.manual_seed(seed)
+    cfg = RobertaConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        vocab_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                        max_position_embeddings=40, num_labels=2, pad_token_id=1)
+    model = RobertaForSequenceClassification(cfg).to(dtype)
     for n, p in model.named_parameters():
         p.requires_grad = ("bias" in n) or n.startswith("classifier")
     return model

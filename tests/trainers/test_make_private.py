@@ -22,7 +22,7 @@ from torch import nn
 import dpaudit
 from dpaudit.errors import ConfigError, UnsupportedModuleError
 from dpaudit.privacy import compute_epsilon
-from tests.trainers._hf_tiny import loader, loss_of, tiny_classifier, token_data
+from tests.trainers._hf_tiny import loader, loss_of, tiny_classifier, tiny_roberta, token_data
 
 C = 0.05  # small enough that most examples are clipped
 
@@ -54,16 +54,18 @@ def _reference_clipped_sum(model, batch) -> dict[str, torch.Tensor]:
     return dict(zip(names, total))
 
 
-def test_clipped_sums_equal_a_per_example_loop():
+@pytest.mark.parametrize("make, head", [(tiny_classifier, "classifier.weight"),
+                                        (tiny_roberta, "classifier.dense.weight")], ids=["bert", "roberta"])
+def test_clipped_sums_equal_a_per_example_loop(make, head):
     ds = token_data(16)
-    reference_model = tiny_classifier()
+    reference_model = make()
     batch = ds[:8]
     expected = _reference_clipped_sum(reference_model, batch)
-    engine, model, opt, _ = _private(tiny_classifier(), ds)
+    engine, model, opt, _ = _private(make(), ds)
     loss_of(model, batch).backward()
     sums = dict(zip([t.name for t in opt.hooks.tracked], opt.clipped_sums()))
     assert set(sums) == set(expected)
-    assert any("classifier.weight" == n for n in sums) and any(n.endswith("LayerNorm.bias") for n in sums)
+    assert head in sums and any(n.endswith("LayerNorm.bias") for n in sums)
     for name in expected:
         torch.testing.assert_close(sums[name], expected[name], rtol=1e-9, atol=1e-12)
     assert opt.last_clip_fraction > 0.5  # the clipping was exercised
