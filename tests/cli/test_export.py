@@ -53,7 +53,7 @@ def runs(tmp_path_factory):
     for name, extra in (("pooler", ["--set", "model.pooling=pooler"]), ("mean", [])):
         code = main(["train", "--model", str(model), "--data", str(csv), "--run-dir", str(root / name)] + TRAIN + extra)
         assert code == 0
-    return {"root": root, "model": model, "pooler": root / "pooler", "mean": root / "mean"}
+    return {"root": root, "model": model, "csv": csv, "pooler": root / "pooler", "mean": root / "mean"}
 
 
 def _dpaudit_logits(run_dir: Path, model_dir: Path) -> tuple[np.ndarray, list[list[int]]]:
@@ -182,3 +182,15 @@ def test_a_bias_left_unfolded_is_caught_before_anything_is_written(runs, monkeyp
     with pytest.raises(CheckpointError, match="logits differ"):
         export.export_run(runs["pooler"], out)
     assert not out.exists() and not out.with_name("mutant.partial").exists()
+
+
+def test_auditing_a_pooler_checkpoint_needs_the_same_pooling(runs, capsys):
+    """A checkpoint target scored with the other head would give wrong logits silently: refused up front."""
+    run = runs["pooler"]
+    code, _, err = run_cli(capsys, ["audit", "--model", str(runs["model"]), "--data", str(runs["csv"]),
+                                    "--target", str(run / "models.safetensors"), "--target-members",
+                                    str(run / "split.json"), "--run-dir", str(runs["root"] / "audit-mismatch"),
+                                    "--set", "data.max_length=16", "--set", "audit.fprs=[0.1]", "--shadows", "4",
+                                    "--format", "none", "--quiet"])
+    assert code == 2
+    assert_one_error_line(err, "model.pooling = 'pooler'")
