@@ -21,3 +21,20 @@ _STAGES = ("trainers", "attacks", "reports")
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and all((_checkout / s / "__init__.py").is_file() for s in _STAGES):
     __path__.append(str(_checkout))  # noqa: F821 — a package's __path__, extended for a source checkout
+
+#: Library entry points, imported on first use (``import dpaudit`` stays fast and imports no torch):
+#: name → module that defines it. See docs/library.md.
+_LAZY = {
+    "make_private": "dpaudit.private",
+    "PrivacyEngine": "dpaudit.private",
+    "PrivateTrainer": "dpaudit.private_trainer",
+    "export_run": "dpaudit.export",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dpaudit' has no attribute {name!r}")

@@ -44,6 +44,10 @@ class ModelConfig:
     path: str = "embedded"
     add_biases: bool = False
     exclude_modules: tuple[str, ...] = ("pooler",)
+    # the head's input: "mean" (mean of the last hidden states over real tokens) or "pooler" (the backbone's own
+    # pooler output, BERT's tanh(W h_CLS + b): what BertForSequenceClassification computes, so `dpaudit export`
+    # can write the model as a plain HF classifier)
+    pooling: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
     ("audit", "reference"): ("none", "non_private"),
+    ("model", "pooling"): ("mean", "pooler"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")

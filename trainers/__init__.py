@@ -13,5 +13,7 @@ Data flow (docs/design.md, "DP-BiTFiT, exactly" and "The BiasBank"):
 * :mod:`trainers.loop` — Poisson sampling, micro-batches, the training step, the budget guard;
 * :mod:`trainers.checkpoint` — the one atomic checkpoint file, optimizer state, resume checks;
 * :mod:`trainers.predict` — batched logits of every model on a population;
-* :mod:`trainers.recipe` — from a config to settings, accounting and a trained bank.
+* :mod:`trainers.recipe` — from a config to settings, accounting and a trained bank;
+* :mod:`trainers.per_sample`, :mod:`trainers.poisson`, :mod:`trainers.private_optim` — the same bias path on a
+  user's own model, for :func:`dpaudit.make_private` (hooks, Poisson data loader, the private optimizer).
 """

@@ -33,7 +33,15 @@ from dpaudit.trainers.randomness import RandomSource
 
 # The clipping settings are defined once, in dpaudit.clipping; re-exported here because the trainer's
 # callers (TrainSettings, benchmarks, tests) build them next to the DPAggregator that uses them.
-__all__ = ["CLIPPING_MODES", "CLIPPING_STYLES", "ClippingConfig", "DPAggregator"]
+__all__ = ["CLIPPING_MODES", "CLIPPING_STYLES", "ClippingConfig", "DPAggregator", "clip_factors"]
+
+
+def clip_factors(norms: torch.Tensor, threshold: torch.Tensor | float, style: str) -> torch.Tensor:
+    """Per-sample clip factors for unclipped norms ``norms`` (any shape) at threshold C (broadcastable):
+    ``min(1, C / (n + 1e-6))`` for ``"abadi"`` (the 1e-6 is opacus' too), ``C / (n + 0.01)`` for ``"automatic"``."""
+    if style == "abadi":
+        return (threshold / (norms + 1e-6)).clamp(max=1.0)
+    return threshold / (norms + 0.01)
 
 
 class DPAggregator:
@@ -83,10 +91,8 @@ class DPAggregator:
         norms = bank.sqnorm.sqrt()  # (G, B)
         if self.non_private:
             factors = torch.ones_like(norms)
-        elif self.clipping.style == "abadi":
-            factors = (self.thresholds[:, None] / (norms + 1e-6)).clamp(max=1.0)
         else:
-            factors = self.thresholds[:, None] / (norms + 0.01)
+            factors = clip_factors(norms, self.thresholds[:, None], self.clipping.style)
         for slot, acc in zip(self.slots, self.sums):
             if slot.per_sample is None:  # a table this micro-batch's graph never reached: zero gradient
                 continue

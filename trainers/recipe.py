@@ -124,7 +124,7 @@ def build_classifier(backbone, cfg: Config, *, num_models: int, num_labels: int,
                      device: torch.device) -> BankedClassifier:
     return BankedClassifier.from_backbone(backbone.to(device), num_models=num_models, num_labels=num_labels,
                                           exclude_modules=cfg.model.exclude_modules,
-                                          add_missing_biases=cfg.model.add_biases)
+                                          add_missing_biases=cfg.model.add_biases, pooling=cfg.model.pooling)
 
 
 def train_bank(classifier: BankedClassifier, encoded: EncodedTexts, labels: np.ndarray, membership: np.ndarray,

@@ -78,6 +78,7 @@ def _meta(cfg, ds, info, commitment: str | None, n_train: int) -> dict:
     return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
             "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "pooling": cfg.model.pooling,
             "dataset_sha256": ds.sha256, "dataset_size": len(ds), "members_commitment": commitment,
             "n_train": int(n_train)}
 

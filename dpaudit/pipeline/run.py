@@ -127,6 +127,7 @@ def _job(cfg: Config, pop, src: TargetSource, rundir: RunDir, membership, settin
     meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
             "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "pooling": cfg.model.pooling,
             "dataset_sha256": ds.sha256, "dataset_size": len(ds)}
     rows = membership[1:] if src.external else membership
     job = ShadowJob(cfg=cfg, dataset=ds, membership=rows, settings=settings, plan=plan,

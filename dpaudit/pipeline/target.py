@@ -92,6 +92,9 @@ def open_target(cfg: Config, kind: str, ds, backbone_sha256: str) -> TargetSourc
             raise CheckpointError(f"target checkpoint '{path}' holds {meta.get('num_models')} models; give a "
                                   f"single-model checkpoint.")
         check_target_population(meta, members, dataset_sha256=ds.sha256, n=n, where=str(path))
+        if meta.get("pooling", "mean") != cfg.model.pooling:
+            raise CheckpointError(f"target checkpoint '{path}' was trained with model.pooling = "
+                                  f"'{meta.get('pooling', 'mean')}'; set the same model.pooling to audit it.")
         return TargetSource(kind, path, members, sha256_file(path), meta)
     if kind == "hf":
         from dpaudit.models import resolve_model_dir
