@@ -49,6 +49,7 @@ from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
+from dpaudit.reports.recompute import EPSILON_REL_TOL, gated_bounds, recompute_epsilon, target_kind
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
@@ -107,23 +108,8 @@ def _tpr_measurements(attacks: tuple[AttackResult, ...], fpr: float):
             yield a.name, a.status, a.reason, entry.tpr
 
 
-def _lower_bounds(report: AuditReport):
-    """``(label, status, reason, value, saturated)`` per lower bound; estimates are left out."""
-    for a in report.attacks:
-        if not is_estimate(a.epsilon_lb):
-            lb = a.epsilon_lb
-            yield a.name, lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
-    lb = report.canary
-    if lb is None:
-        yield "canary", "inconclusive", "missing from the report", None, False
-    elif is_estimate(lb):
-        yield "canary", "inconclusive", "only an estimate, not a bound", None, False
-    else:
-        yield "canary", lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
-
-
-def _epsilon_lb_check(report: AuditReport, threshold: float) -> Check:
-    bounds = list(_lower_bounds(report))
+def _epsilon_lb_check(report: AuditReport, threshold: float, max_significance: float) -> Check:
+    bounds = list(gated_bounds(report, max_significance, threshold))
     check = _over_attacks("max_epsilon_lb", threshold, [b[:4] for b in bounds],
                           what="empirical ε lower bound")
     saturated = [label for label, status, _, value, sat in bounds
@@ -149,21 +135,14 @@ def _privacy_checks(report: AuditReport, policy: Policy) -> list[Check]:
         checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), "pass",
                              "trained with differential privacy."))
     if not p.non_private:
-        checks.append(_noise_check(p.noise, policy.allow_seeded_noise, p.claim_source))
+        checks.append(_noise_check(p.noise, policy.allow_seeded_noise, p.claim_source, target_kind(report)))
     if policy.max_epsilon is not None:
         t = policy.max_epsilon
         if p.non_private:
             what = "no DP claim was stated" if p.claim_source == "none" else "not private"
             checks.append(_check("max_epsilon", None, t, "fail", f"{what}: ε = ∞ > {t:g}."))
-        elif p.status != "ok" or p.epsilon is None:
-            # Never trust a number the report itself does not stand behind.
-            checks.append(_check("max_epsilon", None, t, "inconclusive",
-                                 f"privacy status is {p.status}, so ε is not a claim "
-                                 f"({p.reason or 'no reason given'})."))
         else:
-            ok = p.epsilon <= t
-            checks.append(_check("max_epsilon", p.epsilon, t, "pass" if ok else "fail",
-                                 f"ε = {p.epsilon:.4g} {'≤' if ok else '>'} {t:g}{_SOURCE_NOTE.get(p.claim_source, '')}."))
+            checks.append(_epsilon_check(report, t))
     if policy.max_delta is not None:
         t = policy.max_delta
         ok = p.delta <= t
@@ -176,11 +155,32 @@ _SOURCE_NOTE = {"checkpoint": " (asserted by the checkpoint, not verified)",
                 "user": " (stated by the user, not verified)"}
 
 
-def _noise_check(noise: str | None, allowed: bool, claim_source: str | None = None) -> Check:
-    """``secure_noise`` for a private report (see the module docstring). A user-stated claim carries no
-    noise record (the noise was drawn where the model was trained): it is taken as stated, like its ε."""
+def _epsilon_check(report: AuditReport, t: float) -> Check:
+    """``max_epsilon`` of a private report: on the ε the gate recomputes (:mod:`reports.recompute`)."""
+    p = report.privacy
+    if p.status != "ok" or p.epsilon is None:
+        # Never trust a number the report itself does not stand behind.
+        return _check("max_epsilon", None, t, "inconclusive",
+                      f"privacy status is {p.status}, so ε is not a claim ({p.reason or 'no reason given'}).")
+    own = recompute_epsilon(report)
+    if own.problem is not None:
+        return _check("max_epsilon", p.epsilon, t, "fail", own.problem + ".")
+    ok = own.epsilon <= t
+    how = " (recomputed from σ, q, steps, δ)" if own.verified else ""
+    return _check("max_epsilon", own.epsilon, t, "pass" if ok else "fail",
+                  f"ε = {own.epsilon:.4g} {'≤' if ok else '>'} {t:g}{how}{_SOURCE_NOTE.get(p.claim_source, '')}.")
+
+
+#: Target kinds trained elsewhere: their noise source is part of what the user states, like their ε.
+_STATED_NOISE_KINDS = ("hf", "scores")
+
+
+def _noise_check(noise: str | None, allowed: bool, claim_source: str | None, kind: str | None) -> Check:
+    """``secure_noise`` for a private report (see the module docstring). Unrecorded noise is taken as
+    stated only for a user claim about a model trained elsewhere (``run.target.kind`` hf or scores); a
+    target dpaudit trained (``train``) always records its noise, so ``null`` there means an edited report."""
     threshold = "seeded allowed" if allowed else "secure"
-    if noise is None and claim_source == "user":
+    if noise is None and claim_source == "user" and kind in _STATED_NOISE_KINDS:
         return _check("secure_noise", None, threshold, "pass",
                       "noise source part of the claim stated by the user, not verified.")
     if noise == "secure":
@@ -193,6 +193,10 @@ def _noise_check(noise: str | None, allowed: bool, claim_source: str | None = No
         return _check("secure_noise", None, threshold, "fail",
                       "seeded noise: not a private release; anyone with the seed can subtract the "
                       "noise (set allow_seeded_noise = true only for tests and benchmarks).")
+    if kind == "train":
+        return _check("secure_noise", None, threshold, "fail",
+                      "the noise source is not recorded (privacy.noise is null), but the target was trained by "
+                      "dpaudit in this run (run.target.kind = train), which always records it: report edited.")
     return _check("secure_noise", None, threshold, "inconclusive",
                   "the noise source is not recorded (privacy.noise is null), so the claim cannot be "
                   "trusted; re-audit with a dpaudit that records it.")
@@ -218,7 +222,40 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
                   f"protection level {level} (balanced accuracy {inner.value:.4f}) meets {minimum}.")
 
 
-def _mechanism_check(report: AuditReport, min_tightness: float | None) -> Check:
+def _mechanism_mismatch(mc, p, epsilon: float | None) -> str | None:
+    """Why the mechanism check is of another claim or mechanism than the report's, or ``None``."""
+    if epsilon is None or not math.isclose(epsilon, mc.claimed_epsilon, rel_tol=EPSILON_REL_TOL) or not math.isclose(
+            p.delta, mc.delta, rel_tol=1e-9):
+        return (f"the mechanism check verified (ε = {mc.claimed_epsilon:.4g}, δ = {mc.delta:.3g}), not the report's "
+                f"claim (ε = {epsilon}, δ = {p.delta:.3g})")
+    if (mc.steps != p.steps or not math.isclose(mc.sample_rate, p.sample_rate, rel_tol=1e-9)
+            or not math.isclose(mc.noise_multiplier, p.noise_multiplier, rel_tol=1e-9)):
+        return (f"the mechanism check ran σ = {mc.noise_multiplier:g}, q = {mc.sample_rate:g}, steps = {mc.steps}, "
+                f"not the report's σ = {p.noise_multiplier:g}, q = {p.sample_rate:g}, steps = {p.steps}")
+    return None
+
+
+def _mechanism_power(mc, max_significance: float) -> str | None:
+    """Why the check's ε_LB cannot be read at the policy's confidence, or ``None``.
+
+    Its canaries bound what it can show: a Clopper–Pearson ε_LB from n observations per group at
+    significance α is at most ``−log(1 − α^(1/n))`` (no error at all), n the larger group."""
+    n_out = mc.num_canaries - mc.num_included
+    if not 0 < mc.num_included < mc.num_canaries:
+        return (f"the mechanism check has {mc.num_included} of {mc.num_canaries} canaries included; it needs both "
+                f"included and excluded canaries")
+    if mc.confidence < 1.0 - max_significance - 1e-12:
+        return (f"the mechanism check is at {mc.confidence:.4g} confidence, below the policy's "
+                f"{1 - max_significance:.4g} (1 − max_significance)")
+    alpha = 1.0 - mc.confidence
+    cap = -math.log1p(-alpha ** (1.0 / max(mc.num_included, n_out))) if alpha > 0 else math.inf
+    if mc.epsilon_lower_bound > cap * (1 + 1e-9):
+        return (f"the mechanism check states ε_LB = {mc.epsilon_lower_bound:.4g}, more than {mc.num_canaries} canaries "
+                f"can show at {mc.confidence:.4g} confidence ({cap:.4g}): edited")
+    return None
+
+
+def _mechanism_check(report: AuditReport, min_tightness: float | None, max_significance: float) -> Check:
     """``mechanism_check`` (see the module docstring)."""
     threshold = "passed" if min_tightness is None else min_tightness
     mc, p = report.mechanism_check, report.privacy
@@ -229,15 +266,18 @@ def _mechanism_check(report: AuditReport, min_tightness: float | None) -> Check:
     if not (math.isfinite(claimed) and claimed > 0 and math.isfinite(lb) and lb >= 0):
         return _check("mechanism_check", None, threshold, "inconclusive",
                       f"mechanism check states ε = {claimed!r}, ε_LB = {lb!r}: not a usable check.")
+    weak = _mechanism_power(mc, max_significance)
+    if weak is not None:
+        return _check("mechanism_check", None, threshold, "inconclusive", weak + "; rerun `dpaudit verify`.")
     if lb > claimed:
         return _check("mechanism_check", lb / claimed, threshold, "fail",
                       f"white-box ε_LB = {lb:.4g} > claimed ε = {claimed:.4g} at {mc.confidence:.0%} "
                       f"confidence: the DP step does not implement the mechanism the accountant assumes.")
-    if p.epsilon is None or not math.isclose(p.epsilon, claimed, rel_tol=1e-6) or not math.isclose(
-            p.delta, mc.delta, rel_tol=1e-9):
+    own = None if p.non_private or p.status != "ok" or p.epsilon is None else recompute_epsilon(report).epsilon
+    other = _mechanism_mismatch(mc, p, own)
+    if other is not None:
         return _check("mechanism_check", lb / claimed, threshold, "inconclusive",
-                      f"the mechanism check verified (ε = {claimed:.4g}, δ = {mc.delta:.3g}), not the report's "
-                      f"claim (ε = {p.epsilon}, δ = {p.delta:.3g}); rerun `dpaudit verify` with the run's config.")
+                      other + "; rerun `dpaudit verify` with the run's config.")
     tightness = lb / claimed
     if min_tightness is not None and tightness < min_tightness:
         return _check("mechanism_check", tightness, threshold, "fail",
@@ -261,7 +301,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
                                     _tpr_measurements(attacks, limit.fpr),
                                     what=f"TPR at FPR {limit.fpr:g}"))
     if policy.max_epsilon_lb is not None:
-        checks.append(_epsilon_lb_check(report, policy.max_epsilon_lb))
+        checks.append(_epsilon_lb_check(report, policy.max_epsilon_lb, policy.max_significance))
     if policy.min_nonmembers is not None:
         checks.append(_over_attacks("min_nonmembers", policy.min_nonmembers,
                                     [(a.name, "ok", None, float(a.n_nonmembers)) for a in attacks],
@@ -281,7 +321,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
     if policy.min_protection_level is not None:
         checks.append(_protection_check(report, policy.min_protection_level))
     if policy.require_mechanism_check or policy.min_mechanism_tightness is not None:
-        checks.append(_mechanism_check(report, policy.min_mechanism_tightness))
+        checks.append(_mechanism_check(report, policy.min_mechanism_tightness, policy.max_significance))
     return tuple(checks)
 
 
