@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from dpaudit.errors import DpauditError
 from dpaudit.report_schema import AuditReport, is_estimate
 
 __all__ = ["CLAIM_SOURCES", "EPSILON_REL_TOL", "Recomputed", "claim_problem", "gated_bounds", "recompute_epsilon",
@@ -104,7 +105,7 @@ def recompute_epsilon(report: AuditReport) -> Recomputed:
     try:
         eps = _accountant_epsilon(float(p.noise_multiplier), float(p.sample_rate), int(p.steps), float(p.delta),
                                   str(p.accountant), str(p.neighbouring))
-    except (ArithmeticError, ValueError, MemoryError, TypeError) as err:  # ConfigError is a ValueError
+    except (DpauditError, ArithmeticError, ValueError, MemoryError, TypeError) as err:
         return Recomputed(None, False, (
             f"ε cannot be recomputed from σ = {p.noise_multiplier:g}, q = {p.sample_rate:g}, steps = {p.steps}, "
             f"δ = {p.delta:.3g} with accountant {p.accountant!r} ({' '.join(str(err).split())[:160]}): report "
