@@ -47,7 +47,7 @@ def empirical_epsilon(eps_lb: float | None, *, n_in: int = 500, n_out: int = 500
     return {"epsilon_lb": eps_lb, "significance": 0.01, "delta": 1e-5, "method": "clopper_pearson",
             "strategy": "bonferroni", "threshold": 0.3 if eps_lb is not None else None,
             "status": status, "reason": reason, "n_in": n_in, "n_out": n_out, "seed": 7,
-            "saturated": False}
+            "saturated": False, "family_size": 5, "family_significance": 0.05}
 
 
 def gaussian_attack(name: str, paper: str, shift: float, *, n: int = 2000, seed: int = 0) -> AttackResult:
