@@ -9,23 +9,31 @@ Each policy key becomes one :class:`~dpaudit.report_schema.Check` with status ``
   undefined results never reach a comparison as numbers, and inconclusive is never a pass;
 * a check with nothing to evaluate (no attacks) is ``"inconclusive"``.
 
-Nothing a report asserts about itself is trusted where it can be recomputed or contradicted:
+Nothing a report asserts about itself is trusted where it can be recomputed or contradicted
+(:mod:`reports.recompute` does the recomputing; docs/design.md, "Report schema and gate"):
 
-* ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive); a claim
-  asserted by a checkpoint or stated by the user is gated as stated and labelled "not verified" in the
-  message; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
+* ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive), and gates the ε the
+  accountant gives for the report's σ, q, steps, δ, accountant and neighbouring relation: a stated ε that
+  differs, or a ``claim_source`` that ``run.target.kind`` cannot produce, fails ("report edited or produced
+  by another accountant"). Only a user's (ε, δ) about a model trained elsewhere is gated as stated,
+  labelled "not verified"; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
 * ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
   ``resolvable: true`` flag that the count contradicts is inconclusive;
 * ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
-  entries with ``"kind": "estimate"`` never count as lower bounds;
+  entries with ``"kind": "estimate"`` never count as lower bounds; bounds are read at the policy's
+  ``max_significance`` split over attacks + 1 (one-run bounds recomputed from their counts; others only
+  in the direction their stated significance supports);
 * ``mechanism_check`` (``require_mechanism_check`` or ``min_mechanism_tightness``): the ``dpaudit verify``
   section; missing is inconclusive (like a missing canary); pass/fail and the tightness are recomputed
-  from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim
-  than the report's (ε or δ differ) is inconclusive; ε_LB above the claim is a fail (the implementation
-  is proven wrong), a tightness below ``min_mechanism_tightness`` a fail (the check was too weak);
+  from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim or
+  mechanism than the report's (ε, δ, σ, q, steps), at a confidence below 1 − ``max_significance``, without
+  both included and excluded canaries, or with an ε_LB more than its canaries can show, is inconclusive;
+  ε_LB above the claim is a fail (the implementation is proven wrong), a tightness below
+  ``min_mechanism_tightness`` a fail (the check was too weak);
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
-  ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
-  trusted without it — except for a user-stated claim, whose noise is part of what the user states.
+  ``allow_seeded_noise``; noise not recorded (``null``) is taken as stated only for a user claim about a
+  model trained elsewhere (``run.target.kind`` hf or scores), fails for a target trained in the run
+  (``train`` always records it) and is inconclusive otherwise.
 
 Every string printed, annotated or written to XML passes through :func:`dpaudit.sanitize.clean_text`
 (report and policy strings may be hostile: newlines, ``::`` workflow commands, ANSI escapes).
@@ -49,7 +57,7 @@ from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
-from dpaudit.reports.recompute import EPSILON_REL_TOL, gated_bounds, recompute_epsilon, target_kind
+from dpaudit.reports.recompute import gated_bounds, mechanism_mismatch, mechanism_power, recompute_epsilon, target_kind
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
@@ -222,39 +230,6 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
                   f"protection level {level} (balanced accuracy {inner.value:.4f}) meets {minimum}.")
 
 
-def _mechanism_mismatch(mc, p, epsilon: float | None) -> str | None:
-    """Why the mechanism check is of another claim or mechanism than the report's, or ``None``."""
-    if epsilon is None or not math.isclose(epsilon, mc.claimed_epsilon, rel_tol=EPSILON_REL_TOL) or not math.isclose(
-            p.delta, mc.delta, rel_tol=1e-9):
-        return (f"the mechanism check verified (ε = {mc.claimed_epsilon:.4g}, δ = {mc.delta:.3g}), not the report's "
-                f"claim (ε = {epsilon}, δ = {p.delta:.3g})")
-    if (mc.steps != p.steps or not math.isclose(mc.sample_rate, p.sample_rate, rel_tol=1e-9)
-            or not math.isclose(mc.noise_multiplier, p.noise_multiplier, rel_tol=1e-9)):
-        return (f"the mechanism check ran σ = {mc.noise_multiplier:g}, q = {mc.sample_rate:g}, steps = {mc.steps}, "
-                f"not the report's σ = {p.noise_multiplier:g}, q = {p.sample_rate:g}, steps = {p.steps}")
-    return None
-
-
-def _mechanism_power(mc, max_significance: float) -> str | None:
-    """Why the check's ε_LB cannot be read at the policy's confidence, or ``None``.
-
-    Its canaries bound what it can show: a Clopper–Pearson ε_LB from n observations per group at
-    significance α is at most ``−log(1 − α^(1/n))`` (no error at all), n the larger group."""
-    n_out = mc.num_canaries - mc.num_included
-    if not 0 < mc.num_included < mc.num_canaries:
-        return (f"the mechanism check has {mc.num_included} of {mc.num_canaries} canaries included; it needs both "
-                f"included and excluded canaries")
-    if mc.confidence < 1.0 - max_significance - 1e-12:
-        return (f"the mechanism check is at {mc.confidence:.4g} confidence, below the policy's "
-                f"{1 - max_significance:.4g} (1 − max_significance)")
-    alpha = 1.0 - mc.confidence
-    cap = -math.log1p(-alpha ** (1.0 / max(mc.num_included, n_out))) if alpha > 0 else math.inf
-    if mc.epsilon_lower_bound > cap * (1 + 1e-9):
-        return (f"the mechanism check states ε_LB = {mc.epsilon_lower_bound:.4g}, more than {mc.num_canaries} canaries "
-                f"can show at {mc.confidence:.4g} confidence ({cap:.4g}): edited")
-    return None
-
-
 def _mechanism_check(report: AuditReport, min_tightness: float | None, max_significance: float) -> Check:
     """``mechanism_check`` (see the module docstring)."""
     threshold = "passed" if min_tightness is None else min_tightness
@@ -266,7 +241,7 @@ def _mechanism_check(report: AuditReport, min_tightness: float | None, max_signi
     if not (math.isfinite(claimed) and claimed > 0 and math.isfinite(lb) and lb >= 0):
         return _check("mechanism_check", None, threshold, "inconclusive",
                       f"mechanism check states ε = {claimed!r}, ε_LB = {lb!r}: not a usable check.")
-    weak = _mechanism_power(mc, max_significance)
+    weak = mechanism_power(mc, max_significance)
     if weak is not None:
         return _check("mechanism_check", None, threshold, "inconclusive", weak + "; rerun `dpaudit verify`.")
     if lb > claimed:
@@ -274,7 +249,7 @@ def _mechanism_check(report: AuditReport, min_tightness: float | None, max_signi
                       f"white-box ε_LB = {lb:.4g} > claimed ε = {claimed:.4g} at {mc.confidence:.0%} "
                       f"confidence: the DP step does not implement the mechanism the accountant assumes.")
     own = None if p.non_private or p.status != "ok" or p.epsilon is None else recompute_epsilon(report).epsilon
-    other = _mechanism_mismatch(mc, p, own)
+    other = mechanism_mismatch(mc, p, own)
     if other is not None:
         return _check("mechanism_check", lb / claimed, threshold, "inconclusive",
                       other + "; rerun `dpaudit verify` with the run's config.")

@@ -27,8 +27,8 @@ must state a confidence of at least ``1 − max_significance``.
 ``min_nonmembers`` sets the FPR resolution: an attack with N non-members cannot measure an FPR
 below 1/N, so ``min_nonmembers = 1000`` is needed to state TPR at 0.1% FPR.
 
-A policy must check something: one that sets only ``name``, ``allow_non_private`` and/or
-``allow_seeded_noise`` (permissions, not checks) is a usage error, as is an empty file. Policy
+A policy must check something: one that sets only ``name``, ``allow_non_private``,
+``allow_seeded_noise`` (permissions) and/or ``max_significance`` (a parameter), not checks, is a usage error, as is an empty file. Policy
 files are read with a size cap (:data:`MAX_POLICY_BYTES`) and the same depth and length bounds as
 reports, so a hostile policy is one line (exit 2), never a traceback.
 """

@@ -15,6 +15,8 @@ on its own numbers wherever the report holds what they are computed from:
   significance split over the report's bound sources (Bonferroni, as ``dpaudit audit`` splits its own:
   the maximum of n bounds each at α/n holds with probability ≥ 1 − α). A bound without counts is
   used only in the direction its stated significance supports (see :func:`gated_bounds`).
+* the mechanism check (:func:`mechanism_mismatch`, :func:`mechanism_power`): of the report's σ, q, steps
+  and recomputed ε, at the policy's confidence, with an ε_LB its canaries can show.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Any
 from dpaudit.errors import DpauditError
 from dpaudit.report_schema import AuditReport, is_estimate
 
-__all__ = ["CLAIM_SOURCES", "EPSILON_REL_TOL", "Recomputed", "claim_problem", "gated_bounds", "recompute_epsilon",
-           "target_kind"]
+__all__ = ["CLAIM_SOURCES", "EPSILON_REL_TOL", "Recomputed", "claim_problem", "gated_bounds", "mechanism_mismatch",
+           "mechanism_power", "recompute_epsilon", "target_kind"]
 
 #: Largest relative difference between the stated and the recomputed ε (the PRV accountant is
 #: deterministic; the slack only absorbs float formatting).
@@ -186,3 +188,36 @@ def gated_bounds(report: AuditReport, max_significance: float, threshold: float)
                                           f"without the counts to recompute it"), None, False
         else:
             yield label, status, reason, value, saturated
+
+
+def mechanism_mismatch(mc, p, epsilon: float | None) -> str | None:
+    """Why the mechanism check is of another claim or mechanism than the report's, or ``None``."""
+    if epsilon is None or not math.isclose(epsilon, mc.claimed_epsilon, rel_tol=EPSILON_REL_TOL) or not math.isclose(
+            p.delta, mc.delta, rel_tol=1e-9):
+        return (f"the mechanism check verified (ε = {mc.claimed_epsilon:.4g}, δ = {mc.delta:.3g}), not the report's "
+                f"claim (ε = {epsilon}, δ = {p.delta:.3g})")
+    if (mc.steps != p.steps or not math.isclose(mc.sample_rate, p.sample_rate, rel_tol=1e-9)
+            or not math.isclose(mc.noise_multiplier, p.noise_multiplier, rel_tol=1e-9)):
+        return (f"the mechanism check ran σ = {mc.noise_multiplier:g}, q = {mc.sample_rate:g}, steps = {mc.steps}, "
+                f"not the report's σ = {p.noise_multiplier:g}, q = {p.sample_rate:g}, steps = {p.steps}")
+    return None
+
+
+def mechanism_power(mc, max_significance: float) -> str | None:
+    """Why the check's ε_LB cannot be read at the policy's confidence, or ``None``.
+
+    Its canaries bound what it can show: a Clopper–Pearson ε_LB from n observations per group at
+    significance α is at most ``−log(1 − α^(1/n))`` (no error at all), n the larger group."""
+    n_out = mc.num_canaries - mc.num_included
+    if not 0 < mc.num_included < mc.num_canaries:
+        return (f"the mechanism check has {mc.num_included} of {mc.num_canaries} canaries included; it needs both "
+                f"included and excluded canaries")
+    if mc.confidence < 1.0 - max_significance - 1e-12:
+        return (f"the mechanism check is at {mc.confidence:.4g} confidence, below the policy's "
+                f"{1 - max_significance:.4g} (1 − max_significance)")
+    alpha = 1.0 - mc.confidence
+    cap = -math.log1p(-alpha ** (1.0 / max(mc.num_included, n_out))) if alpha > 0 else math.inf
+    if mc.epsilon_lower_bound > cap * (1 + 1e-9):
+        return (f"the mechanism check states ε_LB = {mc.epsilon_lower_bound:.4g}, more than {mc.num_canaries} canaries "
+                f"can show at {mc.confidence:.4g} confidence ({cap:.4g}): edited")
+    return None

@@ -296,3 +296,18 @@ def test_library_resume_refuses_a_checkpoint_of_other_training_sets(tmp_path):
     with pytest.raises(ConfigError, match="trained on other examples"):
         trainer(other).try_resume()
     assert trainer(first).try_resume() is True
+
+
+def test_fifo_scores_target_is_refused_before_hashing(tmp_path):
+    from dpaudit.config import load_config
+    from dpaudit.pipeline.target import open_target
+
+    fifo = _fifo(tmp_path / "scores.npy")
+    (tmp_path / "m.json").write_text("[0, 1]")
+    cfg, _ = load_config(None, [("target", "path", str(fifo)), ("target", "members", str(tmp_path / "m.json"))])
+
+    def open_it(path):
+        return open_target(cfg, "scores", _Texts(), "b" * 64)
+
+    result = _no_hang(open_it, fifo)
+    assert isinstance(result.get("error"), ConfigError) and "not a regular file" in str(result["error"])
