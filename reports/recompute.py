@@ -174,7 +174,8 @@ def gated_bounds(report: AuditReport, max_significance: float, threshold: float)
         status, reason, value, saturated = lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(
             lb.get("saturated"))
         counts = _counts(lb)
-        delta = min(float(lb.get("delta", report.privacy.delta)), report.privacy.delta)
+        stated_delta = lb.get("delta")
+        delta = min(float(stated_delta) if isinstance(stated_delta, (int, float)) else 1.0, report.privacy.delta)
         if status == "ok" and counts is not None and 0.0 <= delta < 1.0:
             yield (label, *_at(lb, counts, alpha, delta))
             continue
