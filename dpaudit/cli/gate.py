@@ -2,12 +2,13 @@
 
 Prints one row per policy check. Exit codes: 0 every check passed, 1 a check failed, 2 usage or
 input error (bad policy key or type, a policy that checks nothing, missing/truncated/invalid or
-oversized report, NaN in the report, an input that is not a regular file (a FIFO, a device), a ``--junit``
-folder that does not exist, a ``--junit`` file or a ``--write-verdict`` report that is a symbolic link),
-3 inconclusive (a
-required metric is missing, null or unresolvable, the privacy section is not ``ok``, the canary is
-missing, the noise source is not recorded, a required mechanism check is missing or of another claim; never a
-pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result to the report before the checks.
+oversized report, NaN in the report, an input that is not a regular file (a FIFO, a device), a
+``--junit`` folder that does not exist, a ``--junit`` file or a ``--write-verdict`` report that is a
+symbolic link), 3 inconclusive (a required metric is missing, null or unresolvable, the privacy section
+is not ``ok``, the canary is missing, the noise source is not recorded, a required mechanism check is
+missing or of another claim; never a pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result
+to the report before the checks. The gate recomputes ε with the accountant (:mod:`reports.recompute`),
+so it imports opacus (and torch) when the policy sets ``max_epsilon`` or a mechanism check.
 
 Everything printed comes from the gate's cleaned strings (:mod:`dpaudit.sanitize`): a report
 cannot put a line on stdout that starts with ``::`` (a workflow command) or an ESC byte; the only
