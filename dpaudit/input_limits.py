@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonLimits", "read_capped", "check_json_limits", "path_str"]
+__all__ = ["JsonLimits", "read_capped", "check_json_limits", "path_str", "format_bytes", "open_regular"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,17 +48,53 @@ def path_str(parts: Any) -> str:
     return "/".join(str(p) for p in parts) or "(root)"
 
 
+def format_bytes(n: int) -> str:
+    """``65536`` → ``"64 KiB"``, ``52428800`` → ``"50 MiB"``: the largest binary unit that fits, exact or to 0.1."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: Path, *, what: str, error: type[Exception]) -> int:
+    """A read-only descriptor of ``path``, opened only if it is a regular file (links to one are followed).
+
+    Opened with ``O_NONBLOCK``, so a FIFO or a device is refused at once instead of blocking forever.
+
+    Raises:
+        FileNotFoundError, OSError: as ``os.open`` raises them (callers word these).
+        error: ``path`` is a directory, FIFO, device or socket.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise error(f"{what} {path} is {_kind(mode)}, not a regular file; give the path of a file.")
+    return fd
+
+
 def read_capped(path: Path, max_bytes: int, *, what: str, error: type[Exception]) -> bytes:
-    """Read at most ``max_bytes`` from ``path``; a larger (or endless, e.g. ``/dev/zero``) file raises.
+    """Read at most ``max_bytes`` from the regular file ``path``; a larger file raises, and so does a FIFO,
+    a device (``/dev/zero``) or a directory (:func:`open_regular`).
 
     Raises:
         FileNotFoundError, OSError: as ``open`` raises them (callers word these).
-        error: the file holds more than ``max_bytes`` bytes.
+        error: the file holds more than ``max_bytes`` bytes, or is not a regular file.
     """
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path, what=what, error=error), "rb") as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise error(f"{what} {path} is larger than {max_bytes // 2**20} MiB; refusing to read it "
+        raise error(f"{what} {path} is larger than {format_bytes(max_bytes)}; refusing to read it "
                     "(a real one is far smaller: check the path).")
     return data
 

@@ -158,13 +158,30 @@ def quiet_hf_loading(model_dir: Path, what: str, needs: str = ""):
     try:
         yield
     except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ModelError(f"could not load {what} from '{model_dir}' ({first}); is it a complete Hugging Face "
-                         f"checkpoint{' ' + needs if needs else ''}?") from err
+        from dpaudit.sanitize import clean_text
+
+        if _refused_pickle(err):
+            raise ModelError(f"could not load {what} from '{model_dir}': its pickle weights (pytorch_model.bin) hold "
+                             f"objects other than tensors, which dpaudit never unpickles; save the model as "
+                             f"model.safetensors (save_pretrained) and audit that.") from None
+        first = " ".join(str(err).split()) or type(err).__name__
+        raise ModelError(f"could not load {what} from '{model_dir}' ({clean_text(first, max_len=200)}); is it a "
+                         f"complete Hugging Face checkpoint{' ' + needs if needs else ''}?") from err
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def _refused_pickle(err: BaseException) -> bool:
+    """Whether ``err`` (or its cause) is torch's ``weights_only`` refusal of a pickle holding more than tensors."""
+    import pickle
+
+    while err is not None:
+        if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def load_backbone(path: str | Path | None, *, max_length: int | None = None):

@@ -9,23 +9,31 @@ Each policy key becomes one :class:`~dpaudit.report_schema.Check` with status ``
   undefined results never reach a comparison as numbers, and inconclusive is never a pass;
 * a check with nothing to evaluate (no attacks) is ``"inconclusive"``.
 
-Nothing a report asserts about itself is trusted where it can be recomputed or contradicted:
+Nothing a report asserts about itself is trusted where it can be recomputed or contradicted
+(:mod:`reports.recompute` does the recomputing; docs/design.md, "Report schema and gate"):
 
-* ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive); a claim
-  asserted by a checkpoint or stated by the user is gated as stated and labelled "not verified" in the
-  message; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
+* ``max_epsilon`` uses ε only when ``privacy.status == "ok"`` (else inconclusive), and gates the ε the
+  accountant gives for the report's σ, q, steps, δ, accountant and neighbouring relation: a stated ε that
+  differs, or a ``claim_source`` that ``run.target.kind`` cannot produce, fails ("report edited or produced
+  by another accountant"). Only a user's (ε, δ) about a model trained elsewhere is gated as stated,
+  labelled "not verified"; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
 * ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
   ``resolvable: true`` flag that the count contradicts is inconclusive;
 * ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
-  entries with ``"kind": "estimate"`` never count as lower bounds;
+  entries with ``"kind": "estimate"`` never count as lower bounds; bounds are read at the policy's
+  ``max_significance`` split over attacks + 1 (one-run bounds recomputed from their counts; others only
+  in the direction their stated significance supports);
 * ``mechanism_check`` (``require_mechanism_check`` or ``min_mechanism_tightness``): the ``dpaudit verify``
   section; missing is inconclusive (like a missing canary); pass/fail and the tightness are recomputed
-  from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim
-  than the report's (ε or δ differ) is inconclusive; ε_LB above the claim is a fail (the implementation
-  is proven wrong), a tightness below ``min_mechanism_tightness`` a fail (the check was too weak);
+  from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim or
+  mechanism than the report's (ε, δ, σ, q, steps), at a confidence below 1 − ``max_significance``, without
+  both included and excluded canaries, or with an ε_LB more than its canaries can show, is inconclusive;
+  ε_LB above the claim is a fail (the implementation is proven wrong), a tightness below
+  ``min_mechanism_tightness`` a fail (the check was too weak);
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
-  ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
-  trusted without it — except for a user-stated claim, whose noise is part of what the user states.
+  ``allow_seeded_noise``; noise not recorded (``null``) is taken as stated only for a user claim about a
+  model trained elsewhere (``run.target.kind`` hf or scores), fails for a target trained in the run
+  (``train`` always records it) and is inconclusive otherwise.
 
 Every string printed, annotated or written to XML passes through :func:`dpaudit.sanitize.clean_text`
 (report and policy strings may be hostile: newlines, ``::`` workflow commands, ANSI escapes).
@@ -49,6 +57,7 @@ from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
+from dpaudit.reports.recompute import gated_bounds, mechanism_mismatch, mechanism_power, recompute_epsilon, target_kind
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
@@ -107,23 +116,8 @@ def _tpr_measurements(attacks: tuple[AttackResult, ...], fpr: float):
             yield a.name, a.status, a.reason, entry.tpr
 
 
-def _lower_bounds(report: AuditReport):
-    """``(label, status, reason, value, saturated)`` per lower bound; estimates are left out."""
-    for a in report.attacks:
-        if not is_estimate(a.epsilon_lb):
-            lb = a.epsilon_lb
-            yield a.name, lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
-    lb = report.canary
-    if lb is None:
-        yield "canary", "inconclusive", "missing from the report", None, False
-    elif is_estimate(lb):
-        yield "canary", "inconclusive", "only an estimate, not a bound", None, False
-    else:
-        yield "canary", lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
-
-
-def _epsilon_lb_check(report: AuditReport, threshold: float) -> Check:
-    bounds = list(_lower_bounds(report))
+def _epsilon_lb_check(report: AuditReport, threshold: float, max_significance: float) -> Check:
+    bounds = list(gated_bounds(report, max_significance, threshold))
     check = _over_attacks("max_epsilon_lb", threshold, [b[:4] for b in bounds],
                           what="empirical ε lower bound")
     saturated = [label for label, status, _, value, sat in bounds
@@ -149,21 +143,14 @@ def _privacy_checks(report: AuditReport, policy: Policy) -> list[Check]:
         checks.append(_check("allow_non_private", None, str(policy.allow_non_private).lower(), "pass",
                              "trained with differential privacy."))
     if not p.non_private:
-        checks.append(_noise_check(p.noise, policy.allow_seeded_noise, p.claim_source))
+        checks.append(_noise_check(p.noise, policy.allow_seeded_noise, p.claim_source, target_kind(report)))
     if policy.max_epsilon is not None:
         t = policy.max_epsilon
         if p.non_private:
             what = "no DP claim was stated" if p.claim_source == "none" else "not private"
             checks.append(_check("max_epsilon", None, t, "fail", f"{what}: ε = ∞ > {t:g}."))
-        elif p.status != "ok" or p.epsilon is None:
-            # Never trust a number the report itself does not stand behind.
-            checks.append(_check("max_epsilon", None, t, "inconclusive",
-                                 f"privacy status is {p.status}, so ε is not a claim "
-                                 f"({p.reason or 'no reason given'})."))
         else:
-            ok = p.epsilon <= t
-            checks.append(_check("max_epsilon", p.epsilon, t, "pass" if ok else "fail",
-                                 f"ε = {p.epsilon:.4g} {'≤' if ok else '>'} {t:g}{_SOURCE_NOTE.get(p.claim_source, '')}."))
+            checks.append(_epsilon_check(report, t))
     if policy.max_delta is not None:
         t = policy.max_delta
         ok = p.delta <= t
@@ -176,11 +163,32 @@ _SOURCE_NOTE = {"checkpoint": " (asserted by the checkpoint, not verified)",
                 "user": " (stated by the user, not verified)"}
 
 
-def _noise_check(noise: str | None, allowed: bool, claim_source: str | None = None) -> Check:
-    """``secure_noise`` for a private report (see the module docstring). A user-stated claim carries no
-    noise record (the noise was drawn where the model was trained): it is taken as stated, like its ε."""
+def _epsilon_check(report: AuditReport, t: float) -> Check:
+    """``max_epsilon`` of a private report: on the ε the gate recomputes (:mod:`reports.recompute`)."""
+    p = report.privacy
+    if p.status != "ok" or p.epsilon is None:
+        # Never trust a number the report itself does not stand behind.
+        return _check("max_epsilon", None, t, "inconclusive",
+                      f"privacy status is {p.status}, so ε is not a claim ({p.reason or 'no reason given'}).")
+    own = recompute_epsilon(report)
+    if own.problem is not None:
+        return _check("max_epsilon", p.epsilon, t, "fail", own.problem + ".")
+    ok = own.epsilon <= t
+    how = " (recomputed from σ, q, steps, δ)" if own.verified else ""
+    return _check("max_epsilon", own.epsilon, t, "pass" if ok else "fail",
+                  f"ε = {own.epsilon:.4g} {'≤' if ok else '>'} {t:g}{how}{_SOURCE_NOTE.get(p.claim_source, '')}.")
+
+
+#: Target kinds trained elsewhere: their noise source is part of what the user states, like their ε.
+_STATED_NOISE_KINDS = ("hf", "scores")
+
+
+def _noise_check(noise: str | None, allowed: bool, claim_source: str | None, kind: str | None) -> Check:
+    """``secure_noise`` for a private report (see the module docstring). Unrecorded noise is taken as
+    stated only for a user claim about a model trained elsewhere (``run.target.kind`` hf or scores); a
+    target dpaudit trained (``train``) always records its noise, so ``null`` there means an edited report."""
     threshold = "seeded allowed" if allowed else "secure"
-    if noise is None and claim_source == "user":
+    if noise is None and claim_source == "user" and kind in _STATED_NOISE_KINDS:
         return _check("secure_noise", None, threshold, "pass",
                       "noise source part of the claim stated by the user, not verified.")
     if noise == "secure":
@@ -193,6 +201,10 @@ def _noise_check(noise: str | None, allowed: bool, claim_source: str | None = No
         return _check("secure_noise", None, threshold, "fail",
                       "seeded noise: not a private release; anyone with the seed can subtract the "
                       "noise (set allow_seeded_noise = true only for tests and benchmarks).")
+    if kind == "train":
+        return _check("secure_noise", None, threshold, "fail",
+                      "the noise source is not recorded (privacy.noise is null), but the target was trained by "
+                      "dpaudit in this run (run.target.kind = train), which always records it: report edited.")
     return _check("secure_noise", None, threshold, "inconclusive",
                   "the noise source is not recorded (privacy.noise is null), so the claim cannot be "
                   "trusted; re-audit with a dpaudit that records it.")
@@ -218,7 +230,7 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
                   f"protection level {level} (balanced accuracy {inner.value:.4f}) meets {minimum}.")
 
 
-def _mechanism_check(report: AuditReport, min_tightness: float | None) -> Check:
+def _mechanism_check(report: AuditReport, min_tightness: float | None, max_significance: float) -> Check:
     """``mechanism_check`` (see the module docstring)."""
     threshold = "passed" if min_tightness is None else min_tightness
     mc, p = report.mechanism_check, report.privacy
@@ -229,15 +241,18 @@ def _mechanism_check(report: AuditReport, min_tightness: float | None) -> Check:
     if not (math.isfinite(claimed) and claimed > 0 and math.isfinite(lb) and lb >= 0):
         return _check("mechanism_check", None, threshold, "inconclusive",
                       f"mechanism check states ε = {claimed!r}, ε_LB = {lb!r}: not a usable check.")
+    weak = mechanism_power(mc, max_significance)
+    if weak is not None:
+        return _check("mechanism_check", None, threshold, "inconclusive", weak + "; rerun `dpaudit verify`.")
     if lb > claimed:
         return _check("mechanism_check", lb / claimed, threshold, "fail",
                       f"white-box ε_LB = {lb:.4g} > claimed ε = {claimed:.4g} at {mc.confidence:.0%} "
                       f"confidence: the DP step does not implement the mechanism the accountant assumes.")
-    if p.epsilon is None or not math.isclose(p.epsilon, claimed, rel_tol=1e-6) or not math.isclose(
-            p.delta, mc.delta, rel_tol=1e-9):
+    own = None if p.non_private or p.status != "ok" or p.epsilon is None else recompute_epsilon(report).epsilon
+    other = mechanism_mismatch(mc, p, own)
+    if other is not None:
         return _check("mechanism_check", lb / claimed, threshold, "inconclusive",
-                      f"the mechanism check verified (ε = {claimed:.4g}, δ = {mc.delta:.3g}), not the report's "
-                      f"claim (ε = {p.epsilon}, δ = {p.delta:.3g}); rerun `dpaudit verify` with the run's config.")
+                      other + "; rerun `dpaudit verify` with the run's config.")
     tightness = lb / claimed
     if min_tightness is not None and tightness < min_tightness:
         return _check("mechanism_check", tightness, threshold, "fail",
@@ -261,7 +276,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
                                     _tpr_measurements(attacks, limit.fpr),
                                     what=f"TPR at FPR {limit.fpr:g}"))
     if policy.max_epsilon_lb is not None:
-        checks.append(_epsilon_lb_check(report, policy.max_epsilon_lb))
+        checks.append(_epsilon_lb_check(report, policy.max_epsilon_lb, policy.max_significance))
     if policy.min_nonmembers is not None:
         checks.append(_over_attacks("min_nonmembers", policy.min_nonmembers,
                                     [(a.name, "ok", None, float(a.n_nonmembers)) for a in attacks],
@@ -281,7 +296,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
     if policy.min_protection_level is not None:
         checks.append(_protection_check(report, policy.min_protection_level))
     if policy.require_mechanism_check or policy.min_mechanism_tightness is not None:
-        checks.append(_mechanism_check(report, policy.min_mechanism_tightness))
+        checks.append(_mechanism_check(report, policy.min_mechanism_tightness, policy.max_significance))
     return tuple(checks)
 
 

@@ -14,6 +14,11 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
     allow_seeded_noise = false            # default false: a private run with seeded noise fails
     require_mechanism_check = true        # `dpaudit verify` result must be in the report and pass
     min_mechanism_tightness = 0.5         # its white-box ε_LB / claimed ε must be ≥ this (implies required)
+    max_significance = 0.05               # default 0.05: bounds are gated at this family-wise significance
+
+``max_significance`` is a parameter, not a check: the ε lower bounds are recomputed from their counts at
+this significance, split over the bounds the check reads (:mod:`reports.recompute`), and a mechanism check
+must state a confidence of at least ``1 − max_significance``.
 
     [[max_tpr_at_fpr]]                    # one table, or an array of tables
     fpr = 0.001
@@ -22,8 +27,8 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
 ``min_nonmembers`` sets the FPR resolution: an attack with N non-members cannot measure an FPR
 below 1/N, so ``min_nonmembers = 1000`` is needed to state TPR at 0.1% FPR.
 
-A policy must check something: one that sets only ``name``, ``allow_non_private`` and/or
-``allow_seeded_noise`` (permissions, not checks) is a usage error, as is an empty file. Policy
+A policy must check something: one that sets only ``name``, ``allow_non_private``,
+``allow_seeded_noise`` (permissions) and/or ``max_significance`` (a parameter), not checks, is a usage error, as is an empty file. Policy
 files are read with a size cap (:data:`MAX_POLICY_BYTES`) and the same depth and length bounds as
 reports, so a hostile policy is one line (exit 2), never a traceback.
 """
@@ -47,7 +52,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = ["Policy", "TprLimit", "load_policy", "parse_policy", "POLICY_KEYS", "PERMISSION_KEYS",
-           "MAX_POLICY_BYTES"]
+           "PARAMETER_KEYS", "MAX_POLICY_BYTES"]
 
 #: Largest policy file read (bytes); a real one is a few hundred.
 MAX_POLICY_BYTES = 2**20
@@ -86,6 +91,7 @@ class Policy:
     allow_seeded_noise: bool = False
     require_mechanism_check: bool = False
     min_mechanism_tightness: float | None = None
+    max_significance: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
@@ -106,6 +112,9 @@ POLICY_KEYS = tuple(f.name for f in dataclasses.fields(Policy))
 
 #: Keys that permit rather than check: a policy made only of these (and ``name``) checks nothing.
 PERMISSION_KEYS = ("allow_non_private", "allow_seeded_noise")
+
+#: Keys that set how checks are made, not what they check: a policy made only of these checks nothing.
+PARAMETER_KEYS = ("max_significance",)
 
 
 def _real(key: str, value: object, low: float, high: float, closed: str) -> float:
@@ -173,6 +182,8 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
     if "min_mechanism_tightness" in data:
         kw["min_mechanism_tightness"] = _real("min_mechanism_tightness", data["min_mechanism_tightness"], 0.0, 1.0,
                                               "both")
+    if "max_significance" in data:  # the range audit.significance allows
+        kw["max_significance"] = _real("max_significance", data["max_significance"], 0.0, 0.5, "right")
     if "require_mechanism_check" in data:
         if not isinstance(data["require_mechanism_check"], bool):
             raise ConfigError("require_mechanism_check must be true or false, got "
@@ -184,9 +195,9 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
             if not isinstance(data[key], bool):
                 raise ConfigError(f"{key} must be true or false, got {key}={data[key]!r}.")
             kw[key] = data[key]
-    if not set(kw) - {"name", *PERMISSION_KEYS}:
+    if not set(kw) - {"name", *PERMISSION_KEYS, *PARAMETER_KEYS}:
         raise ConfigError("the policy checks nothing; set at least one of "
-                          f"{', '.join(k for k in POLICY_KEYS if k not in ('name', *PERMISSION_KEYS))}.")
+                          f"{', '.join(k for k in POLICY_KEYS if k not in ('name', *PERMISSION_KEYS, *PARAMETER_KEYS))}.")
     return Policy(**kw)
 
 

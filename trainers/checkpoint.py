@@ -19,15 +19,18 @@ for a reader outside dpaudit; dpaudit itself rebuilds a claim from the flat ``no
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from dpaudit.errors import CheckpointError, ConfigError
-from dpaudit.rundir import RunDir
+from dpaudit.rundir import RunDir, members_commitment
 
 CHECKPOINT_FORMAT = "dpaudit-bitfit-1"
 MODELS_FILE = "models.safetensors"
@@ -134,3 +137,42 @@ def check_resumable(meta: dict, *, settings: dict, seeds: list, backbone_sha256:
                           f"--run-dir, or the same config to resume it.")
     if meta.get("backbone_sha256") != backbone_sha256:
         raise ConfigError(f"run directory '{where}' holds a run on another backbone; use a new --run-dir.")
+
+
+#: The run directory's private (0600) key of the membership commitments; never inside a checkpoint.
+MEMBERSHIP_KEY_FILE = "membership_key.json"
+
+
+def membership_commitments(run: RunDir, members: Sequence[np.ndarray], *, create: bool) -> list[str] | None:
+    """Keyed commitment (:func:`dpaudit.rundir.members_commitment`) to each row's training ids.
+
+    The key (256 random bits) is the run directory's private ``membership_key.json``, made on the first call
+    with ``create``: the commitments in a checkpoint say nothing about who trained it without the key, and
+    with it a resume proves it continues the same training sets. ``None`` when there is no key and not
+    ``create``.
+    """
+    path = run.verified(MEMBERSHIP_KEY_FILE)
+    if path is None:
+        if not create:
+            return None
+        salt = secrets.token_hex(32)
+        run.write_json(MEMBERSHIP_KEY_FILE, {"salt": salt})
+    else:
+        try:
+            salt = str(json.loads(path.read_text(encoding="utf-8"))["salt"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"'{path}' is unreadable; use a new --run-dir.") from None
+    return [members_commitment(salt, ids) for ids in members]
+
+
+def check_membership(meta: dict, commitments: list[str] | None, *, where: Path) -> None:
+    """Refuse to resume a checkpoint whose rows trained on other examples than ``commitments`` commit to.
+
+    Raises:
+        ConfigError: another membership, or a checkpoint (or run directory) without the commitments.
+    """
+    if commitments is None or meta.get("membership_commitments") != commitments:
+        raise ConfigError(f"run directory '{where}' holds a checkpoint trained on other examples (another "
+                          f"membership, or one it cannot show); use a new --run-dir, or the same training sets "
+                          f"to resume it.")
+

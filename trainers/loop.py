@@ -190,6 +190,7 @@ class Trainer:
         self.autocast = bf16_autocast(settings.autocast, self.device)
         self.step = 0
         self.history = {"steps": [0], "epsilons": [0.0]}
+        self._commitments: list[str] | None = None
 
     # --- checkpoints -----------------------------------------------------------------------------
     def _checkpoint_meta(self) -> dict:
@@ -200,8 +201,17 @@ class Trainer:
                 "noise": [src.kind for src in self.sources], "seeds": self.seeds,
                 **({"world_size": self.comm.world_size} if self.comm.world_size > 1 else {}),
                 "settings": self.settings.to_dict(), "epsilon_history": self.history,
+                "membership_commitments": self._membership(create=True),
                 "optimizer": {"param_groups": self.opt.state_dict()["param_groups"],
                               "scheduler": self.sched.state_dict()}}
+
+    def _membership(self, *, create: bool) -> list[str] | None:
+        """The keyed commitments to every row's training set (cached; ``None`` without a run directory)."""
+        if self.rundir is None:
+            return None
+        if self._commitments is None:
+            self._commitments = checkpoint.membership_commitments(self.rundir, self.members, create=create)
+        return self._commitments
 
     def save(self) -> None:
         """Commit tables, optimizer moments, step count and accountant history in one atomic write."""
@@ -211,7 +221,8 @@ class Trainer:
                                    self._checkpoint_meta())
 
     def try_resume(self) -> bool:
-        """Restore the last committed checkpoint of an interrupted run with the same settings and seeds.
+        """Restore the last committed checkpoint of an interrupted run with the same settings, seeds and
+        training sets (keyed commitments, :func:`~trainers.checkpoint.check_membership`).
 
         Randomness is not restored: secure rows draw fresh entropy, seeded rows are keyed by the step.
         Data-parallel: rank 0 reads and checks the checkpoint and broadcasts it (safetensors bytes), so every
@@ -246,6 +257,7 @@ class Trainer:
         tables, state, meta = checkpoint.read_checkpoint(path)
         checkpoint.check_resumable(meta, settings=self.settings.to_dict(), seeds=self.seeds,
                                    backbone_sha256=self.meta.get("backbone_sha256"), where=self.rundir.path)
+        checkpoint.check_membership(meta, self._membership(create=False), where=self.rundir.path)
         self._load(tables, state, meta)
         return True
 

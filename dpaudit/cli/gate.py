@@ -2,10 +2,13 @@
 
 Prints one row per policy check. Exit codes: 0 every check passed, 1 a check failed, 2 usage or
 input error (bad policy key or type, a policy that checks nothing, missing/truncated/invalid or
-oversized report, NaN in the report, a ``--junit`` folder that does not exist), 3 inconclusive (a
-required metric is missing, null or unresolvable, the privacy section is not ``ok``, the canary is
-missing, the noise source is not recorded, a required mechanism check is missing or of another claim; never a
-pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result to the report before the checks.
+oversized report, NaN in the report, an input that is not a regular file (a FIFO, a device), a
+``--junit`` folder that does not exist, a ``--junit`` file or a ``--write-verdict`` report that is a
+symbolic link), 3 inconclusive (a required metric is missing, null or unresolvable, the privacy section
+is not ``ok``, the canary is missing, the noise source is not recorded, a required mechanism check is
+missing or of another claim; never a pass). ``--mechanism-check`` attaches a ``dpaudit verify`` result
+to the report before the checks. The gate recomputes ε with the accountant (:mod:`reports.recompute`),
+so it imports opacus (and torch) when the policy sets ``max_epsilon`` or a mechanism check.
 
 Everything printed comes from the gate's cleaned strings (:mod:`dpaudit.sanitize`): a report
 cannot put a line on stdout that starts with ``::`` (a workflow command) or an ESC byte; the only
@@ -49,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
     from dpaudit.errors import ConfigError
+    from dpaudit.fileio import refuse_symlink, write_text_atomic
     from dpaudit.report_io import dump_report, load_report
     from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
     from dpaudit.reports.policy import load_policy
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.report)
     if path.is_dir():
         path = path / "audit.json"
+    # Outputs never go through a link (gate.xml -> ~/.ssh/authorized_keys committed in a PR): refused before
+    # any work, and written by the atomic no-follow writer (which refuses a link planted meanwhile).
+    for output in ([junit] if junit is not None else []) + ([path] if args.write_verdict else []):
+        refuse_symlink(output)
     report = load_report(path)
     if args.mechanism_check is not None:
         from dpaudit.verify.attach import attach_mechanism_check
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     if junit is not None:
         try:
-            junit.write_text(junit_xml(checks, policy), encoding="utf-8")
+            write_text_atomic(junit, junit_xml(checks, policy), private=False)
         except OSError as err:
             raise ConfigError(f"cannot write --junit file {junit}: {err.strerror or err}; pass a "
                               "writable path.") from None

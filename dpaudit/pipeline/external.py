@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dpaudit.errors import CheckpointError, DataError
+from dpaudit.input_limits import read_capped
 from dpaudit.rundir import members_commitment, sha256_bytes
 
 _MAX_ID_FILE_BYTES = 64 << 20
@@ -34,33 +36,50 @@ class TargetMembers:
     salt: str | None
 
 
+def _strict_ids(values: Any) -> np.ndarray:
+    """A JSON list of ids as int64 (N,); a float, bool, string or nested list is refused, never truncated."""
+    if not isinstance(values, list):
+        raise ValueError(f"expected a list of ids, got {type(values).__name__}")
+    for v in values:
+        if type(v) is not int:  # bool is an int subclass: true is not id 1
+            raise ValueError(f"{json.dumps(v)[:40]} is not an integer id")
+    return np.asarray(values, dtype=np.int64)  # OverflowError beyond int64
+
+
+def _parse_ids(text: str) -> tuple[np.ndarray, Any]:
+    """``(ids, salt or None)`` of a split.json, a JSON list, or one integer per line."""
+    if text.startswith("{"):
+        obj = json.loads(text)
+        if not isinstance(obj, dict) or "train" not in obj:
+            raise ValueError("a JSON object without a 'train' list")
+        return _strict_ids(obj["train"]), obj.get("salt")
+    if text.startswith("["):
+        return _strict_ids(json.loads(text)), None
+    words = text.split()
+    bad = next((w for w in words if not re.fullmatch(r"-?[0-9]+", w)), None)
+    if bad is not None:
+        raise ValueError(f"{bad[:40]!r} is not an integer id")
+    return np.asarray([int(w) for w in words], dtype=np.int64), None
+
+
 def read_member_ids(path: str, n: int) -> TargetMembers:
     """Read the target's training ids from ``split.json`` (``{"train": [...], "salt": ...}``), a JSON list,
-    or one integer per line.
+    or one integer per line. Ids are parsed strictly: ``0.5``, ``1.9``, ``true`` or ``"3"`` are refused.
 
     Raises:
-        DataError: missing, unreadable, not integers, or ids outside ``[0, n)``.
+        DataError: missing, not a regular file, unreadable, not integers, or ids outside ``[0, n)``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
-                        f"ids, indices into the dataset, as a JSON list or one per line).")
-    raw = p.read_bytes()
-    if len(raw) > _MAX_ID_FILE_BYTES:
-        raise DataError(f"member id file '{p}' is larger than {_MAX_ID_FILE_BYTES >> 20} MB; give the target's split.json.")
-    salt = None
     try:
-        text = raw.decode("utf-8").strip()
-        if text.startswith("{"):
-            obj = json.loads(text)
-            ids, salt = obj["train"], obj.get("salt")
-        else:
-            ids = json.loads(text) if text.startswith("[") else [int(x) for x in text.split()]
-        ids = np.asarray(ids, dtype=np.int64)
-        if ids.ndim != 1:
-            raise ValueError("not a flat list")
-    except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError) as err:
-        raise DataError(f"member id file '{p}' is not a list of integers ({str(err)[:200]}).") from None
+        raw = read_capped(p, _MAX_ID_FILE_BYTES, what="member id file", error=DataError)
+    except OSError:
+        raise DataError(f"member id file '{p}' does not exist or cannot be read; give the target's split.json (or "
+                        f"its training-example ids, indices into the dataset, as a JSON list or one per line).") from None
+    try:
+        ids, salt = _parse_ids(raw.decode("utf-8").strip())
+    except (ValueError, TypeError, OverflowError, RecursionError, UnicodeDecodeError) as err:
+        raise DataError(f"member id file '{p}' is not a list of integer ids ({' '.join(str(err).split())[:200]}); "
+                        f"give the target's split.json.") from None
     if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
         raise DataError(f"member ids in '{p}' do not match the dataset: ids must be in [0, {n}), got range "
                         f"[{ids.min() if ids.size else '-'}, {ids.max() if ids.size else '-'}]; check data.path "

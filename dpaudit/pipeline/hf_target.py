@@ -36,10 +36,17 @@ def _column_order(config, label_names: list[str]) -> list[int]:
 
 
 def check_labels(path: Path, num_classes: int) -> None:
-    """Refuse a classifier whose label count differs from the data's classes (reads config.json only)."""
+    """Refuse a directory that is not a sequence classifier (``architectures`` in its config.json names no
+    ``*ForSequenceClassification``: a bare encoder would be audited with a randomly initialised head) or
+    whose label count differs from the data's classes (reads config.json only)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    names = [a for a in (config.architectures or []) if isinstance(a, str)]
+    if not any(a.endswith("ForSequenceClassification") for a in names):
+        raise CheckpointError(f"target model '{path}' is not a sequence classifier (architectures: "
+                              f"{', '.join(names)[:120] or 'none stated'}); give a directory saved from an "
+                              f"AutoModelForSequenceClassification, with its trained classification head.")
     if int(config.num_labels) != num_classes:
         raise CheckpointError(f"target model '{path}' has {config.num_labels} labels; the dataset has {num_classes} "
                               f"classes; audit it on the data it was trained for.")
@@ -59,8 +66,13 @@ def hf_logits(path: Path, ds, *, max_length: int, batch_size: int, device) -> np
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True,
-                                                                   trust_remote_code=False)
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False, output_loading_info=True)
+    missing = list(loading.get("missing_keys") or [])
+    if missing:  # a head transformers had to initialise at random: the audit would score noise
+        raise CheckpointError(f"target model '{path}' lacks trained weights for {len(missing)} parameter(s) (e.g. "
+                              f"{str(missing[0])[:80]}) that would be initialised at random; give the classifier's "
+                              f"complete checkpoint.")
     model.to(device).eval()
     encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=max_length)
     logits = classifier_logits(model, encoded, device=device, batch_size=batch_size)

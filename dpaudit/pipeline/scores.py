@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dpaudit.errors import DataError
+from dpaudit.input_limits import format_bytes
 
 SCORE_SUFFIXES = (".npy", ".csv", ".parquet")
 _MAX_BYTES = 4 << 30
@@ -39,9 +40,12 @@ def _table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise DataError(f"scores file '{path}' has no 'id' column; give an integer id column (the example's index "
                         f"in the population) and one column per class.")
     ids = frame.pop("id")
-    texts = frame.pop("text").astype(str).to_numpy() if "text" in frame.columns else None
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise DataError(f"the 'id' column of scores file '{path}' must hold integers, got {ids.dtype}.")
+    texts = None
+    if "text" in frame.columns:  # an empty cell reads as NaN: compared as an empty text
+        texts = np.asarray(["" if pd.isna(t) else str(t) for t in frame.pop("text")], dtype=object)
+    if not pd.api.types.is_integer_dtype(ids.dtype) or pd.api.types.is_bool_dtype(ids.dtype):
+        raise DataError(f"the 'id' column of scores file '{path}' must hold integers (the example's index in the "
+                        f"population), got {str(ids.dtype)[:40]} values{f' such as {str(ids.iloc[0])[:40]!r}' if len(ids) else ''}.")
     try:
         values = frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
@@ -93,7 +97,8 @@ def read_scores(path: str | Path, *, n: int, num_classes: int, kind: str,
     if not p.is_file() or p.suffix.lower() not in SCORE_SUFFIXES:
         raise DataError(f"scores file '{p}' does not exist or is not one of {', '.join(SCORE_SUFFIXES)}.")
     if p.stat().st_size > _MAX_BYTES:
-        raise DataError(f"scores file '{p}' is larger than {_MAX_BYTES >> 30} GB.")
+        raise DataError(f"scores file '{p}' is larger than {format_bytes(_MAX_BYTES)}; give the target's scores on "
+                        f"the population only.")
     if p.suffix.lower() == ".npy":
         try:
             values = np.load(p, allow_pickle=False)

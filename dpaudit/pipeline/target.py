@@ -105,6 +105,8 @@ def open_target(cfg: Config, kind: str, ds, backbone_sha256: str) -> TargetSourc
         return TargetSource(kind, path, members, dir_sha256(path))
     if path.is_dir():
         raise ConfigError(f"target '{path}' is a directory, not a scores file; use target.kind = 'hf'.")
+    if not path.is_file():  # a FIFO or a device would block the hash below forever
+        raise ConfigError(f"target '{path}' is not a regular file; give a scores file ({', '.join(SCORE_SUFFIXES)}).")
     return TargetSource(kind, path, members, sha256_file(path))
 
 

@@ -25,8 +25,9 @@ def _no_github(monkeypatch):
 
 def _mc(report: AuditReport, **changes) -> MechanismCheck:
     base = dict(claimed_epsilon=report.privacy.epsilon, delta=report.privacy.delta, epsilon_lower_bound=0.6 *
-                report.privacy.epsilon, confidence=0.95, num_canaries=20000, num_included=10000, steps=4,
-                sample_rate=0.25, noise_multiplier=1.2, tightness=0.6, passed=True, method="test", noise="seeded",
+                report.privacy.epsilon, confidence=0.95, num_canaries=20000, num_included=10000,
+                steps=report.privacy.steps, sample_rate=report.privacy.sample_rate,
+                noise_multiplier=report.privacy.noise_multiplier, tightness=0.6, passed=True, method="test", noise="seeded",
                 seed_published=False, wall_time_s=1.0)
     base.update(changes)
     return MechanismCheck(**base)

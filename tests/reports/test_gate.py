@@ -17,16 +17,18 @@ FULL = {
     "max_tpr_at_fpr": [{"fpr": 0.001, "max_tpr": 0.01}, {"fpr": 0.01, "max_tpr": 0.05}],
     "max_epsilon_lb": 2.0, "min_nonmembers": 1000, "required_attacks": ["lira_online", "rmia"],
     "min_protection_level": "strong", "allow_non_private": False, "allow_seeded_noise": False,
-    "require_mechanism_check": True, "min_mechanism_tightness": 0.5,
+    "require_mechanism_check": True, "min_mechanism_tightness": 0.5, "max_significance": 0.05,
 }
 
 
 @pytest.fixture
 def report(report):
     """The sample with a passing `dpaudit verify` section, so that FULL (every policy key) can pass."""
-    eps, delta = report.privacy.epsilon, report.privacy.delta
+    p = report.privacy
+    eps, delta = p.epsilon, p.delta
     check = MechanismCheck(claimed_epsilon=eps, delta=delta, epsilon_lower_bound=0.7 * eps, confidence=0.95,
-                           num_canaries=1000, num_included=500, steps=2, sample_rate=1.0, noise_multiplier=1.0,
+                           num_canaries=1000, num_included=500, steps=p.steps, sample_rate=p.sample_rate,
+                           noise_multiplier=p.noise_multiplier,
                            tightness=0.7, passed=True, method="test", noise="secure", seed_published=False,
                            wall_time_s=1.0)
     return dataclasses.replace(report, mechanism_check=check)
