@@ -119,7 +119,7 @@ def test_audit_headline_goes_into_the_card_and_another_models_audit_is_refused(r
     dump_report(report, other)
     code, _, err = run_cli(capsys, ["export", str(runs["pooler"]), "--out", str(runs["root"] / "x"), "--audit", str(other)])
     assert code == 2
-    assert_one_error_line(err, "audits a model with σ=1.1")
+    assert_one_error_line(err, "audits a model with σ=", "not this run")
     assert not (runs["root"] / "x").exists()
     same = dataclasses.replace(report, privacy=dataclasses.replace(
         report.privacy, noise_multiplier=metrics["noise_multiplier"], sample_rate=metrics["sample_rate"],
