@@ -25,7 +25,7 @@ from dpaudit.fileio import refuse_symlink, write_bytes_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
 
-__all__ = ["write_pdf", "find_chromium", "print_to_pdf", "CHROMIUM_FLAGS", "TIMEOUT_S"]
+__all__ = ["write_pdf", "find_chromium", "print_to_pdf", "CHROMIUM_FLAGS", "TIMEOUT_S", "MISSING_ENGINE"]
 
 #: Seconds one print may take before it is abandoned.
 TIMEOUT_S = 120
@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-extensions", "--no-pdf-header-footer")
 
 _NAMES = ("chromium", "chromium-browser")
-_MISSING = ("PDF output needs Chromium, which is not installed: install the Debian package `chromium` "
+MISSING_ENGINE = ("PDF output needs Chromium, which is not installed: install the Debian package `chromium` "
             "(apt-get install -y chromium), or set DPAUDIT_CHROMIUM to its path, or choose --format html,md.")
 
 
@@ -56,7 +56,7 @@ def print_to_pdf(html: str, *, timeout_s: float = TIMEOUT_S) -> bytes:
     """
     chromium = find_chromium()
     if chromium is None:
-        raise ConfigError(_MISSING)
+        raise ConfigError(MISSING_ENGINE)
     with tempfile.TemporaryDirectory(prefix="dpaudit-pdf-") as tmp:
         page, out = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
         page.write_text(html, encoding="utf-8")
@@ -90,5 +90,5 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
     path = Path(path)
     refuse_symlink(path)
     if find_chromium() is None:  # before rendering the figures: fail at once
-        raise ConfigError(_MISSING)
+        raise ConfigError(MISSING_ENGINE)
     return write_bytes_atomic(path, print_to_pdf(render_html(report, dpi=150)), private=False)
