@@ -481,7 +481,7 @@ def mechanism_rows(report: AuditReport) -> list[tuple[str, str]]:
     verdict = ("PASS — the white-box bound is within the claim" if passed else
                "FAIL — the white-box bound exceeds the claim: the DP step does not do what the accountant assumes")
     return [("claimed ε (accountant)", f"{fmt(mc.claimed_epsilon)} at δ = {mc.delta:.3g}"),
-            ("white-box ε lower bound", f"{fmt(mc.epsilon_lower_bound)} ({fmt_pct(mc.confidence, 0)} confidence)"),
+            ("white-box ε lower bound", f"{fmt(mc.epsilon_lower_bound)} ({fmt_confidence(1 - mc.confidence)} confidence)"),
             ("ε_LB / ε", fmt(ratio)),
             ("result", verdict),
             ("canaries", f"{mc.num_canaries} ({mc.num_included} included), {plural(mc.steps, 'step')}, "
