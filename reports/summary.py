@@ -131,7 +131,8 @@ def utility_sentence(report: AuditReport) -> str:
     if u.majority_baseline is None:
         return text + " (majority-class baseline not recorded)."
     gain = 100 * (u.value - u.majority_baseline)
-    warn = "; barely above it: the model may be untrained" if gain < 2.0 else ""
+    warn = ("; not above it: the model may be untrained" if gain <= 0.0
+            else "; barely above it: the model may be untrained" if gain < 2.0 else "")
     return text + f" (majority-class baseline {fmt(u.majority_baseline)}, {gain:+.1f} points{warn})."
 
 
