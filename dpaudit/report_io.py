@@ -19,7 +19,7 @@ from typing import Any
 from dpaudit.errors import DataError
 from dpaudit.input_limits import JsonLimits, check_json_limits, path_str, read_capped
 from dpaudit.report_schema import SCHEMA_VERSION, AuditReport
-from dpaudit.sanitize import clean_text
+from dpaudit.sanitize import UNSAFE_CHARS, clean_text
 
 __all__ = ["MAX_REPORT_BYTES", "REPORT_LIMITS", "ARRAY_CAPS", "load_schema", "validate_report", "load_report",
            "dump_report"]
@@ -104,8 +104,17 @@ def _consistency_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | N
     return None
 
 
+def _sign_off_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """A sign-off string holding a control, bidi or line-separator character (it is printed for signature)."""
+    sign_off = data.get("sign_off")
+    for key, value in (sign_off or {}).items():
+        if isinstance(value, str) and UNSAFE_CHARS.search(value):
+            return ("sign_off", key), "holds a control, bidi or line-break character; give it as one plain line"
+    return None
+
+
 def validate_report(data: dict[str, Any]) -> None:
-    """Check a report dict: bounds, ``audit-1.0.json``, NaN/±inf anywhere, cross-field rules.
+    """Check a report dict: bounds, ``audit-1.0.json``, NaN/±inf anywhere, cross-field rules, sign-off text.
 
     Raises:
         DataError: one line naming the first failing path, e.g.
@@ -126,7 +135,7 @@ def validate_report(data: dict[str, Any]) -> None:
     if error is not None:
         message = clean_text(" ".join(error.message.split()), max_len=200)
         raise DataError(f"audit report is invalid at {path_str(error.absolute_path)}: {message}")
-    found = _consistency_errors(data)
+    found = _consistency_errors(data) or _sign_off_errors(data)
     if found is not None:
         raise DataError(f"audit report is invalid at {path_str(found[0])}: {found[1]}.")
 

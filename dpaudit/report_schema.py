@@ -55,7 +55,7 @@ __all__ = [
     "SCHEMA_VERSION", "AuditReport", "RunInfo", "PrivacySection", "ClippingSummary", "ProfileCurve",
     "EpsilonHistory", "UtilitySection", "AttackResult", "TprAtFpr", "RocCurve", "ScoreHistogram",
     "Verdict", "Check", "MechanismCheck", "ReferenceSection", "strongest_of", "NOISE_SOURCES", "CLAIM_SOURCES",
-    "REFERENCE_KINDS", "is_estimate",
+    "REFERENCE_KINDS", "is_estimate", "SignOff", "SIGN_OFF_DECISIONS",
 ]
 
 #: Kinds of reference bank an audit can train beside the target (``audit.reference``): only a
@@ -458,6 +458,30 @@ class MechanismCheck(_Serial):
     wall_time_s: float
 
 
+#: Decisions a reviewer can record in :class:`SignOff` (``None``: to be ticked by hand on paper).
+SIGN_OFF_DECISIONS = ("approve", "reject", "approve_with_conditions")
+
+
+@dataclasses.dataclass(frozen=True)
+class SignOff(_Serial):
+    """The reviewer's sign-off (``dpaudit report --sign-off``); every field ``None`` until given.
+
+    Attributes:
+        reviewer: the reviewer's name. role: their role (e.g. "data protection officer").
+        date: ISO date ``YYYY-MM-DD`` of the decision.
+        decision: one of :data:`SIGN_OFF_DECISIONS`.
+        conditions: the conditions of an ``"approve_with_conditions"`` decision (free text).
+
+    The handwritten signature is never stored: the reports leave a line for it.
+    """
+
+    reviewer: str | None = None
+    role: str | None = None
+    date: str | None = None
+    decision: str | None = None
+    conditions: str | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class AuditReport(_Serial):
     """The whole ``audit.json``. ``to_dict()`` output validates against ``audit-1.0.json``."""
@@ -472,10 +496,11 @@ class AuditReport(_Serial):
     epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
     mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
     reference: ReferenceSection | None = None  # the non-private reference (``audit.reference``); never gated
+    sign_off: SignOff | None = None  # the reviewer's record (``dpaudit report --sign-off``); never gated
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,
-               "reference": ReferenceSection}
+               "reference": ReferenceSection, "sign_off": SignOff}
 
     def strongest_attack(self) -> AttackResult | None:
         """The ``"ok"`` attack with the highest balanced accuracy (ties: higher AUC), else ``None``."""

@@ -36,7 +36,7 @@ from dpaudit.sanitize import clean_text
 
 __all__ = [
     "ceiling_curve", "roc_figure", "histogram_figure",
-    "epsilon_history_figure", "privacy_utility_figure", "all_figures", "to_png_base64",
+    "epsilon_history_figure", "privacy_utility_figure", "all_figures", "to_png_base64", "caption",
 ]
 
 #: Smallest FPR drawn on the log axis when an attack's ROC does not go lower.
@@ -228,6 +228,70 @@ def all_figures(report: AuditReport) -> dict[str, Figure]:
         figures["epsilon_history"] = history
     figures["privacy_utility"] = privacy_utility_figure(report)
     return figures
+
+
+_ALT = {"roc": "ROC curves of all attacks on log-log axes",
+        "histograms": "Attack-score histograms for members and non-members",
+        "epsilon_history": "Privacy budget over training steps",
+        "privacy_utility": "Privacy-utility point"}
+
+
+def _labels(fig: Figure) -> list[tuple[str, str]]:
+    """(label, linestyle) of every line drawn on ``fig``'s axes (what a caption may describe)."""
+    return [(line.get_label(), line.get_linestyle()) for ax in fig.axes for line in ax.get_lines()]
+
+
+def _texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def _roc_caption(fig: Figure) -> str:
+    lines = _labels(fig)
+    parts = ["ROC of each attack on the target model (log-log axes)."]
+    if any(label.startswith("DP ceiling") for label, _ in lines):
+        parts.append("The thick black curve is the most any attack can achieve under the claimed privacy "
+                     "profile δ(ε): a curve above it would contradict the claim.")
+    elif "no ceiling" in _texts(fig):
+        parts.append("No DP ceiling is drawn: the model is not private (ε = ∞).")
+    else:
+        parts.append("No DP ceiling is drawn: the report stores no privacy profile.")
+    parts.append("The dotted diagonal is random guessing.")
+    if any(style == "--" for _, style in lines):
+        parts.append("The dashed grey curve is the strongest attack on the non-private reference.")
+    return " ".join(parts)
+
+
+def _privacy_utility_caption(fig: Figure, report: AuditReport) -> str:
+    lines, metric = _labels(fig), _name(report.utility.metric)
+    parts = []
+    if any(label.startswith("this run") for label, _ in lines):
+        parts.append(f"The red dot is this run's held-out {metric} at its claimed ε.")
+    else:
+        parts.append(f"No point is drawn: ε is infinite or undefined, so the run's held-out {metric} is written "
+                     "on the plot.")
+    if any(label.startswith("non-private reference (ε = ∞") for label, style in lines if style != "--"):
+        parts.append("The black square is the non-private reference audited in this run, drawn at the right "
+                     "edge to stand for ε = ∞.")
+    if any(style == "--" for _, style in lines):
+        parts.append(f"The dashed line is the non-private reference's {metric}.")
+    return " ".join(parts)
+
+
+def caption(key: str, fig: Figure, report: AuditReport) -> tuple[str, str]:
+    """``(alt text, caption)`` of the figure ``all_figures(report)[key]``, describing only what ``fig`` draws.
+
+    The caption is read off the drawn lines (their labels and line styles), so a curve that is not drawn
+    is never described.
+    """
+    if key == "roc":
+        return _ALT[key], _roc_caption(fig)
+    if key == "histograms":
+        empty = " A panel reading “no scores” is an inconclusive attack." if "no scores" in _texts(fig) else ""
+        return _ALT[key], ("Attack scores of training members (IN, red) and non-members (OUT, blue), one panel "
+                           "per attack; the more the two overlap, the less the attack can tell them apart." + empty)
+    if key == "epsilon_history":
+        return _ALT[key], "The accountant's ε (an upper bound, in nats) after each recorded optimizer step."
+    return _ALT[key], _privacy_utility_caption(fig, report)
 
 
 def to_png_base64(fig: Figure, *, dpi: int = 110) -> str:

@@ -15,27 +15,13 @@ from pathlib import Path
 import jinja2
 
 from dpaudit.fileio import write_text_atomic
-from dpaudit.report_schema import AuditReport
+from dpaudit.report_schema import AuditReport, SignOff
 from dpaudit.sanitize import clean_text
 from dpaudit.reports import figures as F
+from dpaudit.reports import signoff as O
 from dpaudit.reports import summary as S
 
 __all__ = ["render_html", "write_html"]
-
-_CAPTIONS = {
-    "roc": ("ROC curves of all attacks on log-log axes with the DP ceiling",
-            "ROC of each attack on the target model (log-log). The black curve is the most any attack "
-            "can achieve under the claimed privacy profile δ(ε); the dotted line is random guessing; the "
-            "dashed grey curve, if any, is the strongest attack on the non-private reference."),
-    "histograms": ("Attack-score histograms for members and non-members",
-                   "Attack scores of training members (IN) and non-members (OUT); overlap means little leakage."),
-    "epsilon_history": ("Privacy budget over training steps",
-                        "Accountant ε after each recorded optimizer step."),
-    "privacy_utility": ("Privacy-utility point",
-                        "Utility of this run at its ε, beside the non-private reference (dashed; drawn at "
-                        "ε = ∞ on the right edge when it was audited in this run)."),
-}
-
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -56,7 +42,7 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
     """Render ``report`` as a standalone HTML document (a ``str``); figures as PNG at ``dpi``."""
     figs = []
     for key, fig in F.all_figures(report).items():
-        alt, caption = _CAPTIONS[key]
+        alt, caption = F.caption(key, fig, report)
         figs.append({"key": key, "alt": alt, "caption": caption, "png": F.to_png_base64(fig, dpi=dpi)})
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -65,7 +51,9 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
         comparison_columns=S.COMPARISON_COLUMNS, comparison_rows=S.comparison_rows(report),
         privacy_rows=S.privacy_rows(report), utility_rows=S.utility_rows(report),
         mechanism_rows=S.mechanism_rows(report),
-        provenance_rows=S.provenance_rows(report),
+        provenance_rows=S.provenance_rows(report), bound_note=S.bound_note(report),
+        sign_off=report.sign_off or SignOff(), sign_off_scope=O.scope_rows(report),
+        decision_marks=O.decision_marks(report.sign_off),
         config_lines=json.dumps(S.redact_paths(report.run.config), indent=2, sort_keys=True,
                                 ensure_ascii=False).splitlines(),
     )

@@ -1,29 +1,34 @@
 """Markdown summary for a pull-request comment (GitHub-flavoured: tables, no raw HTML).
 
-Every string taken from the report is escaped twice over: HTML special characters become entities
-(so a name like ``<script>`` is inert even where the Markdown renderer passes HTML through) and
-Markdown punctuation is backslash-escaped (so a name cannot open a link, code span or table cell).
-Control characters, bidi overrides and line separators are escaped by
-:func:`dpaudit.sanitize.clean_text` (the file may be ``cat``-ed in a terminal).
+The file reads clean both raw and rendered: no HTML entities, and a backslash only where Markdown
+would otherwise act on a character. Every string taken from the report goes through
+:func:`escape_md`, which backslash-escapes exactly what could start markup mid-line — ``<`` (so
+``<script>`` or ``<img ...>`` stays text even where a renderer passes HTML through, and no autolink
+opens), an ``&`` that would start an entity, code spans, emphasis, links, table cells, strikethrough
+and ``$`` math — and leaves everything else as typed (``lira_online``, ``don't``). Control characters,
+bidi overrides and line separators are escaped by :func:`dpaudit.sanitize.clean_text` (the file may be
+``cat``-ed in a terminal).
 """
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
+from dpaudit.reports import signoff as O
 from dpaudit.reports import summary as S
 
 __all__ = ["escape_md", "render_markdown", "write_markdown"]
 
-# Only characters that can start inline markup mid-line; "<"/">"/"&" are already entities, and no
-# escaped value starts a line ("#", "+", "-" and ">" only matter there).
-# "$" too: GitHub renders $...$ as math in comments.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|~$])")
+# What can start inline markup mid-line in GitHub-flavoured Markdown (no escaped value starts a line, so
+# "#", "+", "-" and ">" never matter): "\\" itself, code spans, "*" emphasis, "[" "]" links and images,
+# "|" table cells, "~" strikethrough, "$" math (GitHub renders $...$ in comments), "<" where it could
+# open raw HTML, a comment or an autolink (before a letter, "/", "!" or "?"); "_" only at a word's edge
+# (GFM never treats an intraword "_" as emphasis); "&" only where it would start a character reference.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|~$]|<(?=[A-Za-z/!?])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?[A-Za-z0-9]+;)")
 _BADGES = {"pass": "✅ PASSED", "fail": "❌ FAILED", "inconclusive": "⚠️ INCONCLUSIVE",
            "none": "ℹ️ NO POLICY"}
 
@@ -31,11 +36,10 @@ _BADGES = {"pass": "✅ PASSED", "fail": "❌ FAILED", "inconclusive": "⚠️ I
 def escape_md(text: object) -> str:
     """Return ``text`` safe to place in Markdown prose or a table cell, on one line.
 
-    HTML specials (``& < > " '``) become entities first; then Markdown punctuation is
-    backslash-escaped. Newlines become spaces so a value cannot break a table row.
+    Markdown punctuation that could open markup is backslash-escaped (see :data:`_MD_SPECIAL`); nothing
+    becomes an HTML entity. Newlines become spaces so a value cannot break a table row.
     """
-    escaped = html.escape(clean_text(" ".join(str(text).split()), max_len=None), quote=True)
-    return _MD_SPECIAL.sub(r"\\\1", escaped)
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), clean_text(" ".join(str(text).split()), max_len=None))
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -67,6 +71,9 @@ def render_markdown(report: AuditReport) -> str:
                       "or noise) is context, never gated.", ""]
     lines += ["### Attacks", ""]
     lines += _table(S.ATTACK_COLUMNS, S.attack_rows(report))
+    note = S.bound_note(report)
+    if note:
+        lines += ["", escape_md(note)]
     checks = report.verdict.checks
     if checks:
         lines += ["", "### Policy checks", ""]
@@ -78,12 +85,23 @@ def render_markdown(report: AuditReport) -> str:
     if mechanism:
         lines += ["", "### Implementation check", ""]
         lines += _table(("", ""), mechanism)
+    lines += _sign_off_lines(report)
     u = report.utility
-    lines += ["", f"Utility: {escape_md(u.metric)} {S.fmt(u.value)} on {u.n_eval} examples "
+    lines += ["", f"Utility: {escape_md(u.metric)} {S.fmt(u.value)} on {S.plural(u.n_eval, 'example')} "
                   f"(majority-class baseline {S.fmt(u.majority_baseline)}, "
                   f"non-private reference {S.fmt(u.non_private_reference)}). "
                   f"Run {escape_md(report.run.run_id)}, dpaudit {escape_md(report.run.dpaudit_version)}."]
     return "\n".join(lines) + "\n"
+
+
+def _sign_off_lines(report: AuditReport) -> list[str]:
+    """The recorded sign-off (reviewer, role, date, decision), or nothing: paper sign-off is in the HTML/PDF."""
+    so = report.sign_off
+    if so is None or not any(so.to_dict().values()):
+        return []
+    rows = [(key, value if key != "decision" else O.DECISION_LABELS[value])
+            for key, value in so.to_dict().items() if value]
+    return ["", "### Sign-off", "", *_table(("", ""), rows)]
 
 
 def write_markdown(report: AuditReport, path: str | Path) -> Path:

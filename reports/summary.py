@@ -12,6 +12,7 @@ basename (the sha256 beside it identifies the content), and the platform/kernel 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from dpaudit.protection import has_dp_guarantee
@@ -20,7 +21,8 @@ from dpaudit.report_schema import AttackResult, AuditReport, ReferenceSection, i
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
            "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
            "display_source", "redact_paths", "utility_sentence", "reference_sentence", "comparison_rows",
-           "COMPARISON_COLUMNS", "target_label"]
+           "COMPARISON_COLUMNS", "target_label", "plural", "fmt_duration", "fmt_confidence", "bound_note",
+           "BOUND_MARK"]
 
 #: The first-screen warning for a report whose noise came from a seed.
 SEEDED_NOISE = "Seeded noise: not a private release"
@@ -50,6 +52,31 @@ def fmt(value: float | None, digits: int = 3) -> str:
 def fmt_pct(value: float | None, digits: int = 2) -> str:
     """``value`` as a percentage, or ``"n/a"``."""
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 optimizer step"``, ``"2 optimizer steps"`` (``nouns`` for an irregular plural)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def fmt_duration(seconds: float) -> str:
+    """Wall time for people: ``"0.4 s"``, ``"42 s"``, ``"4 min 8 s"``, ``"2 h 5 min"`` (rounded to the unit shown)."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min" + (f" {total % 60} s" if total % 60 else "")
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+
+
+def fmt_confidence(significance: float) -> str:
+    """``1 − significance`` as a percentage, rounded DOWN to 0.1 (never overstated): 0.05 → ``"95%"``,
+    0.01 → ``"99%"``, 0.05/6 → ``"99.1%"``, 0.001 → ``"99.9%"``."""
+    tenths = math.floor(1000 * (1 - significance) + 1e-9)
+    return f"{tenths // 10}%" if tenths % 10 == 0 else f"{tenths / 10:.1f}%"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,19 +119,20 @@ def _claim(report: AuditReport) -> str:
     source = (f"{note} (it states the {p.accountant.upper()} accountant" if note
               else f"from the {p.accountant.upper()} accountant")
     return (f"Claimed guarantee: (ε = {p.epsilon:.2f}, δ = {p.delta:.1e})-differential privacy, "
-            f"{source} after {p.steps} optimizer steps "
-            f"(noise multiplier σ = {p.noise_multiplier:g}, sampling rate q = {p.sample_rate:g})"
+            f"{source} after {plural(p.steps, 'optimizer step')} "
+            f"(noise multiplier σ = {p.noise_multiplier:.4g}, sampling rate q = {p.sample_rate:.4g})"
             f"{')' if note else ''}.")
 
 
 def utility_sentence(report: AuditReport) -> str:
     """The target's held-out accuracy beside the majority-class baseline (so an untrained model shows)."""
     u = report.utility
-    text = f"Utility: held-out {u.metric} {fmt(u.value)} on {u.n_eval} examples"
+    text = f"Utility: held-out {u.metric} {fmt(u.value)} on {plural(u.n_eval, 'example')}"
     if u.majority_baseline is None:
         return text + " (majority-class baseline not recorded)."
     gain = 100 * (u.value - u.majority_baseline)
-    warn = "; barely above it: the model may be untrained" if gain < 2.0 else ""
+    warn = ("; not above it: the model may be untrained" if gain <= 0.0
+            else "; barely above it: the model may be untrained" if gain < 2.0 else "")
     return text + f" (majority-class baseline {fmt(u.majority_baseline)}, {gain:+.1f} points{warn})."
 
 
@@ -136,31 +164,78 @@ def _empirical(report: AuditReport) -> str:
     if lb["epsilon_lb"] == 0.0 and not saturated:
         saturated = "; no attack demonstrated leakage at this confidence"
     method = lb["method"] + (f", {lb['experiment'].replace('_', ' ')} experiment" if lb.get("experiment") else "")
+    after = ""
     if lb.get("family_significance") is not None and lb.get("family_size"):
         # Every bound was computed at its share of the family's significance, fixed before the results.
-        claim = (f"with {100 * (1 - lb['family_significance']):.0f}% confidence, family-wise over "
-                 f"{lb['family_size']} bounds (Bonferroni)")
+        claim = f"with {fmt_confidence(lb['family_significance'])} confidence, family-wise"
+        after = (f" That confidence holds for all {plural(_family_count(report), 'bound')} of this audit at once, "
+                 "so picking the largest after seeing them does not weaken it (see the note under the attacks).")
     elif n_bounds > 1:  # older reports: the maximum of uncorrected bounds
-        claim = (f"with {100 * (1 - lb['significance']):.0f}% confidence for that bound alone (the maximum "
+        claim = (f"with {fmt_confidence(lb['significance'])} confidence for that bound alone (the maximum "
                  f"of {n_bounds} bounds, not corrected for the choice)")
     else:
-        claim = f"with {100 * (1 - lb['significance']):.0f}% confidence"
+        claim = f"with {fmt_confidence(lb['significance'])} confidence"
     return (f"Empirical ε lower bound: ε ≥ {lb['epsilon_lb']:.2f} {claim}, "
-            f"from {source} ({method}, δ = {lb['delta']:.1e}){saturated}.")
+            f"from {source} ({method}, δ = {lb['delta']:.1e}){saturated}.{after}")
+
+
+#: Marks an ε lower bound computed at its share of the family's confidence (explained by :func:`bound_note`).
+BOUND_MARK = "†"
+
+
+def _family_bounds(report: AuditReport) -> list[dict]:
+    """The target's bounds (attacks, then the canary) that name the family they belong to."""
+    bounds = [a.epsilon_lb for a in report.attacks] + ([report.canary] if report.canary is not None else [])
+    return [b for b in bounds if b.get("family_significance") is not None and b.get("family_size")
+            and not is_estimate(b)]
+
+
+def _family_count(report: AuditReport) -> int:
+    return len(_family_bounds(report))
+
+
+def bound_note(report: AuditReport) -> str | None:
+    """The footnote (plain text, starting with :data:`BOUND_MARK`) that explains the rows' confidence.
+
+    ``None`` when no bound belongs to a family (older reports: each row then states its own confidence).
+    """
+    family = _family_bounds(report)
+    if not family:
+        return None
+    alpha = family[0]["family_significance"]
+    shares = sorted({b["significance"] for b in family})
+    each = " or ".join(fmt_confidence(s) for s in shares)
+    if len(shares) == 1:
+        budget = f"{plural(len(family), 'bound')} × {_pct(shares[0])} chance of error each = {_pct(alpha)} in all"
+    else:
+        budget = f"{plural(len(family), 'bound')}, their chances of error adding up to {_pct(alpha)}"
+    best = _best_lower_bound(report)
+    headline = f"ε ≥ {best[1]['epsilon_lb']:.2f}" if best is not None else "ε ≥ x"
+    return (f"{BOUND_MARK} Each ε lower bound marked {BOUND_MARK} is computed at {each} confidence on its own "
+            f"({budget}; Bonferroni). So the headline “{headline} with {fmt_confidence(alpha)} confidence”, the "
+            "largest of them, holds for the whole family even though it was picked after the results were seen.")
+
+
+def _pct(probability: float) -> str:
+    """A small probability as a percentage with at most two decimals: 0.01 → ``"1%"``, 0.05/6 → ``"0.83%"``."""
+    return f"{100 * probability:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def _verdict(report: AuditReport) -> tuple[str, str]:
     v = report.verdict
     if v.passed is None and not v.checks:
-        return "No release policy evaluated yet (run `dpaudit gate` with a policy).", "none"
+        return "No release policy evaluated yet (run dpaudit gate with a policy).", "none"
     policy = f" against policy “{v.policy}”" if v.policy else ""
     n_fail = sum(c.status == "fail" for c in v.checks)
     n_inc = sum(c.status == "inconclusive" for c in v.checks)
     if v.passed:
-        return f"PASSED{policy}: all {len(v.checks)} checks passed.", "pass"
+        every = "the only check passed" if len(v.checks) == 1 else f"all {len(v.checks)} checks passed"
+        return f"PASSED{policy}: {every}.", "pass"
     if n_fail:
-        return f"FAILED{policy}: {n_fail} of {len(v.checks)} checks failed.", "fail"
-    return f"INCONCLUSIVE{policy}: {n_inc} checks could not be evaluated; this is not a pass.", "inconclusive"
+        return f"FAILED{policy}: {n_fail} of {plural(len(v.checks), 'check')} failed.", "fail"
+    verb = "was" if n_inc == 1 else "were"
+    return (f"INCONCLUSIVE{policy}: {plural(n_inc, 'check')} could not be evaluated ({verb} not measured or not "
+            "resolvable); this is not a pass.", "inconclusive")
 
 
 def summarize(report: AuditReport) -> Summary:
@@ -197,7 +272,7 @@ def _tpr_text(attack: AttackResult) -> str:
     if entry is None:
         return "TPR at 1% FPR not measured"
     if not entry.resolvable or entry.tpr is None or not attack.resolves(HEADLINE_FPR):
-        return f"TPR at 1% FPR unresolvable with {attack.n_nonmembers} non-members"
+        return f"TPR at 1% FPR unresolvable with {plural(attack.n_nonmembers, 'non-member')}"
     return f"TPR {fmt_pct(entry.tpr)} at 1% FPR"
 
 
@@ -314,7 +389,7 @@ def attack_rows(report: AuditReport) -> list[tuple[str, ...]]:
         if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and is_estimate(lb):
             lb_text = f"≈ {lb['epsilon_lb']:.2f} (estimate, not a bound)"
         elif lb.get("status") == "ok" and lb.get("epsilon_lb") is not None:
-            lb_text = f"{lb['epsilon_lb']:.2f} ({100 * (1 - lb['significance']):.0f}% conf.)"
+            lb_text = f"{lb['epsilon_lb']:.2f}" + _confidence_tag(lb)
         else:
             lb_text = "inconclusive"
         auc = fmt(a.auc) if a.auc_std is None or a.auc is None else f"{a.auc:.3f} ± {a.auc_std:.3f}"
@@ -322,6 +397,13 @@ def attack_rows(report: AuditReport) -> list[tuple[str, ...]]:
         rows.append((a.name, status, auc, fmt_pct(a.balanced_accuracy), fmt(a.advantage),
                      tprs, lb_text, f"{a.n_members} / {a.n_nonmembers}"))
     return rows
+
+
+def _confidence_tag(lb: dict) -> str:
+    """``"†"`` for a bound in the family (:func:`bound_note` explains it), else its own ``" (95% confidence)"``."""
+    if lb.get("family_significance") is not None and lb.get("family_size"):
+        return BOUND_MARK
+    return f" ({fmt_confidence(lb['significance'])} confidence)"
 
 
 def _kv(mapping: dict) -> str:
@@ -366,7 +448,7 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
     if c.groups:
         clip += f" (groups: {_kv(c.groups)})"
     rows = [("ε (nats, upper bound)", eps), ("δ", f"{p.delta:.3g}"),
-            ("noise multiplier σ/C", f"{p.noise_multiplier:g}"), ("sampling rate q", f"{p.sample_rate:g}"),
+            ("noise multiplier σ/C", f"{p.noise_multiplier:.4g}"), ("sampling rate q", f"{p.sample_rate:.4g}"),
             ("optimizer steps", str(p.steps)), ("accountant", p.accountant),
             ("neighbouring relation", p.neighbouring), ("clipping", clip), ("status", str(p.status)),
             ("claim source", {"accountant": "dpaudit's accountant (model trained in this run)",
@@ -381,7 +463,7 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
         value = ("inconclusive" + (f": {lb.get('reason')}" if lb.get("reason") else "")
                  if lb.get("status") != "ok" or lb.get("epsilon_lb") is None
                  else f"≈ {lb['epsilon_lb']:.3f} (estimate, not a bound)" if is_estimate(lb)
-                 else f"ε ≥ {lb['epsilon_lb']:.3f} at {100 * (1 - lb['significance']):.0f}% confidence "
+                 else f"ε ≥ {lb['epsilon_lb']:.2f}{_confidence_tag(lb)} "
                       f"({lb['method']}, {lb['n_in']} in / {lb['n_out']} out)")
         rows.append(("one-run canary audit", value))
     return rows
@@ -400,11 +482,11 @@ def mechanism_rows(report: AuditReport) -> list[tuple[str, str]]:
     verdict = ("PASS — the white-box bound is within the claim" if passed else
                "FAIL — the white-box bound exceeds the claim: the DP step does not do what the accountant assumes")
     return [("claimed ε (accountant)", f"{fmt(mc.claimed_epsilon)} at δ = {mc.delta:.3g}"),
-            ("white-box ε lower bound", f"{fmt(mc.epsilon_lower_bound)} ({fmt_pct(mc.confidence, 0)} confidence)"),
+            ("white-box ε lower bound", f"{fmt(mc.epsilon_lower_bound)} ({fmt_confidence(1 - mc.confidence)} confidence)"),
             ("ε_LB / ε", fmt(ratio)),
             ("result", verdict),
-            ("canaries", f"{mc.num_canaries} ({mc.num_included} included), {mc.steps} steps, "
-                         f"q = {mc.sample_rate:.4g}, σ = {mc.noise_multiplier:.4g}, {mc.wall_time_s:.1f} s"),
+            ("canaries", f"{mc.num_canaries} ({mc.num_included} included), {plural(mc.steps, 'step')}, "
+                         f"q = {mc.sample_rate:.4g}, σ = {mc.noise_multiplier:.4g}, {fmt_duration(mc.wall_time_s)}"),
             ("method", mc.method)]
 
 
@@ -426,4 +508,4 @@ def provenance_rows(report: AuditReport) -> list[tuple[str, str]]:
             ("seeds", _kv(r.seeds)),
             ("versions", _kv(r.versions)),
             ("hardware", _kv({k: v for k, v in r.hardware.items() if k not in _HIDDEN_HARDWARE})),
-            ("wall time (s)", _kv(r.wall_time_s))]
+            ("wall time", _kv({k: fmt_duration(v) for k, v in r.wall_time_s.items()}))]

@@ -99,8 +99,12 @@ def _print_summary(report) -> None:
         print(f"{att.name:<14}{row[0]:>8}{row[1]:>9}{row[2]:>9}{row[3]:>8}")
     c = report.canary or {}
     if c:
-        print(f"one-run canary audit: ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {100 * (1 - c['significance']):.0f}% "
-              f"confidence ({c.get('num_correct')}/{c.get('num_guesses')} correct guesses)")
+        from dpaudit.reports.summary import fmt_confidence
+
+        share = (f", its share of the family's {fmt_confidence(c['family_significance'])}"
+                 if c.get("family_significance") is not None else "")
+        print(f"one-run canary audit: ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {fmt_confidence(c['significance'])} "
+              f"confidence{share} ({c.get('num_correct')}/{c.get('num_guesses')} correct guesses)")
     target = report.run.target or {}
     if target.get("warning"):
         print(f"note: {target['warning']}")

@@ -44,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="mechanism_check.json from `dpaudit verify` (or its run directory) to check with "
                              "the report (policy keys require_mechanism_check, min_mechanism_tightness)")
     parser.add_argument("--write-verdict", action="store_true",
-                        help="store the policy, checks and outcome in the report's verdict (rewrites REPORT)")
+                        help="store the policy, checks and outcome in the report's verdict (rewrites REPORT and re-renders the "
+                             "report.html/.md/.pdf already beside it)")
     parser.set_defaults(func=run)
     return parser
 
@@ -89,5 +90,27 @@ def run(args: argparse.Namespace) -> int:
                               "writable path.") from None
     if args.write_verdict:
         dump_report(with_verdict(report, policy, checks), path)
+        _rerender(path)
     sys.stdout.flush()
     return exit_code(checks)
+
+
+def _rerender(path: Path) -> None:
+    """Re-render the reports already beside the rewritten ``path`` so none shows a stale verdict.
+
+    A renderer that fails (e.g. no Chromium for ``report.pdf``) is one warning on stderr; the verdict is
+    written and the gate's exit code stands.
+    """
+    from dpaudit.cli.report import render_existing
+    from dpaudit.errors import DpauditError
+    from dpaudit.report_io import load_report
+    from dpaudit.sanitize import clean_text
+
+    try:
+        written = render_existing(load_report(path), path.parent)
+    except DpauditError as err:
+        print(f"warning: reports beside {clean_text(path, max_len=300)} not all re-rendered: "
+              f"{clean_text(err, max_len=500)}; rerun `dpaudit report`.", file=sys.stderr)
+    else:
+        if written:
+            print(f"re-rendered {', '.join(p.name for p in written)} with the verdict")

@@ -9,6 +9,7 @@ Import it as ``tests.reports.sample`` (pytest runs with ``pythonpath = ["."]``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -101,11 +102,12 @@ def accountant_sigma(mu: float, *, delta: float = 1e-5, sample_rate: float = 0.0
 @functools.lru_cache(maxsize=None)  # reports are frozen, so sharing one instance is safe
 def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-tiny",
                 mu: float = 0.8, non_private: bool = False, noise: str | None = "secure",
-                claim_source: str | None = "accountant") -> AuditReport:
+                claim_source: str | None = "accountant", family: bool = False) -> AuditReport:
     """A four-attack report with a profile, an ε history and a canary audit.
 
     Private by default with secure noise and dpaudit's own accountant as the claim's source; a
-    non-private report records no noise source.
+    non-private report records no noise source. ``family=True``: the bounds form a Bonferroni family as
+    ``dpaudit audit`` writes it (each of the 5 sources at 0.05 / 5, the headline at 95%).
     """
     from dpaudit.privacy import compute_epsilon
 
@@ -144,14 +146,31 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
         model={"name": model_name, "source": "embedded", "sha256": "cd" * 32,
                "n_trainable": 1538, "n_total": 4386178},
         config={"epsilon": 3.0, "delta": delta, "shadow_models": 8, "epochs": 3},
-        wall_time_s={"train": 120.5, "score": 10.2, "attack": 3.1, "total": 134.0},
+        wall_time_s={"train": 247.98338958099998, "score": 10.2, "attack": 3.1, "total": 261.3},
     )
+    canary = empirical_epsilon(0.41, n_in=1000, n_out=1000)
+    family_dict = None
+    if family:
+        attacks, canary, family_dict = _as_family(attacks, canary)
     return AuditReport(
         schema_version="1.0", run=run, privacy=privacy,
         utility=UtilitySection(metric="accuracy", value=0.842, n_eval=872,
                                per_model=(0.842, 0.838, 0.845, 0.840), non_private_reference=0.871),
-        attacks=attacks, canary=empirical_epsilon(0.41, n_in=1000, n_out=1000),
+        attacks=attacks, canary=canary, epsilon_lb_family=family_dict,
         verdict=Verdict(protection_level=protection_level(strongest.balanced_accuracy),
                         strongest_attack=strongest.name),
     )
 
+
+
+def _as_family(attacks: tuple[AttackResult, ...], canary: dict):
+    """``attacks`` and ``canary`` as members of one Bonferroni family at 0.05, as ``dpaudit audit`` tags them."""
+    from dpaudit.privacy import bonferroni_family, source_significance, with_family
+
+    share = source_significance(0.05, len(attacks) + 1)
+    attacks = tuple(dataclasses.replace(a, epsilon_lb={**a.epsilon_lb, "significance": share}) for a in attacks)
+    canary = {**canary, "significance": share}
+    fam = bonferroni_family([(a.name, a.epsilon_lb) for a in attacks] + [("canary", canary)], significance=0.05)
+    tag = dict(family_size=fam["size"], family_significance=0.05)
+    return (tuple(dataclasses.replace(a, epsilon_lb=with_family(a.epsilon_lb, **tag)) for a in attacks),
+            with_family(canary, **tag), fam)

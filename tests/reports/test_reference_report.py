@@ -14,7 +14,7 @@ from dpaudit.reports import figures as F
 from dpaudit.reports import summary as S
 from dpaudit.reports.html import render_html
 from dpaudit.reports.markdown import render_markdown
-from dpaudit.reports.pdf import write_pdf
+from dpaudit.reports.pdf import find_chromium, write_pdf
 from tests.reports import sample
 from tests.reports.test_browser import CHROMIUM, PROBE, _chromium, _console_errors
 
@@ -72,8 +72,8 @@ def test_renderers_show_both_models(tmp_path, ref_report):
     md = render_markdown(ref_report)
     assert "### Without DP vs with DP" in md and "non\\-private reference" not in md
     assert "| non-private reference (ε = ∞) | 0.871 | 0.500 |" in md
-    pdf = write_pdf(ref_report, tmp_path / "report.pdf")
-    assert pdf.stat().st_size > 1000
+    if find_chromium() is not None:  # the PDF is the HTML printed by Chromium
+        assert write_pdf(ref_report, tmp_path / "report.pdf").stat().st_size > 1000
     plain = render_html(sample.make_report(), dpi=40)
     assert 'id="comparison"' not in plain
 
