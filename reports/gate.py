@@ -23,6 +23,9 @@ Nothing a report asserts about itself is trusted where it can be recomputed or c
   from ε_LB and the claimed ε it states (its ``passed`` flag is not trusted); a check of another claim
   than the report's (ε or δ differ) is inconclusive; ε_LB above the claim is a fail (the implementation
   is proven wrong), a tightness below ``min_mechanism_tightness`` a fail (the check was too weak);
+* power (``min_canary_cap``, ``min_steps``, ``require_reference_leak``; :mod:`reports.power`): recomputed from
+  the canaries', privacy and reference sections; unmet is inconclusive (the audit could not have seen a leak),
+  and the protection level of an audit without power is ``not_measurable``, which meets no minimum;
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
   ``allow_seeded_noise``; noise not recorded (``null``) is inconclusive, since the claim cannot be
   trusted without it — except for a user-stated claim, whose noise is part of what the user states.
@@ -45,10 +48,11 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
+from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level, report_power
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
+from dpaudit.reports.power import power_checks
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
@@ -207,7 +211,8 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
         return _check("min_protection_level", None, minimum, "inconclusive", inner.message)
     # Recomputed from the report's privacy section, not read from its verdict: without a DP claim no
     # attack result, however weak, earns a protection level.
-    level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy))
+    level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy),
+                             measurable=report_power(report)[0])
     if rank[level] > rank[minimum]:
         return _check("min_protection_level", inner.value, minimum, "fail",
                       f"protection level {level} (balanced accuracy {inner.value:.4f}) is below {minimum}.")
@@ -282,6 +287,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
         checks.append(_protection_check(report, policy.min_protection_level))
     if policy.require_mechanism_check or policy.min_mechanism_tightness is not None:
         checks.append(_mechanism_check(report, policy.min_mechanism_tightness))
+    checks += power_checks(report, policy)
     return tuple(checks)
 
 

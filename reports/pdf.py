@@ -87,6 +87,10 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
             page.line(s.recipe_warning, size=10, color="#cf222e", gap=0.008)
         page.line(s.claim, weight="bold", gap=0.008)
         page.line(s.utility, gap=0.008)
+        if s.power:
+            page.line(s.power, size=10, color="#cf222e", gap=0.008)
+        if s.canaries:
+            page.line(s.canaries, weight="bold", gap=0.008)
         if s.reference:
             page.line(s.reference, weight="bold", gap=0.008)
             for row in S.comparison_rows(report):

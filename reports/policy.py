@@ -14,6 +14,9 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
     allow_seeded_noise = false            # default false: a private run with seeded noise fails
     require_mechanism_check = true        # `dpaudit verify` result must be in the report and pass
     min_mechanism_tightness = 0.5         # its white-box ε_LB / claimed ε must be ≥ this (implies required)
+    min_canary_cap = 1.0                  # power: the canaries could show ε_LB ≥ this (else inconclusive)
+    min_steps = 10                        # power: the target took ≥ this many optimizer steps (else inconclusive)
+    require_reference_leak = true         # power: the non-private reference's canary bound is > 0 (else inconclusive)
 
     [[max_tpr_at_fpr]]                    # one table, or an array of tables
     fpr = 0.001
@@ -86,6 +89,9 @@ class Policy:
     allow_seeded_noise: bool = False
     require_mechanism_check: bool = False
     min_mechanism_tightness: float | None = None
+    min_canary_cap: float | None = None  # power (reports/power.py): unmet → inconclusive, never a pass
+    min_steps: int | None = None
+    require_reference_leak: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
@@ -179,6 +185,7 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
                               f"require_mechanism_check={data['require_mechanism_check']!r:.100}.")
         if data["require_mechanism_check"]:  # false is the default: it checks nothing
             kw["require_mechanism_check"] = True
+    _power_keys(data, kw)
     for key in PERMISSION_KEYS:
         if key in data:
             if not isinstance(data[key], bool):
@@ -188,6 +195,23 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
         raise ConfigError("the policy checks nothing; set at least one of "
                           f"{', '.join(k for k in POLICY_KEYS if k not in ('name', *PERMISSION_KEYS))}.")
     return Policy(**kw)
+
+
+def _power_keys(data: dict[str, Any], kw: dict[str, Any]) -> None:
+    """``min_canary_cap`` (nats ≥ 0), ``min_steps`` (integer ≥ 1), ``require_reference_leak`` (bool) into ``kw``."""
+    if "min_canary_cap" in data:
+        kw["min_canary_cap"] = _real("min_canary_cap", data["min_canary_cap"], 0.0, math.inf, "left")
+    if "min_steps" in data:
+        try:
+            kw["min_steps"] = check_int("min_steps", data["min_steps"], 1, 2**53)
+        except TypeError as err:
+            raise ConfigError(str(err)) from None
+    if "require_reference_leak" in data:
+        if not isinstance(data["require_reference_leak"], bool):
+            raise ConfigError("require_reference_leak must be true or false, got "
+                              f"require_reference_leak={data['require_reference_leak']!r:.100}.")
+        if data["require_reference_leak"]:
+            kw["require_reference_leak"] = True
 
 
 def load_policy(path: str | Path) -> Policy:

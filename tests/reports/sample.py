@@ -131,5 +131,17 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
         attacks=attacks, canary=empirical_epsilon(0.41, n_in=1000, n_out=1000),
         verdict=Verdict(protection_level=protection_level(strongest.balanced_accuracy),
                         strongest_attack=strongest.name),
+        canaries=sample_canaries(delta),
     )
+
+
+def sample_canaries(delta: float, count: int = 200, shift: float = 0.3, seed: int = 5) -> dict:
+    """A canaries section from the real :func:`canary_section` on scores that separate IN from OUT by ``shift``."""
+    from dpaudit.pipeline.canary_audit import canary_section
+
+    rng = np.random.default_rng(seed)
+    included = rng.random(count) < 0.5
+    scores = rng.normal(size=count) + shift * included
+    return canary_section(scores, included, kind="mislabeled", delta=delta, significance=0.05 / 7,
+                          guess_fraction=0.1, score_rule="lira_offline")
 
