@@ -102,6 +102,7 @@ class AuditConfig:
     reference: str = "none"  # "non_private": also audit a non-private bank on the same population (context)
     canaries: int = 0  # m crafted canaries added to the population (dpaudit.canaries; 0 = none), a target trained here
     canary_kind: str = "mislabeled"  # "mislabeled" | "unique" (dpaudit.canaries.CANARY_KINDS)
+    canary_delta: float = 1e-5  # δ of the canary bound (the smaller of it and the claim's δ; see canary_audit)
     canary_score: str = "auto"  # the canary bound's score rule: "loss", "lira_offline", "auto" (dpaudit.pipeline.canary_audit)
 
 
@@ -187,6 +188,7 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
     ("audit", "mechanism_canaries"): (100, 10_000_000, "both"), ("audit", "canaries"): (0, 1_000_000, "both"),
+    ("audit", "canary_delta"): (0, 1, "neither"),
     ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
     ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
     ("target", "claim_steps"): (1, 10**9, "both"),

@@ -48,7 +48,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level, report_power
+from dpaudit.protection import ALL_LEVELS, NOT_MEASURABLE, has_dp_guarantee, protection_level, report_power
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
@@ -213,6 +213,9 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
     # attack result, however weak, earns a protection level.
     level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy),
                              measurable=report_power(report)[0])
+    if level == NOT_MEASURABLE:  # the audit could not have seen a leak: not a pass, and not a measured failure
+        return _check("min_protection_level", inner.value, minimum, "inconclusive",
+                      f"protection level not measurable: {report_power(report)[1]}.")
     if rank[level] > rank[minimum]:
         return _check("min_protection_level", inner.value, minimum, "fail",
                       f"protection level {level} (balanced accuracy {inner.value:.4f}) is below {minimum}.")

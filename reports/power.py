@@ -35,6 +35,8 @@ def canaries_sentence(report: AuditReport) -> str | None:
         eps = f"ε ≥ {lb['epsilon_lb']:.2f}" + (" (estimate, not a bound)" if lb.get("kind") == "estimate" else "")
     conf = f" at {100 * (1 - lb['family_significance']):.0f}% family-wise confidence" \
         if lb.get("family_significance") is not None else ""
+    if lb.get("delta") is not None:
+        conf += f", δ = {lb['delta']:.1e}"
     return (f"Canaries recognised: AUC {_num(c.get('auc'))}, {eps} (cap {_num(cap)}){conf} — {c.get('count')} "
             f"{c.get('kind')} canaries, score {c.get('score_rule')}, {c.get('guesses_in')} + {c.get('guesses_out')} "
             f"guesses.")

@@ -50,7 +50,8 @@ def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: fl
     # the headline maximum then holds at a.significance.
     source_sig = source_significance(a.significance, len(a.attacks) + 1 + (plan is not None))
     canaries = None if plan is None else canary_section(
-        crafted_scores(plan, signals, membership), membership[0, plan.columns], kind=plan.kind, delta=delta,
+        crafted_scores(plan, signals, membership), membership[0, plan.columns], kind=plan.kind,
+        delta=min(delta, a.canary_delta),
         significance=source_sig, guess_fraction=a.canary_guess_fraction, score_rule=plan.score_rule)
     signals, membership = natural_part(signals, membership, plan)
     results = []
@@ -88,7 +89,7 @@ def attacks_stage(run: RunDir, cfg: Config, signals: Signals, membership: np.nda
               "delta": delta, "external": external, "attacks": list(a.attacks), "fprs": list(a.fprs),
               "significance": a.significance, "loo_targets": a.loo_targets,
               "canary_guess_fraction": a.canary_guess_fraction,
-              "canary_plan": None if plan is None else dataclasses.asdict(plan)}
+              "canary_plan": None if plan is None else dataclasses.asdict(plan), "canary_delta": a.canary_delta}
     path = reusable(run, "attacks.json", inputs)
     if path is not None:
         saved = json.loads(path.read_text(encoding="utf-8"))

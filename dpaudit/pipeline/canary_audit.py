@@ -17,6 +17,12 @@ term (Steinke, Nasr, Jagielski 2023, arXiv 2305.08846 v1, Theorem 3), which give
 significance can ever show, whatever the model (a function of public numbers only). An audit whose cap is
 below the ε it should detect could not have seen it.
 
+δ of the bound: the smaller of the claim's δ and ``audit.canary_delta`` (default 1e-5), fixed before any
+score. The theorem's δ-term is ``α·2m·δ``: at the accountant's δ = 1/(10·N_train) of a CPU-sized run (≈ 3e-4)
+and m in the hundreds it exceeds the bound's significance on its own, leaving a cap of 0 whatever the model
+leaks. A bound "not (ε, δ')-DP" at δ' ≤ δ is compared with the accountant's ε at δ' (``privacy.profile``);
+the family states its maximum at its smallest δ (:func:`dpaudit.privacy.family.bonferroni_family`).
+
 Membership-dependent (private under the release boundary): ``auc``, and in ``epsilon_lb`` the number of
 correct guesses (``num_correct``) and of canaries IN/OUT (``n_in``, ``n_out``) — functions of the secret
 inclusion. ``count``, ``kind``, the guesses, ``score_rule`` and ``cap`` are fixed before training.
