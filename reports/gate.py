@@ -16,7 +16,8 @@ Nothing a report asserts about itself is trusted where it can be recomputed or c
   message; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
 * ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
   ``resolvable: true`` flag that the count contradicts is inconclusive;
-* ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
+* ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive; the bound on
+  crafted canaries (``canaries``) counts too when present, and
   entries with ``"kind": "estimate"`` never count as lower bounds;
 * ``mechanism_check`` (``require_mechanism_check`` or ``min_mechanism_tightness``): the ``dpaudit verify``
   section; missing is inconclusive (like a missing canary); pass/fail and the tightness are recomputed
@@ -124,6 +125,10 @@ def _lower_bounds(report: AuditReport):
         yield "canary", "inconclusive", "only an estimate, not a bound", None, False
     else:
         yield "canary", lb.get("status"), lb.get("reason"), lb.get("epsilon_lb"), bool(lb.get("saturated"))
+    crafted = (report.canaries or {}).get("epsilon_lb")  # the canary bound, when the audit had canaries
+    if isinstance(crafted, dict) and not is_estimate(crafted):
+        yield ("canaries", crafted.get("status"), crafted.get("reason"), crafted.get("epsilon_lb"),
+               bool(crafted.get("saturated")))
 
 
 def _epsilon_lb_check(report: AuditReport, threshold: float) -> Check:

@@ -23,6 +23,7 @@ from dpaudit._validation import check_mask
 from dpaudit.attacks.membership import check_population, make_membership
 from dpaudit.canaries import CanarySet
 from dpaudit.config import Config
+from dpaudit.errors import DataError
 from dpaudit.pipeline.stage import npy_bytes
 from dpaudit.rundir import RunDir
 
@@ -48,7 +49,7 @@ class Population:
         if self.n_natural < 0:
             object.__setattr__(self, "n_natural", len(self.ds) - m)
         if self.n_natural + m != len(self.ds):
-            raise ValueError(f"population of {len(self.ds)} rows is not {self.n_natural} natural + {m} canaries")
+            raise DataError(f"population of {len(self.ds)} rows is not {self.n_natural} natural + {m} canaries.")
 
     @property
     def canary_index(self) -> np.ndarray:

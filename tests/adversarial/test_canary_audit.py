@@ -106,3 +106,31 @@ def test_one_step_audit_is_inconclusive_under_the_shipped_policy(tmp_path, capsy
     code, out, _ = run_cli(capsys, ["gate", str(run_dir / "audit.json"), "--policy", str(ROOT / "configs/policy.toml")])
     assert code == 3, out
     assert "min_steps" in out and "min_canary_cap" in out and "INCONCLUSIVE" in out
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ([("audit", "canaries", 40), ("target", "path", "scores.npy"), ("target", "members", "members.json")],
+     "only a target trained in this run"),
+    ([("audit", "canaries", 10)], "too few canaries"),
+    ([("audit", "canaries", 200), ("audit", "canary_score", "lira_offline"), ("audit", "num_shadows", 2),
+      ("audit", "attacks", ["loss"])], "needs ≥ 4 shadows"),
+    ([("audit", "canary_kind", "secret")], "canary_kind"),
+])
+def test_canary_settings_are_refused_before_any_work(overrides, match, tmp_path, monkeypatch):
+    from dpaudit.config import load_config
+    from dpaudit.errors import DpauditError
+    from dpaudit.pipeline.run import check_audit_config
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "scores.npy", np.zeros((4, 2), dtype=np.float32))
+    (tmp_path / "members.json").write_text("[0, 1]")
+    with pytest.raises(DpauditError, match=match):
+        cfg, _ = load_config(None, overrides)
+        check_audit_config(cfg)
+
+
+def test_canary_kinds_in_the_config_are_the_registered_ones():
+    from dpaudit.canaries import CANARY_KINDS
+    from dpaudit.config import CHOICES
+
+    assert set(CHOICES["audit", "canary_kind"]) == set(CANARY_KINDS)

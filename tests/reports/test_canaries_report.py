@@ -101,3 +101,10 @@ def test_schema_refuses_more_guesses_than_canaries(report):
     data["canaries"]["guesses_in"] = 195
     with pytest.raises(DataError, match="canaries"):
         validate_report(data)
+
+
+def test_max_epsilon_lb_reads_the_canary_bound(report):
+    """A leak the canaries show fails max_epsilon_lb, even when every attack reads ε_LB 0."""
+    leaky = {**report.canaries, "epsilon_lb": {**report.canaries["epsilon_lb"], "epsilon_lb": 1.2, "status": "ok"}}
+    check = evaluate(dataclasses.replace(report, canaries=leaky), parse_policy({"max_epsilon_lb": 1.0}, name="p"))[-1]
+    assert check.status == "fail" and "canaries" in check.message
