@@ -103,7 +103,7 @@ class AuditConfig:
     canaries: int = 0  # m crafted canaries added to the population (dpaudit.canaries; 0 = none), a target trained here
     canary_kind: str = "mislabeled"  # "mislabeled" | "unique" (dpaudit.canaries.CANARY_KINDS)
     canary_delta: float = 1e-5  # δ of the canary bound (the smaller of it and the claim's δ; see canary_audit)
-    canary_score: str = "auto"  # the canary bound's score rule: "loss", "lira_offline", "auto" (dpaudit.pipeline.canary_audit)
+    canary_score: str = "loss"  # the canary bound's score rule: "loss" or "lira_offline" (dpaudit.pipeline.canary_audit)
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
     ("audit", "reference"): ("none", "non_private"),
-    ("audit", "canary_kind"): ("mislabeled", "unique"), ("audit", "canary_score"): ("auto", "loss", "lira_offline"),
+    ("audit", "canary_kind"): ("mislabeled", "unique"), ("audit", "canary_score"): ("loss", "lira_offline"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")

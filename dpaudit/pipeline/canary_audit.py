@@ -7,8 +7,12 @@ before any score is seen (:func:`resolve_score_rule`), HIGHER = member:
 * ``"loss"``: the target's log-probability of the canary's (crafted) label, ``log p_y`` — needs no shadow;
 * ``"lira_offline"``: offline LiRA (Carlini et al. 2022, arXiv 2112.03570 v2, §IV-C) — the target's scaled
   confidence standardised by the canary's own OUT shadows, which removes each canary's difficulty; needs
-  ≥ 2 OUT shadows per canary (``audit.num_shadows ≥ 4``). ``"auto"`` (the default) takes it whenever the
-  shadows allow it, else ``"loss"``: a rule of the configuration alone.
+  ≥ 2 OUT shadows per canary (``audit.num_shadows ≥ 4``).
+
+``"loss"`` is the default (``audit.canary_score``, a rule of the configuration alone): measured on the
+embedded MiniLM, 400 natural + 200 mislabeled canaries, non-private BiTFiT, 4 shadows, 28 steps, δ = 1e-5,
+α/7: loss AUC 0.708, ε_LB 0.25 / 0.30 / 0.40 at guess fraction 0.1 / 0.2 / 0.4; lira_offline AUC 0.638,
+ε_LB 0 / 0 / 0.13 (2 OUT shadows per canary estimate its spread poorly).
 
 Guesses: IN for the k₊ highest and OUT for the k₋ lowest scores, k₊ = k₋ = ⌊guess_fraction · m / 2⌋, fixed
 from m. Under (ε, δ)-DP the correct guesses are dominated by Binomial(k₊ + k₋, e^ε / (1 + e^ε)) up to a δ
@@ -42,22 +46,20 @@ from dpaudit.errors import ConfigError
 __all__ = ["CANARY_SCORE_RULES", "CanaryPlan", "canary_cap", "canary_section", "canary_scores", "natural_part",
            "resolve_score_rule"]
 
-#: Score rules of the canary bound (``audit.canary_score``; ``"auto"`` resolves to one of them).
+#: Score rules of the canary bound (``audit.canary_score``).
 CANARY_SCORE_RULES = ("loss", "lira_offline")
 #: Shadows offline LiRA needs: 2 complementary pairs give every canary ≥ 2 OUT references.
 LIRA_MIN_SHADOWS = 4
 
 
 def resolve_score_rule(rule: str, num_shadows: int) -> str:
-    """``audit.canary_score`` → the rule used: ``"auto"`` is ``"lira_offline"`` with ≥ 4 shadows, else ``"loss"``.
+    """``audit.canary_score`` checked against the shadows: returns the rule.
 
     Raises:
         ConfigError: ``"lira_offline"`` asked with fewer than 4 shadows, or an unknown rule.
     """
-    if rule == "auto":
-        return "lira_offline" if num_shadows >= LIRA_MIN_SHADOWS else "loss"
     if rule not in CANARY_SCORE_RULES:
-        raise ConfigError(f"audit.canary_score must be one of auto, {', '.join(CANARY_SCORE_RULES)}; got {rule!r}.")
+        raise ConfigError(f"audit.canary_score must be one of {', '.join(CANARY_SCORE_RULES)}; got {rule!r}.")
     if rule == "lira_offline" and num_shadows < LIRA_MIN_SHADOWS:
         raise ConfigError(f"audit.canary_score = 'lira_offline' needs ≥ {LIRA_MIN_SHADOWS} shadows (2 OUT per canary); "
                           f"got audit.num_shadows = {num_shadows}: use 'loss' or more shadows.")
