@@ -104,6 +104,10 @@ class AuditConfig:
     mechanism_check: bool = False  # run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)
     mechanism_canaries: int = 20_000
     reference: str = "none"  # "non_private": also audit a non-private bank on the same population (context)
+    canaries: int = 0  # m crafted canaries added to the population (dpaudit.canaries; 0 = none), a target trained here
+    canary_kind: str = "mislabeled"  # "mislabeled" | "unique" (dpaudit.canaries.CANARY_KINDS)
+    canary_delta: float = 1e-5  # δ of the canary bound (the smaller of it and the claim's δ; see canary_audit)
+    canary_score: str = "loss"  # the canary bound's score rule: "loss" or "lira_offline" (dpaudit.pipeline.canary_audit)
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,8 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "num_shadows"): (2, 1024, "both"), ("audit", "fprs"): (0, 1, "right"),
     ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
-    ("audit", "mechanism_canaries"): (100, 10_000_000, "both"),
+    ("audit", "mechanism_canaries"): (100, 10_000_000, "both"), ("audit", "canaries"): (0, 1_000_000, "both"),
+    ("audit", "canary_delta"): (0, 1, "neither"),
     ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
     ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
     ("target", "claim_steps"): (1, 10**9, "both"),
@@ -203,6 +208,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("target", "scores_kind"): ("logits", "probabilities"),
     ("audit", "reference"): ("none", "non_private"),
     ("model", "pooling"): ("mean", "pooler"),
+    ("audit", "canary_kind"): ("mislabeled", "unique"), ("audit", "canary_score"): ("loss", "lira_offline"),
 }
 #: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")

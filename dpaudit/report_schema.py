@@ -497,6 +497,12 @@ class AuditReport(_Serial):
     mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
     reference: ReferenceSection | None = None  # the non-private reference (``audit.reference``); never gated
     sign_off: SignOff | None = None  # the reviewer's record (``dpaudit report --sign-off``); never gated
+    #: the canary bound (``audit.canaries``): count, kind, score_rule, guesses_in/out, auc, cap, epsilon_lb
+    #: (dpaudit.pipeline.canary_audit.canary_section); auc and the bound's counts are membership-dependent.
+    canaries: dict[str, Any] | None = None
+    #: what the audit could have seen (dpaudit.protection.audit_power): measurable, reason, steps, num_shadows,
+    #: canaries, canary_cap, reference_leaked. Stated for the reader; the gate recomputes it.
+    power: dict[str, Any] | None = None
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,

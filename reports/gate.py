@@ -19,9 +19,10 @@ Nothing a report asserts about itself is trusted where it can be recomputed or c
   labelled "not verified"; no DP claim (``claim_source = "none"``) is gated like a non-private model (fails);
 * ``max_tpr_at_fpr`` recomputes resolvability from ``n_nonmembers`` (N_out ≥ ⌈1/FPR⌉); a
   ``resolvable: true`` flag that the count contradicts is inconclusive;
-* ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive, and
-  entries with ``"kind": "estimate"`` never count as lower bounds; bounds are read at the policy's
-  ``max_significance`` split over attacks + 1 (one-run bounds recomputed from their counts; others only
+* ``max_epsilon_lb`` needs the canary bound: ``canary: null`` (or an estimate) is inconclusive; the bound on
+  crafted canaries (``canaries``) counts too when present, and entries with ``"kind": "estimate"`` never
+  count as lower bounds; bounds are read at the policy's ``max_significance`` split over the family
+  (attacks + 1, + 1 with crafted canaries; one-run bounds recomputed from their counts; others only
   in the direction their stated significance supports);
 * ``mechanism_check`` (``require_mechanism_check`` or ``min_mechanism_tightness``): the ``dpaudit verify``
   section; missing is inconclusive (like a missing canary); pass/fail and the tightness are recomputed
@@ -30,6 +31,9 @@ Nothing a report asserts about itself is trusted where it can be recomputed or c
   both included and excluded canaries, or with an ε_LB more than its canaries can show, is inconclusive;
   ε_LB above the claim is a fail (the implementation is proven wrong), a tightness below
   ``min_mechanism_tightness`` a fail (the check was too weak);
+* power (``min_canary_cap``, ``min_steps``, ``require_reference_leak``; :mod:`reports.power`): recomputed from
+  the canaries', privacy and reference sections; unmet is inconclusive (the audit could not have seen a leak),
+  and the protection level of an audit without power is ``not_measurable``, which meets no minimum;
 * ``secure_noise`` (every private report): seeded noise fails unless the policy sets
   ``allow_seeded_noise``; noise not recorded (``null``) is taken as stated only for a user claim about a
   model trained elsewhere (``run.target.kind`` hf or scores), fails for a target trained in the run
@@ -53,11 +57,12 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from dpaudit.protection import ALL_LEVELS, has_dp_guarantee, protection_level
+from dpaudit.protection import ALL_LEVELS, NOT_MEASURABLE, has_dp_guarantee, protection_level, report_power
 from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
 from dpaudit.reports.recompute import gated_bounds, mechanism_mismatch, mechanism_power, recompute_epsilon, target_kind
+from dpaudit.reports.power import power_checks
 
 __all__ = ["evaluate", "exit_code", "format_table", "junit_xml", "github_annotations", "with_verdict"]
 
@@ -219,7 +224,11 @@ def _protection_check(report: AuditReport, minimum: str) -> Check:
         return _check("min_protection_level", None, minimum, "inconclusive", inner.message)
     # Recomputed from the report's privacy section, not read from its verdict: without a DP claim no
     # attack result, however weak, earns a protection level.
-    level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy))
+    level = protection_level(inner.value, guaranteed=has_dp_guarantee(report.privacy),
+                             measurable=report_power(report)[0])
+    if level == NOT_MEASURABLE:  # the audit could not have seen a leak: not a pass, and not a measured failure
+        return _check("min_protection_level", inner.value, minimum, "inconclusive",
+                      f"protection level not measurable: {report_power(report)[1]}.")
     if rank[level] > rank[minimum]:
         return _check("min_protection_level", inner.value, minimum, "fail",
                       f"protection level {level} (balanced accuracy {inner.value:.4f}) is below {minimum}.")
@@ -297,6 +306,7 @@ def evaluate(report: AuditReport, policy: Policy) -> tuple[Check, ...]:
         checks.append(_protection_check(report, policy.min_protection_level))
     if policy.require_mechanism_check or policy.min_mechanism_tightness is not None:
         checks.append(_mechanism_check(report, policy.min_mechanism_tightness, policy.max_significance))
+    checks += power_checks(report, policy)
     return tuple(checks)
 
 

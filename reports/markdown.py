@@ -58,8 +58,11 @@ def render_markdown(report: AuditReport) -> str:
         lines += [f"> ⚠️ **{escape_md(s.noise_warning)}**", ""]
     if s.recipe_warning:
         lines += [f"> ⚠️ {escape_md(s.recipe_warning)}", ""]
+    if s.power:
+        lines += [f"> ⚠️ {escape_md(s.power)}", ""]
     lines += [f"- {escape_md(s.claim)}",
               f"- {escape_md(s.utility)}",
+              *([f"- **{escape_md(s.canaries)}**"] if s.canaries else []),
               *([f"- **{escape_md(s.reference)}**"] if s.reference else []),
               f"- {escape_md(s.strongest)} {escape_md(s.headline_metrics)}",
               f"- {escape_md(s.protection)}",

@@ -15,14 +15,17 @@ Format (every key optional; unknown keys are an error so a typo never weakens a 
     require_mechanism_check = true        # `dpaudit verify` result must be in the report and pass
     min_mechanism_tightness = 0.5         # its white-box ε_LB / claimed ε must be ≥ this (implies required)
     max_significance = 0.05               # default 0.05: bounds are gated at this family-wise significance
-
-``max_significance`` is a parameter, not a check: the ε lower bounds are recomputed from their counts at
-this significance, split over the bounds the check reads (:mod:`reports.recompute`), and a mechanism check
-must state a confidence of at least ``1 − max_significance``.
+    min_canary_cap = 1.0                  # power: the canaries could show ε_LB ≥ this (else inconclusive)
+    min_steps = 10                        # power: the target took ≥ this many optimizer steps (else inconclusive)
+    require_reference_leak = true         # power: the non-private reference's canary bound is > 0 (else inconclusive)
 
     [[max_tpr_at_fpr]]                    # one table, or an array of tables
     fpr = 0.001
     max_tpr = 0.01
+
+``max_significance`` is a parameter, not a check: the ε lower bounds are recomputed from their counts at
+this significance, split over the bounds the check reads (:mod:`reports.recompute`), and a mechanism check
+must state a confidence of at least ``1 − max_significance``.
 
 ``min_nonmembers`` sets the FPR resolution: an attack with N non-members cannot measure an FPR
 below 1/N, so ``min_nonmembers = 1000`` is needed to state TPR at 0.1% FPR.
@@ -92,6 +95,9 @@ class Policy:
     require_mechanism_check: bool = False
     min_mechanism_tightness: float | None = None
     max_significance: float = 0.05
+    min_canary_cap: float | None = None  # power (reports/power.py): unmet → inconclusive, never a pass
+    min_steps: int | None = None
+    require_reference_leak: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh dict; ``parse_policy(p.to_dict(), name=p.name) == p`` (``None`` keys dropped)."""
@@ -190,6 +196,7 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
                               f"require_mechanism_check={data['require_mechanism_check']!r:.100}.")
         if data["require_mechanism_check"]:  # false is the default: it checks nothing
             kw["require_mechanism_check"] = True
+    _power_keys(data, kw)
     for key in PERMISSION_KEYS:
         if key in data:
             if not isinstance(data[key], bool):
@@ -199,6 +206,23 @@ def parse_policy(data: dict[str, Any], *, name: str) -> Policy:
         raise ConfigError("the policy checks nothing; set at least one of "
                           f"{', '.join(k for k in POLICY_KEYS if k not in ('name', *PERMISSION_KEYS, *PARAMETER_KEYS))}.")
     return Policy(**kw)
+
+
+def _power_keys(data: dict[str, Any], kw: dict[str, Any]) -> None:
+    """``min_canary_cap`` (nats ≥ 0), ``min_steps`` (integer ≥ 1), ``require_reference_leak`` (bool) into ``kw``."""
+    if "min_canary_cap" in data:
+        kw["min_canary_cap"] = _real("min_canary_cap", data["min_canary_cap"], 0.0, math.inf, "left")
+    if "min_steps" in data:
+        try:
+            kw["min_steps"] = check_int("min_steps", data["min_steps"], 1, 2**53)
+        except TypeError as err:
+            raise ConfigError(str(err)) from None
+    if "require_reference_leak" in data:
+        if not isinstance(data["require_reference_leak"], bool):
+            raise ConfigError("require_reference_leak must be true or false, got "
+                              f"require_reference_leak={data['require_reference_leak']!r:.100}.")
+        if data["require_reference_leak"]:
+            kw["require_reference_leak"] = True
 
 
 def load_policy(path: str | Path) -> Policy:

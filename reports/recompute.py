@@ -144,6 +144,9 @@ def _entries(report: AuditReport):
         yield "canary", None, "only an estimate, not a bound"
     else:
         yield "canary", lb, None
+    crafted = (report.canaries or {}).get("epsilon_lb")  # the bound on crafted canaries (audit.canaries)
+    if isinstance(crafted, dict) and not is_estimate(crafted):
+        yield "canaries", crafted, None
 
 
 def _at(lb: dict[str, Any], counts: tuple[int, int, int], significance: float, delta: float):
@@ -158,14 +161,16 @@ def _at(lb: dict[str, Any], counts: tuple[int, int, int], significance: float, d
 def gated_bounds(report: AuditReport, max_significance: float, threshold: float):
     """``(label, status, reason, value, saturated)`` per lower bound, at the policy's significance.
 
-    Each bound is gated at ``α = max_significance / n``, n = attacks + 1 (the canary): the family
+    Each bound is gated at ``α = max_significance / n``, n = attacks + 1 (the canary) + 1 when the report has
+    crafted canaries (``canaries``): the family
     ``dpaudit audit`` fixes from its configuration (estimates included, which spend their share unused). A one-run bound with its counts is
     recomputed at α (and at the smaller of its own δ and the claim's δ: a larger δ only lowers the bound).
     A bound without counts is used as stated when stated at α; stated at a larger significance (a larger,
     less certain number) only its pass holds; stated at a smaller one (a smaller number) only its fail
     holds; the other direction is inconclusive.
     """
-    entries, n = list(_entries(report)), len(report.attacks) + 1
+    entries = list(_entries(report))
+    n = len(report.attacks) + 1 + (report.canaries is not None)  # the audit's family: + the crafted canaries
     alpha = max_significance / n
     for label, lb, missing in entries:
         if lb is None:

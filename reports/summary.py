@@ -16,6 +16,7 @@ import math
 import re
 
 from dpaudit.protection import has_dp_guarantee
+from dpaudit.reports.power import canaries_sentence, power_sentence
 from dpaudit.report_schema import AttackResult, AuditReport, ReferenceSection, is_estimate, strongest_of
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
@@ -41,6 +42,8 @@ _LEVEL_WORDS = {
             "(balanced accuracy ≥ 60%)",
     "no_guarantee": "no guarantee; these attacks found no leakage (the model has no differential-privacy "
                     "claim, so attacks at chance do not show that it is protected)",
+    "not_measurable": "not measurable — the audit had no power (too few optimizer steps, or no canaries and no "
+                      "reference that leaked), so attacks at chance do not show that the model is protected",
 }
 
 
@@ -96,6 +99,8 @@ class Summary:
     utility: str = ""  # the target's accuracy beside the majority-class baseline
     recipe_warning: str | None = None  # first-screen warning: the shadows are not trained like the target
     reference: str | None = None  # the non-private reference beside the target (``audit.reference``), else None
+    canaries: str | None = None  # "Canaries recognised: AUC x, ε ≥ y (cap z)" (``audit.canaries``), else None
+    power: str | None = None  # why the audit could not have seen leakage, else None
 
 
 def claim_note(report: AuditReport) -> str:
@@ -147,7 +152,10 @@ def _best_lower_bound(report: AuditReport | ReferenceSection) -> tuple[str, dict
     """The largest valid bound (never an estimate) of the attacks and canary of the target or the reference."""
     candidates = [(f"the {a.name} attack", a.epsilon_lb) for a in report.attacks]
     if report.canary is not None:
-        candidates.append(("the one-run canary audit", report.canary))
+        candidates.append(("the one-run audit over natural examples", report.canary))
+    canaries = getattr(report, "canaries", None)
+    if isinstance(canaries, dict) and isinstance(canaries.get("epsilon_lb"), dict):
+        candidates.append(("the crafted canaries", canaries["epsilon_lb"]))
     ok = [(src, lb) for src, lb in candidates  # an estimate is not a bound: never the headline
           if lb.get("status") == "ok" and lb.get("epsilon_lb") is not None and not is_estimate(lb)]
     if not ok:
@@ -263,7 +271,8 @@ def summarize(report: AuditReport) -> Summary:
                    headline_metrics=metrics, empirical=_empirical(report), protection=protection,
                    protection_level=level, verdict=verdict, verdict_status=status,
                    noise_warning=_noise_warning(report), recipe_warning=_recipe_warning(report),
-                   utility=utility_sentence(report), reference=reference_sentence(report))
+                   utility=utility_sentence(report), reference=reference_sentence(report),
+                   canaries=canaries_sentence(report), power=power_sentence(report))
 
 
 def _tpr_text(attack: AttackResult) -> str:
@@ -465,7 +474,7 @@ def privacy_rows(report: AuditReport) -> list[tuple[str, str]]:
                  else f"≈ {lb['epsilon_lb']:.3f} (estimate, not a bound)" if is_estimate(lb)
                  else f"ε ≥ {lb['epsilon_lb']:.2f}{_confidence_tag(lb)} "
                       f"({lb['method']}, {lb['n_in']} in / {lb['n_out']} out)")
-        rows.append(("one-run canary audit", value))
+        rows.append(("one-run audit (natural examples)", value))
     return rows
 
 

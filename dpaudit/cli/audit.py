@@ -58,6 +58,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--reference", choices=("none", "non-private"),
                         help="also audit a non-private reference bank on the same population, shown beside the "
                              "target in the report (audit.reference; never gated)")
+    parser.add_argument("--canary-count", type=int, metavar="M", help="add M crafted canaries to the population, "
+                        "each IN for the target by a fair coin, and bound ε on them (audit.canaries; 0 = none)")
+    parser.add_argument("--canary-kind", choices=("mislabeled", "unique"), help="what the canaries are "
+                        "(audit.canary_kind; default mislabeled)")
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
@@ -103,7 +107,7 @@ def _print_summary(report) -> None:
 
         share = (f", its share of the family's {fmt_confidence(c['family_significance'])}"
                  if c.get("family_significance") is not None else "")
-        print(f"one-run canary audit: ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {fmt_confidence(c['significance'])} "
+        print(f"one-run audit (natural examples): ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {fmt_confidence(c['significance'])} "
               f"confidence{share} ({c.get('num_correct')}/{c.get('num_guesses')} correct guesses)")
     target = report.run.target or {}
     if target.get("warning"):
@@ -111,7 +115,16 @@ def _print_summary(report) -> None:
     v = report.verdict
     if v.protection_level:
         print(f"protection level (strongest attack: {v.strongest_attack}): {v.protection_level}")
+    _print_canaries(report)
     _print_comparison(report)
+
+
+def _print_canaries(report) -> None:
+    from dpaudit.reports.summary import canaries_sentence, power_sentence
+
+    for line in (canaries_sentence(report), power_sentence(report)):
+        if line:
+            print(line)
 
 
 def _print_comparison(report) -> None:
@@ -145,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(("audit", "mechanism_check", True))
     if args.reference:
         overrides.append(("audit", "reference", args.reference.replace("-", "_")))
+    if args.canary_count is not None:
+        overrides.append(("audit", "canaries", args.canary_count))
+    if args.canary_kind:
+        overrides.append(("audit", "canary_kind", args.canary_kind))
     cfg, notes = load_config(args.config, overrides)
     for note in notes:
         print(note)

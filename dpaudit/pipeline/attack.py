@@ -1,5 +1,10 @@
-"""Stage 5: every configured attack and the one-run canary audit, under one Bonferroni family
-(``attacks.json``, recorded with the hashes of the signals and membership it was computed from)."""
+"""Stage 5: every configured attack, the one-run audit over natural examples and — with crafted canaries in the
+population — the canary bound (:mod:`dpaudit.pipeline.canary_audit`), under one Bonferroni family
+(``attacks.json``, recorded with the hashes of the signals and membership it was computed from).
+
+The attacks and the natural one-run audit read the natural examples only (the first ``n_natural`` columns):
+they stay about the data the model was meant to learn; the canaries are scored by the canary bound alone.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from dpaudit.attacks.evaluate import evaluate_attack
 from dpaudit.attacks.registry import ATTACKS, create_attack
 from dpaudit.attacks.signals import Signals
 from dpaudit.config import Config
+from dpaudit.pipeline.canary_audit import CanaryPlan, canary_section, natural_part
+from dpaudit.pipeline.canary_audit import canary_scores as crafted_scores
 from dpaudit.fileio import json_text
 from dpaudit.pipeline.stage import commit, file_sha, reusable
 from dpaudit.privacy import bonferroni_family, source_significance, with_family
@@ -32,14 +39,21 @@ def as_estimate(bound: dict) -> dict:
                           "per example, so the one-run theorem (arXiv 2305.08846) does not apply: an estimate"}
 
 
-def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: float, external: bool):
-    """Returns ``(attack results, canary bound dict, family dict)``."""
+def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: float, external: bool,
+                plan: CanaryPlan | None = None):
+    """Returns ``(attack results, canary bound dict, family dict, canaries section or None)``."""
     a, m_models = cfg.audit, len(membership)
     # An external target is judged on its own scores: its shadows are references, not targets.
     targets = (0,) if external else tuple(range(min(a.loo_targets, m_models)))
-    # Bonferroni family fixed from the config before any result: every attack + the canary audit, each
-    # at significance / (attacks + 1); the headline maximum then holds at a.significance.
-    source_sig = source_significance(a.significance, len(a.attacks) + 1)
+    # Bonferroni family fixed from the config before any result: every attack + the natural one-run audit
+    # (+ the canary bound when the population holds canaries), each at significance / (number of sources);
+    # the headline maximum then holds at a.significance.
+    source_sig = source_significance(a.significance, len(a.attacks) + 1 + (plan is not None))
+    canaries = None if plan is None else canary_section(
+        crafted_scores(plan, signals, membership), membership[0, plan.columns], kind=plan.kind,
+        delta=min(delta, a.canary_delta),
+        significance=source_sig, guess_fraction=a.canary_guess_fraction, score_rule=plan.score_rule)
+    signals, membership = natural_part(signals, membership, plan)
     results = []
     for name in a.attacks:
         logger.info(f"attack: {name}")
@@ -56,27 +70,33 @@ def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: fl
     if external:  # the one-run theorem needs each example IN independently with probability ½
         results = [dataclasses.replace(r, epsilon_lb=as_estimate(r.epsilon_lb)) for r in results]
         canary = as_estimate(canary)
-    family = bonferroni_family([(r.name, r.epsilon_lb) for r in results] + [("canary", canary)],
+    members = [(r.name, r.epsilon_lb) for r in results] + [("canary", canary)]
+    family = bonferroni_family(members + ([] if canaries is None else [("canaries", canaries["epsilon_lb"])]),
                                significance=a.significance)
     tag = dict(family_size=family["size"], family_significance=a.significance)
     results = [dataclasses.replace(r, epsilon_lb=with_family(r.epsilon_lb, **tag)) for r in results]
-    return results, with_family(canary, **tag), family
+    if canaries is not None:
+        canaries = {**canaries, "epsilon_lb": with_family(canaries["epsilon_lb"], **tag)}
+    return results, with_family(canary, **tag), family, canaries
 
 
 def attacks_stage(run: RunDir, cfg: Config, signals: Signals, membership: np.ndarray, delta: float,
-                  external: bool):
-    """:func:`run_attacks`, reused from ``attacks.json`` when signals, membership, δ and the attack settings
-    are those it was computed from."""
+                  external: bool, plan: CanaryPlan | None = None):
+    """:func:`run_attacks` → ``(results, canary, family, canaries)``, reused from ``attacks.json`` when signals,
+    membership, δ, the attack settings and the canary plan are those it was computed from."""
     a = cfg.audit
     inputs = {"signals_sha256": file_sha(run, "signals.npz"), "membership_sha256": file_sha(run, "membership.npy"),
               "delta": delta, "external": external, "attacks": list(a.attacks), "fprs": list(a.fprs),
               "significance": a.significance, "loo_targets": a.loo_targets,
-              "canary_guess_fraction": a.canary_guess_fraction}
+              "canary_guess_fraction": a.canary_guess_fraction,
+              "canary_plan": None if plan is None else dataclasses.asdict(plan), "canary_delta": a.canary_delta}
     path = reusable(run, "attacks.json", inputs)
     if path is not None:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        return [AttackResult.from_dict(r) for r in saved["attacks"]], saved["canary"], saved["family"]
-    results, canary, family = run_attacks(cfg, signals, membership, delta, external)
-    text = json_text({"attacks": [r.to_dict() for r in results], "canary": canary, "family": family})
+        return ([AttackResult.from_dict(r) for r in saved["attacks"]], saved["canary"], saved["family"],
+                saved.get("canaries"))
+    results, canary, family, canaries = run_attacks(cfg, signals, membership, delta, external, plan)
+    text = json_text({"attacks": [r.to_dict() for r in results], "canary": canary, "family": family,
+                      "canaries": canaries})
     commit(run, "attacks.json", text.encode("utf-8"), inputs)
-    return results, canary, family
+    return results, canary, family, canaries

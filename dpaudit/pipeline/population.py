@@ -4,6 +4,12 @@ Row 0 of the (M, N) matrix is the target: its own training set (a target trained
 Bernoulli(½) from the OS CSPRNG (a target trained here: secret, so it cannot be regenerated from the seed
 in ``audit.json``) unless noise is seeded. Shadow rows come from ``make_membership`` seeded by
 ``train.seed + 1`` (shadows are never released).
+
+Canaries (``audit.canaries = m > 0``, :mod:`dpaudit.canaries`): made right after the data are loaded, from
+``train.seed`` (which examples become canaries is not secret), and appended as the population's last m rows,
+so that every column of the membership matrix — a fair coin per canary for the target, from the CSPRNG like
+every other example of row 0 — decides whether a model trains on them. The natural examples are the first
+``n_natural`` columns: the attacks and held-out accuracy read only those; the canary bound reads the rest.
 """
 
 from __future__ import annotations
@@ -15,20 +21,40 @@ import numpy as np
 
 from dpaudit._validation import check_mask
 from dpaudit.attacks.membership import check_population, make_membership
+from dpaudit.canaries import CanarySet
 from dpaudit.config import Config
+from dpaudit.errors import DataError
 from dpaudit.pipeline.stage import npy_bytes
 from dpaudit.rundir import RunDir
 
 
 @dataclass(frozen=True)
 class Population:
-    """What the audit reads before any model: the dataset, the backbone and its facts."""
+    """What the audit reads before any model: the dataset, the backbone and its facts.
+
+    ``ds`` is the whole population the models train and are scored on: ``n_natural`` natural examples, then
+    the ``len(canaries)`` canaries (``canaries`` is ``None`` when there are none; ``n_natural = len(ds)``).
+    """
 
     ds: Any
     backbone: Any
     tokenizer: Any
     info: Any
     n_total: int  # backbone parameters before the bank adds any bias
+    n_natural: int = -1  # -1: every example is natural (set in __post_init__)
+    canaries: CanarySet | None = None
+
+    def __post_init__(self) -> None:
+        m = 0 if self.canaries is None else len(self.canaries)
+        if self.n_natural < 0:
+            object.__setattr__(self, "n_natural", len(self.ds) - m)
+        if self.n_natural + m != len(self.ds):
+            raise DataError(f"population of {len(self.ds)} rows is not {self.n_natural} natural + {m} canaries.")
+
+    @property
+    def canary_index(self) -> np.ndarray:
+        """Columns of the canaries in the population, int64 of shape (m,): the last m."""
+        return np.arange(self.n_natural, len(self.ds), dtype=np.int64)
 
 
 def load_population(cfg: Config) -> Population:
@@ -39,9 +65,17 @@ def load_population(cfg: Config) -> Population:
     ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
                       text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
                       max_examples=cfg.data.max_examples, seed=cfg.train.seed)
-    check_population(len(ds), cfg.audit.fprs)
+    canaries = None
+    if cfg.audit.canaries > 0:
+        from dpaudit.canaries import make_canaries, with_canaries
+
+        natural, canaries = make_canaries(ds, cfg.audit.canaries, cfg.audit.canary_kind, seed=cfg.train.seed)
+        ds = with_canaries(natural, canaries)
+    n_natural = len(ds) - (0 if canaries is None else len(canaries))
+    check_population(n_natural, cfg.audit.fprs)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
-    return Population(ds, backbone, tokenizer, info, n_total=sum(p.numel() for p in backbone.parameters()))
+    return Population(ds, backbone, tokenizer, info, n_total=sum(p.numel() for p in backbone.parameters()),
+                      n_natural=n_natural, canaries=canaries)
 
 
 def _draw(cfg: Config, n: int, m_models: int, target_mask: np.ndarray | None) -> np.ndarray:

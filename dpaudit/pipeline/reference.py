@@ -23,6 +23,7 @@ import numpy as np
 
 from dpaudit.config import Config
 from dpaudit.pipeline.attack import attacks_stage
+from dpaudit.pipeline.canary_audit import plan_canaries
 from dpaudit.pipeline.report import utility
 from dpaudit.pipeline.shadows import ShadowJob
 from dpaudit.pipeline.signals import shadows_stage, signals_stage
@@ -88,11 +89,14 @@ def reference_section(cfg: Config, parent: RunDir, pop, membership: np.ndarray, 
                                              "recipe": cfg.audit.shadow_recipe, "reference": "non_private",
                                              "settings": settings.to_dict(), "plan": asdict(plan)})
     signals = signals_stage(sub, None, logits, pop.ds.labels)
-    results, canary, family = attacks_stage(sub, cfg, signals, membership, plan.delta, external)
+    canaries = plan_canaries(pop, cfg.audit.canary_score, cfg.audit.num_shadows)
+    # natural examples only, like the target's attacks (the reference bank's canary section is not reported)
+    results, canary, family, _ = attacks_stage(sub, cfg, signals, membership, plan.delta, external, canaries)
     strongest = strongest_of(tuple(results))
     return ReferenceSection(kind="non_private", non_private=plan.non_private,
                             noise_multiplier=float(plan.noise_multiplier), sample_rate=float(plan.sample_rate),
                             steps=int(facts.get("steps", plan.steps)),
-                            utility=utility(signals, membership, pop.ds.labels), attacks=tuple(results),
+                            utility=utility(signals, membership, pop.ds.labels, pop.n_natural),
+                            attacks=tuple(results),
                             canary=canary, strongest_attack=None if strongest is None else strongest.name,
                             epsilon_lb_family=family)

@@ -15,7 +15,7 @@ from dpaudit import __version__
 from dpaudit.attacks.signals import Signals
 from dpaudit.config import Config
 from dpaudit.pipeline.claim import Claim
-from dpaudit.protection import has_dp_guarantee, majority_baseline, protection_level
+from dpaudit.protection import audit_power, has_dp_guarantee, majority_baseline, protection_level, recomputed_cap
 from dpaudit.report_schema import (SCHEMA_VERSION, AuditReport, ClippingSummary, EpsilonHistory, PrivacySection,
                                    ProfileCurve, ReferenceSection, RunInfo, UtilitySection, Verdict)
 from dpaudit.versions import runtime_versions
@@ -65,27 +65,52 @@ def run_info(cfg: Config, run_dir: Path, pop, target: dict, facts: dict, model_s
     )
 
 
-def utility(signals: Signals, membership: np.ndarray, labels: np.ndarray) -> UtilitySection:
-    """Held-out accuracy of every model on the examples it did not train on; the target's is the headline."""
-    preds = signals.logits.argmax(2)
+def utility(signals: Signals, membership: np.ndarray, labels: np.ndarray, n_natural: int | None = None
+            ) -> UtilitySection:
+    """Held-out accuracy of every model on the natural examples it did not train on; the target's is the headline.
+
+    ``n_natural``: the population's natural examples are its first ``n_natural`` columns (None: all); the
+    canaries after them are never counted (a mislabeled canary is wrong by design, a unique one is noise).
+    """
+    n = signals.logits.shape[1] if n_natural is None else n_natural
+    preds, membership, labels = signals.logits[:, :n].argmax(2), membership[:, :n], labels[:n]
     per_model = [float((preds[k][~membership[k]] == labels[~membership[k]]).mean()) for k in range(len(membership))]
     return UtilitySection(metric="accuracy", value=per_model[0], n_eval=int((~membership[0]).sum()),
                           per_model=tuple(per_model), non_private_reference=None,
                           majority_baseline=majority_baseline(labels[~membership[0]]))
 
 
+def power_section(steps: int | None, num_shadows: int, canaries: dict | None,
+                  reference: ReferenceSection | None) -> dict:
+    """``power``: what the audit could have seen (:func:`dpaudit.protection.audit_power`) and its inputs."""
+    ref_canaries = getattr(reference, "canaries", None) if reference is not None else None
+    measurable, reason = audit_power(steps, canaries, ref_canaries)
+    ref_bound = ref_canaries.get("epsilon_lb") if isinstance(ref_canaries, dict) else None
+    leaked = None if not isinstance(ref_bound, dict) else bool(
+        ref_bound.get("status") == "ok" and (ref_bound.get("epsilon_lb") or 0.0) > 0.0)
+    return {"measurable": measurable, "reason": reason, "steps": steps, "num_shadows": num_shadows,
+            "canaries": 0 if canaries is None else int(canaries["count"]), "canary_cap": recomputed_cap(canaries),
+            "reference_leaked": leaked}
+
+
 def assemble(run: RunInfo, privacy: PrivacySection, util: UtilitySection, results, canary: dict,
-             family: dict, reference: ReferenceSection | None = None) -> AuditReport:
-    """The report with its verdict from the strongest attack (on the target: the reference is context)."""
+             family: dict, reference: ReferenceSection | None = None, canaries: dict | None = None,
+             num_shadows: int | None = None) -> AuditReport:
+    """The report with its verdict from the strongest attack (on the target: the reference is context) and its
+    power; without power the level is never "strong" or "moderate"."""
     if reference is not None:
         util = dataclasses.replace(util, non_private_reference=reference.utility.value)
+    known = privacy.claim_source in ("accountant", "checkpoint") or (privacy.steps or 0) > 0
+    power = power_section(int(privacy.steps) if known else None, num_shadows, canaries, reference)
     draft = AuditReport(schema_version=SCHEMA_VERSION, run=run, privacy=privacy, utility=util,
                         attacks=tuple(results), canary=canary,
                         verdict=Verdict(protection_level=None, strongest_attack=None))
     strongest = draft.strongest_attack()
     level = None if strongest is None else protection_level(strongest.balanced_accuracy,
-                                                            guaranteed=has_dp_guarantee(privacy))
+                                                            guaranteed=has_dp_guarantee(privacy),
+                                                            measurable=power["measurable"])
     verdict = Verdict(protection_level=level, strongest_attack=None if strongest is None else strongest.name)
     return AuditReport(**{**{f: getattr(draft, f) for f in ("schema_version", "run", "privacy", "utility",
                                                             "attacks", "canary")}, "verdict": verdict,
-                          "epsilon_lb_family": family, "reference": reference})
+                          "epsilon_lb_family": family, "reference": reference, "canaries": canaries,
+                          "power": power})

@@ -29,6 +29,7 @@ from dpaudit.distributed import current
 from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
+from dpaudit.pipeline.canary_audit import plan_canaries
 from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
 from dpaudit.pipeline.reference import reference_section
@@ -75,7 +76,24 @@ def check_audit_config(cfg: Config) -> str:
                           f"(--target); a target trained here is trained with its shadows: use "
                           f"audit.shadow_recipe = '{DPAUDIT_RECIPE}'.")
     check_mechanism_config(cfg, kind)
+    _check_canaries(cfg, kind)
     return kind
+
+
+def _check_canaries(cfg: Config, kind: str) -> None:
+    """``audit.canaries``: only a target trained here trains on them; enough for one guess per side."""
+    from dpaudit.attacks.canary import guess_counts
+    from dpaudit.pipeline.canary_audit import resolve_score_rule
+
+    a = cfg.audit
+    if a.canaries == 0:
+        return
+    if kind != "train":
+        raise ConfigError(f"audit.canaries = {a.canaries} adds canaries that only a target trained in this run "
+                          f"trains on; a {kind} target was trained without them: set audit.canaries = 0 (or mix "
+                          f"canaries into its training data with `dpaudit canaries make`).")
+    guess_counts(a.canaries, a.canary_guess_fraction)
+    resolve_score_rule(a.canary_score, a.num_shadows)
 
 
 def _bind(rundir: RunDir, cfg: Config, pop, src: TargetSource) -> None:
@@ -257,15 +275,18 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     signals = signals_stage(rundir, target_logits, model_logits, pop.ds.labels)
     claim = _claim(cfg, src, plan, facts, user)
     t = time.perf_counter()
-    results, canary, family = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external)
+    canary_plan = plan_canaries(pop, cfg.audit.canary_score, cfg.audit.num_shadows)
+    results, canary, family, canaries = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external,
+                                                      canary_plan)
     times["attack"] = time.perf_counter() - t
     reference = _reference(cfg, rundir, pop, membership, job, src, times, device=device, progress=progress,
                            force=force_run_dir, rerun=rerun)
     times["total"] = time.perf_counter() - t0
     info = run_info(cfg, run_dir, pop, _target_record(cfg, src, user), facts, model_seeds, device, times)
     report = dataclasses.replace(
-        assemble(info, privacy_section(claim, settings.clipping), utility(signals, membership, pop.ds.labels),
-                 results, canary, family, reference),
+        assemble(info, privacy_section(claim, settings.clipping),
+                 utility(signals, membership, pop.ds.labels, pop.n_natural), results, canary, family, reference,
+                 canaries, num_shadows=len(membership) - 1),
         mechanism_check=mechanism_stage(rundir, cfg, pop, membership, settings, plan))
     dump_report(report, rundir.file("audit.json"))
     return AuditOutcome(run_dir=rundir.path, report=report)

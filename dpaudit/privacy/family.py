@@ -4,7 +4,8 @@ The maximum of m bounds, each valid with probability ≥ 1 − αᵢ, is a valid
 ≥ 1 − Σαᵢ (union bound), provided the family — which bounds, at which αᵢ — was fixed before any result
 was seen. ``dpaudit audit`` fixes it from the configuration alone: every configured attack plus the
 canary audit, each at α / (number of sources) (within a source, the bound estimators share that
-significance; estimates such as the f-DP number spend none). The headline "ε ≥ x with 1 − α confidence" is then the family maximum.
+significance; estimates such as the f-DP number spend none). The headline "ε ≥ x with 1 − α confidence" is then the family maximum,
+stated at the smallest δ of its members (members may differ: the canary bound runs at ``audit.canary_delta``).
 """
 
 from __future__ import annotations
@@ -76,5 +77,6 @@ def bonferroni_family(members: Sequence[tuple[str, Mapping[str, Any]]], *,
         "status": "ok" if best else "inconclusive",
         "reason": None if best else "no member bound is ok",
         "saturated": bool(best.get("saturated")) if best else False,
-        "delta": max(float(b["delta"]) for _, b in members), "members": rows,
+        # "not (x, δ_j)-DP" implies "not (x, δ)-DP" for every δ ≤ δ_j: the family holds at its smallest δ
+        "delta": min(float(b["delta"]) for _, b in members), "members": rows,
     }

@@ -167,7 +167,7 @@ def test_one_run_bound_is_recomputed_at_the_policys_significance(tmp_path, capsy
                                 significance=0.05 / 5).epsilon_lb  # 4 attacks + the canary
     assert at_policy > 1.0
     for stated in (1e-12, 0.01):
-        data = sample.make_report().to_dict()
+        data = sample.make_report(canaries=False).to_dict()  # 5 sources: 0.05 / 5
         data["canary"] = _one_run_canary(stated)
         assert (data["canary"]["epsilon_lb"] == 0.0) is (stated == 1e-12)
         code, out, _ = _gate(tmp_path, capsys, data, "max_epsilon_lb = 1.0\n")
@@ -193,7 +193,7 @@ def test_policy_significance_changes_the_recomputed_bound(tmp_path, capsys):
 
 
 def test_bound_without_counts_at_a_tiny_significance_is_no_pass(tmp_path, capsys):
-    data = sample.make_report().to_dict()
+    data = sample.make_report(canaries=False).to_dict()  # 5 sources: 0.05 / 5
     data["canary"].update(significance=1e-12, epsilon_lb=0.0)
     code, out, _ = _gate(tmp_path, capsys, data, "max_epsilon_lb = 1.0\n")
     assert code == 3 and "stated at significance 1e-12, not the policy's 0.01" in out

@@ -42,13 +42,13 @@ def gdp_epsilon(delta: float, mu: float) -> float:
 
 
 def empirical_epsilon(eps_lb: float | None, *, n_in: int = 500, n_out: int = 500,
-                      status: str = "ok", reason: str | None = None) -> dict:
+                      status: str = "ok", reason: str | None = None, family_size: int = 5) -> dict:
     # 0.01 = 0.05 / 5: the family of four attacks and the canary at audit.significance 0.05, as the audit
-    # splits it (and the gate, at the default max_significance 0.05).
-    return {"epsilon_lb": eps_lb, "significance": 0.01, "delta": 1e-5, "method": "clopper_pearson",
+    # splits it (and the gate, at the default max_significance 0.05); 0.05 / 6 with crafted canaries.
+    return {"epsilon_lb": eps_lb, "significance": 0.05 / family_size, "delta": 1e-5, "method": "clopper_pearson",
             "strategy": "bonferroni", "threshold": 0.3 if eps_lb is not None else None,
             "status": status, "reason": reason, "n_in": n_in, "n_out": n_out, "seed": 7,
-            "saturated": False, "family_size": 5, "family_significance": 0.05}
+            "saturated": False, "family_size": family_size, "family_significance": 0.05}
 
 
 def gaussian_attack(name: str, paper: str, shift: float, *, n: int = 2000, seed: int = 0) -> AttackResult:
@@ -102,12 +102,14 @@ def accountant_sigma(mu: float, *, delta: float = 1e-5, sample_rate: float = 0.0
 @functools.lru_cache(maxsize=None)  # reports are frozen, so sharing one instance is safe
 def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-tiny",
                 mu: float = 0.8, non_private: bool = False, noise: str | None = "secure",
-                claim_source: str | None = "accountant", family: bool = False) -> AuditReport:
+                claim_source: str | None = "accountant", family: bool = False,
+                canaries: bool = True) -> AuditReport:
     """A four-attack report with a profile, an ε history and a canary audit.
 
     Private by default with secure noise and dpaudit's own accountant as the claim's source; a
     non-private report records no noise source. ``family=True``: the bounds form a Bonferroni family as
-    ``dpaudit audit`` writes it (each of the 5 sources at 0.05 / 5, the headline at 95%).
+    ``dpaudit audit`` writes it (each of the 5 sources at 0.05 / 5, the headline at 95%). ``canaries=True``: with
+    a crafted-canaries section (the family then has 6 sources, each at 0.05 / 6).
     """
     from dpaudit.privacy import compute_epsilon
 
@@ -148,7 +150,10 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
         config={"epsilon": 3.0, "delta": delta, "shadow_models": 8, "epochs": 3},
         wall_time_s={"train": 247.98338958099998, "score": 10.2, "attack": 3.1, "total": 261.3},
     )
-    canary = empirical_epsilon(0.41, n_in=1000, n_out=1000)
+    size = 6 if canaries else 5
+    attacks = tuple(dataclasses.replace(a, epsilon_lb={**a.epsilon_lb, "significance": 0.05 / size,
+                                                       "family_size": size}) for a in attacks)
+    canary = empirical_epsilon(0.41, n_in=1000, n_out=1000, family_size=size)
     family_dict = None
     if family:
         attacks, canary, family_dict = _as_family(attacks, canary)
@@ -159,6 +164,7 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
         attacks=attacks, canary=canary, epsilon_lb_family=family_dict,
         verdict=Verdict(protection_level=protection_level(strongest.balanced_accuracy),
                         strongest_attack=strongest.name),
+        canaries=sample_canaries(delta) if canaries else None,
     )
 
 
@@ -174,3 +180,15 @@ def _as_family(attacks: tuple[AttackResult, ...], canary: dict):
     tag = dict(family_size=fam["size"], family_significance=0.05)
     return (tuple(dataclasses.replace(a, epsilon_lb=with_family(a.epsilon_lb, **tag)) for a in attacks),
             with_family(canary, **tag), fam)
+
+
+def sample_canaries(delta: float, count: int = 200, shift: float = 0.3, seed: int = 5) -> dict:
+    """A canaries section from the real :func:`canary_section` on scores that separate IN from OUT by ``shift``."""
+    from dpaudit.pipeline.canary_audit import canary_section
+
+    rng = np.random.default_rng(seed)
+    included = rng.random(count) < 0.5
+    scores = rng.normal(size=count) + shift * included
+    return canary_section(scores, included, kind="mislabeled", delta=delta, significance=0.05 / 6,
+                          guess_fraction=0.1, score_rule="lira_offline")
+

@@ -18,6 +18,7 @@ FULL = {
     "max_epsilon_lb": 2.0, "min_nonmembers": 1000, "required_attacks": ["lira_online", "rmia"],
     "min_protection_level": "strong", "allow_non_private": False, "allow_seeded_noise": False,
     "require_mechanism_check": True, "min_mechanism_tightness": 0.5, "max_significance": 0.05,
+    "min_canary_cap": 1.0, "min_steps": 10,
 }
 
 
@@ -49,7 +50,8 @@ def test_policy_round_trip_and_keys():
     policy = parse_policy(FULL, name="ignored")
     assert policy.name == "prod"
     assert parse_policy(policy.to_dict(), name="ignored") == policy
-    assert set(FULL) == set(POLICY_KEYS)
+    # require_reference_leak needs the reference's canary section (tests/adversarial/test_canary_power.py)
+    assert set(FULL) | {"require_reference_leak"} == set(POLICY_KEYS)
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign"):
         policy.max_auc = 1.0
 
