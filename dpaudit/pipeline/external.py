@@ -34,6 +34,19 @@ class TargetMembers:
     salt: str | None
 
 
+def check_member_file(path: str) -> Path:
+    """``path`` as a Path if it is a file (checked before any data or model is read).
+
+    Raises:
+        DataError: it does not exist or is not a file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
+                        f"ids, indices into the dataset, as a JSON list or one per line).")
+    return p
+
+
 def read_member_ids(path: str, n: int) -> TargetMembers:
     """Read the target's training ids from ``split.json`` (``{"train": [...], "salt": ...}``), a JSON list,
     or one integer per line.
@@ -41,10 +54,7 @@ def read_member_ids(path: str, n: int) -> TargetMembers:
     Raises:
         DataError: missing, unreadable, not integers, or ids outside ``[0, n)``.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
-                        f"ids, indices into the dataset, as a JSON list or one per line).")
+    p = check_member_file(path)
     raw = p.read_bytes()
     if len(raw) > _MAX_ID_FILE_BYTES:
         raise DataError(f"member id file '{p}' is larger than {_MAX_ID_FILE_BYTES >> 20} MB; give the target's split.json.")

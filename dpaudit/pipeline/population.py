@@ -8,16 +8,19 @@ in ``audit.json``) unless noise is seeded. Shadow rows come from ``make_membersh
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dpaudit._validation import check_mask
-from dpaudit.attacks.membership import check_population, make_membership
+from dpaudit.attacks.membership import make_membership, population_fprs
 from dpaudit.config import Config
 from dpaudit.pipeline.stage import npy_bytes
 from dpaudit.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,19 +32,23 @@ class Population:
     tokenizer: Any
     info: Any
     n_total: int  # backbone parameters before the bank adds any bias
+    fprs: tuple[float, ...]  # the FPRs TPR is reported at (audit.fprs, or those N resolves when unset)
 
 
 def load_population(cfg: Config) -> Population:
-    """Load the dataset and the backbone; check the population supports the configured FPRs."""
-    from dpaudit.data import load_dataset
+    """Load the dataset and the backbone; check the population supports the configured FPRs (or choose the
+    standard ones it supports when ``audit.fprs`` is unset, and say so)."""
+    from dpaudit.data import class_summary, load_configured_dataset
     from dpaudit.models import load_backbone
 
-    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
-                      text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
-                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
-    check_population(len(ds), cfg.audit.fprs)
+    ds = load_configured_dataset(cfg)
+    fprs, note = population_fprs(len(ds), cfg.audit.fprs)
+    logger.info(class_summary(ds, cfg.data.label_column))
+    if note:
+        logger.info(note)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
-    return Population(ds, backbone, tokenizer, info, n_total=sum(p.numel() for p in backbone.parameters()))
+    return Population(ds, backbone, tokenizer, info, n_total=sum(p.numel() for p in backbone.parameters()),
+                      fprs=fprs)
 
 
 def _draw(cfg: Config, n: int, m_models: int, target_mask: np.ndarray | None) -> np.ndarray:
