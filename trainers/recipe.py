@@ -67,7 +67,7 @@ def few_steps_warning(plan: PrivacyPlan, settings: TrainSettings) -> str | None:
     batch = max(1, int(math.floor(settings.epochs * n / FEW_STEPS)))
     epochs = int(math.ceil(FEW_STEPS * plan.sample_rate))
     return (f"warning: training takes only {plan.steps} optimizer step{'s' if plan.steps != 1 else ''} (batch "
-            f"{settings.batch_size} of ~{n:,.0f} training examples, {settings.epochs:g} epochs; fewer than {FEW_STEPS} "
+            f"{settings.batch_size} of ~{n:,.0f} training examples, epochs {settings.epochs:g}; fewer than {FEW_STEPS} "
             f"steps barely train the model and give the audit little to measure); use --batch-size {batch} or "
             f"--epochs {epochs} for ≥ {FEW_STEPS} steps")
 

@@ -111,13 +111,13 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
         settings, plan, copied = target_recipe(meta, settings, plan)
     if copied:
         logger.info(f"shadows copy the target's recipe: {', '.join(copied)}")
-    warning = None if meta else few_steps_warning(plan, settings)
-    if warning:
-        logger.warning(warning)
     logger.info(f"audit: population N={len(membership[0]):,}, target ({src.kind}) + {len(membership) - 1} shadows, "
                 f"~{int(rows.sum(1).mean()):,} training examples each; "
                 + ("non-private (ε = ∞)" if plan.non_private else
                    f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
+    warning = None if meta else few_steps_warning(plan, settings)
+    if warning:
+        logger.warning(warning)
     if cfg.train.noise == "seeded" and not src.external and not plan.non_private:
         logger.info("seeded noise: the target's noise is reproducible from the seed — NOT a private release")
     if cfg.audit.shadow_recipe == "full":  # refuse what it cannot train before any model is trained
