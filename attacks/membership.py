@@ -23,7 +23,11 @@ import numpy as np
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError, DataError
 
-__all__ = ["make_membership", "required_nonmembers", "required_population", "check_population"]
+__all__ = ["make_membership", "required_nonmembers", "required_population", "check_population", "population_fprs",
+           "STANDARD_FPRS"]
+
+#: The FPRs an audit reports TPR at when ``audit.fprs`` is unset, minus those the population cannot resolve.
+STANDARD_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
 
 
 def make_membership(n_population: int, n_models: int, *, seed: int) -> np.ndarray:
@@ -90,6 +94,15 @@ def required_population(fpr: float) -> int:
     return 2 * required_nonmembers(fpr)
 
 
+def _fpr_list(fprs) -> str:
+    return "[" + ",".join(f"{f:g}" for f in fprs) + "]"
+
+
+def _and(fprs) -> str:
+    words = [f"{f:g}" for f in fprs]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def check_population(n_population: int, fprs: Iterable[float]) -> None:
     """Raise before training when N is too small to resolve every requested FPR.
 
@@ -98,7 +111,8 @@ def check_population(n_population: int, fprs: Iterable[float]) -> None:
         fprs: the FPRs at which TPR will be reported, each in (0, 1].
 
     Raises:
-        DataError: one line naming the smallest FPR and the N it needs.
+        DataError: one line naming the smallest FPR, the N it needs and the ``--set audit.fprs=[...]`` that
+            this N resolves.
         ConfigError / TypeError: invalid arguments.
     """
     n = check_int("n_population", n_population, 1)
@@ -108,7 +122,44 @@ def check_population(n_population: int, fprs: Iterable[float]) -> None:
     f_min = min(fprs)
     needed = required_population(f_min)
     if n < needed:
+        fits = [f for f in fprs if required_population(f) <= n] or [
+            f for f in STANDARD_FPRS if required_population(f) <= n]
+        fix = (f"--set audit.fprs={_fpr_list(fits)}" if fits else
+               f"a dataset of ≥ {required_population(max(STANDARD_FPRS))} examples")
         raise DataError(
             f"population too small to resolve TPR at FPR={f_min:g}: need N ≥ {needed} examples "
             f"(≥ {required_nonmembers(f_min)} non-members of the target), got N={n}; use a larger "
-            f"dataset or drop FPR={f_min:g}.")
+            f"dataset or {fix}.")
+
+
+def population_fprs(n_population: int, fprs: Iterable[float] | None) -> tuple[tuple[float, ...], str | None]:
+    """The FPRs to report TPR at for a population of N examples, and a line saying what was dropped.
+
+    ``fprs`` set by the user: checked with :func:`check_population` (an unresolvable one is an error, never
+    silently dropped) and returned as given. ``fprs = None`` (``audit.fprs`` unset): :data:`STANDARD_FPRS`
+    minus those that need a population of more than N (:func:`required_population`), with a note naming the
+    first dropped FPR and the non-members it needs (``None`` when nothing was dropped).
+
+    Raises:
+        DataError: explicit FPRs N cannot resolve, or N too small for any standard FPR (N < 20).
+
+    Examples:
+        >>> population_fprs(600, None)
+        ((0.01, 0.1), 'FPR 0.001 needs ≥ 1,000 non-members (N ≥ 2,000; got N = 600); reporting TPR at FPR 0.01 and 0.1 (set audit.fprs to choose)')
+        >>> population_fprs(5000, None)
+        ((0.001, 0.01, 0.1), None)
+    """
+    n = check_int("n_population", n_population, 1)
+    if fprs is not None:
+        fprs = tuple(fprs)
+        check_population(n, fprs)
+        return fprs, None
+    kept = tuple(f for f in STANDARD_FPRS if required_population(f) <= n)
+    if not kept:
+        check_population(n, STANDARD_FPRS[-1:])
+    if len(kept) == len(STANDARD_FPRS):
+        return kept, None
+    first = min(f for f in STANDARD_FPRS if f not in kept)
+    note = (f"FPR {first:g} needs ≥ {required_nonmembers(first):,} non-members (N ≥ {required_population(first):,}; "
+            f"got N = {n:,}); reporting TPR at FPR {_and(kept)} (set audit.fprs to choose)")
+    return kept, note

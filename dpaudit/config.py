@@ -5,7 +5,8 @@ included), an unknown option or a missing file is a one-line :class:`~dpaudit.er
 Command-line ``--set section.key=value`` overrides (values parsed as TOML) apply on top of the file, and
 privacy presets fill only what the user left unset.
 
-Presets (the seed's tuning guide): ``high`` (ε < 2), ``balanced`` (ε 3–8), ``utility`` (ε > 8).
+Presets (:data:`PRESETS`, summarised by :func:`preset_help`): ``high`` (ε = 1), ``balanced`` (ε = 5),
+``utility`` (ε = 10).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class TrainConfig:
 class AuditConfig:
     num_shadows: int = 8
     attacks: tuple[str, ...] = ("loss", "shadow", "lira_online", "lira_offline", "rmia")
-    fprs: tuple[float, ...] = (0.001, 0.01, 0.1)
+    # None: (0.001, 0.01, 0.1) minus the FPRs the population cannot resolve (attacks.membership.population_fprs)
+    fprs: tuple[float, ...] | None = None
     significance: float = 0.05
     loo_targets: int = 4
     canary_guess_fraction: float = 0.1
@@ -153,16 +155,32 @@ class Config:
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # ε < 2: strong noise needs large batches and a larger step size.
+    # strong noise needs large batches and a larger step size.
     "high": {"privacy": {"epsilon": 1.0}, "train": {"batch_size": 512, "epochs": 3.0},
              "optim": {"lr": 1e-2, "head_lr": 5e-2}, "clipping": {"max_grad_norm": 0.1}},
-    # ε 3–8.
     "balanced": {"privacy": {"epsilon": 5.0}, "train": {"batch_size": 512, "epochs": 3.0},
                  "optim": {"lr": 5e-3, "head_lr": 5e-2}, "clipping": {"max_grad_norm": 0.1}},
-    # ε > 8.
     "utility": {"privacy": {"epsilon": 10.0}, "train": {"batch_size": 256, "epochs": 3.0},
                 "optim": {"lr": 5e-3, "head_lr": 5e-2}, "clipping": {"max_grad_norm": 0.1}},
 }
+
+
+def preset_help() -> str:
+    """What each preset sets, from :data:`PRESETS` (the ``--preset`` help): ``high (ε=1, batch 512, 3 epochs), …``."""
+    def one(name: str) -> str:
+        p = PRESETS[name]
+        return (f"{name} (ε={p['privacy']['epsilon']:g}, batch {p['train']['batch_size']}, "
+                f"{p['train']['epochs']:g} epochs)")
+    return ", ".join(one(name) for name in PRESETS)
+
+
+#: Shadow models the attacks other than ``loss`` need: 2 complementary pairs, so every example has ≥ 2 OUT
+#: references outside a leave-one-out target's pair. With fewer (``audit.num_shadows = 2``) and ``audit.attacks``
+#: unset, only ``loss`` runs (:func:`load_config` says so); naming another attack is refused.
+MIN_SHADOWS_REFERENCE_ATTACKS = 4
+#: Attacks that need no shadow model beyond the target's pair.
+SHADOW_FREE_ATTACKS = ("loss",)
+
 #: Values used when neither the user nor a preset set them. ``head_lr`` = 10 × ``lr``: the zero-initialised head
 #: learns a probe of already-useful features, the biases take small steps (issue 13's sweep: DP-BiTFiT at ε = 8
 #: gained 2.0 points, 0.732 → 0.752, on 2,500 training snippets; benchmarks/RESULTS.md §2c).
@@ -415,4 +433,20 @@ def load_config(path: str | Path | None = None, overrides: list[tuple[str, str, 
         for key, value in values.items():
             if raw.get(section, {}).get(key) is None:
                 raw.setdefault(section, {})[key] = value
-    return _build(raw), notes
+    cfg = _build(raw)
+    return _fit_attacks(cfg, notes, explicit_attacks="attacks" in explicit.get("audit", set())), notes
+
+
+def _fit_attacks(cfg: Config, notes: list[str], *, explicit_attacks: bool) -> Config:
+    """With ``audit.attacks`` unset and fewer than :data:`MIN_SHADOWS_REFERENCE_ATTACKS` shadows, only the
+    attacks that can run (``loss``), with a note; attacks the user named are checked by the audit."""
+    a = cfg.audit
+    if explicit_attacks or a.num_shadows >= MIN_SHADOWS_REFERENCE_ATTACKS:
+        return cfg
+    kept = tuple(x for x in a.attacks if x in SHADOW_FREE_ATTACKS)
+    dropped = [x for x in a.attacks if x not in kept]
+    if dropped:
+        notes.append(f"{a.num_shadows} shadows: running only {', '.join(kept)} ({', '.join(dropped)} need "
+                     f"audit.num_shadows ≥ {MIN_SHADOWS_REFERENCE_ATTACKS}, e.g. --shadows "
+                     f"{MIN_SHADOWS_REFERENCE_ATTACKS})")
+    return dataclasses.replace(cfg, audit=dataclasses.replace(a, attacks=kept))

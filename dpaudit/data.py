@@ -24,6 +24,7 @@ bounded prefix (``trainers.batching.CHARS_PER_TOKEN``).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,6 +71,35 @@ class TextDataset:
     @property
     def num_classes(self) -> int:
         return len(self.label_names)
+
+
+#: Class names :func:`class_summary` lists before it abbreviates.
+_SHOWN_CLASSES = 10
+
+
+def class_summary(ds: TextDataset, label_column: str) -> str:
+    """One line naming the classes found: ``"3 classes: neg, neutral, pos (label column 'label')"``."""
+    names = list(ds.label_names[:_SHOWN_CLASSES]) + (["…"] if ds.num_classes > _SHOWN_CLASSES else [])
+    return f"{ds.num_classes} classes: {', '.join(map(str, names))} (label column '{label_column}')"
+
+
+def check_data_path(path: str | None) -> None:
+    """Fail fast (before torch is imported) on a data path that cannot be read: missing, not a regular file or
+    directory, or unreadable. ``None``/``"embedded"`` is the embedded default.
+
+    Raises:
+        DataError: one line naming the path and the fix.
+    """
+    if path in (None, "", "embedded"):
+        return
+    p = Path(path)
+    fix = "check data.path (--data), or omit it for the embedded default"
+    if not p.exists():
+        raise DataError(f"data file '{p}' does not exist; {fix}.")
+    if not (p.is_file() or p.is_dir()):
+        raise DataError(f"data path '{p}' is not a regular file or directory; {fix}.")
+    if not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0)):
+        raise DataError(f"data path '{p}' is not readable (permission denied); {fix}.")
 
 
 def _content_hash(texts, labels, pairs=None) -> str:

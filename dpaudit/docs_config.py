@@ -26,7 +26,8 @@ DEFAULT_PATH = Path("docs") / "config.md"
 #: What an unset (None) default means, where it is more than "not set".
 _UNSET = {("data", "text_pair_column"): "none (single texts)", ("data", "max_examples"): "none (all rows)",
           ("privacy", "delta"): "none (1/(10·N))", ("privacy", "preset"): "none (no preset)",
-          ("target", "path"): "none (trained here)"}
+          ("target", "path"): "none (trained here)",
+          ("audit", "fprs"): "none (0.001, 0.01, 0.1, minus those N cannot resolve: FPR f needs N ≥ 2⌈1/f⌉)"}
 _BRACKETS = {"both": "[]", "left": "[)", "right": "(]", "neither": "()"}
 _HEADER = """# Configuration reference
 
@@ -58,6 +59,9 @@ def _allowed(section: str, key: str, annotation: str) -> str:
         parts.append(", ".join(f"`{c}`" for c in choices))
     if (section, key) == ("train", "device"):
         parts.append("`auto`, `cpu`, `cuda`, `cuda:N`")
+    if (section, key) == ("audit", "num_shadows"):
+        parts.append(f"even; attacks other than `loss` need ≥ {cfg.MIN_SHADOWS_REFERENCE_ATTACKS} (with fewer and "
+                     f"`attacks` unset, only `loss` runs)")
     if "bool" in annotation:
         parts.append("`true`, `false`")
     if "tuple" in annotation or "dict" in annotation:

@@ -21,9 +21,12 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +104,26 @@ class RunDir:
                 ``force``), or a run of another command.
         """
         path = Path(path)
+        cls.check_claimable(path, command=command, force=force)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _remove_orphan_temporaries(path)
+        marker = path / MARKER
+        if marker.is_file():
+            return cls(path, cls.check_claimable(path, command=command, force=force))
+        rd = cls(path, _empty_record(command))
+        rd._save()
+        return rd
+
+    @classmethod
+    def check_claimable(cls, path: str | Path, *, command: str, force: bool = False) -> dict[str, Any] | None:
+        """What :meth:`claim` would refuse, checked without creating or changing anything (the CLI calls it
+        before torch is imported). Returns the marker's record of a run to resume, else ``None``."""
+        path = Path(path)
         refuse_symlink(path)
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--run-dir '{path}' is a file, not a directory; use a new --run-dir.")
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _remove_orphan_temporaries(path)
+        if not path.exists():
+            return None
         marker = path / MARKER
         refuse_symlink(marker)
         if marker.is_file():
@@ -113,13 +131,11 @@ class RunDir:
             if record.get("command") != command:
                 raise ConfigError(f"run directory '{path}' holds a dpaudit {record.get('command')} run, not a "
                                   f"{command} run; use a new --run-dir.")
-            return cls(path, record)
-        if any(path.iterdir()) and not force:
+            return record
+        if any(not _TEMPORARY.match(e.name) for e in path.iterdir()) and not force:
             raise ConfigError(f"'{path}' is not empty and was not created by dpaudit (no {MARKER}); use a new "
                               f"--run-dir, or pass --force-run-dir to write into it anyway.")
-        rd = cls(path, _empty_record(command))
-        rd._save()
-        return rd
+        return None
 
     @classmethod
     def open_existing(cls, path: str | Path, *, force: bool = False) -> "RunDir":
@@ -226,6 +242,44 @@ class RunDir:
 
     def _save(self) -> None:
         write_bytes_atomic(self.path / MARKER, json_text(self.record).encode("utf-8"), private=False)
+
+
+#: Files a run commits before any model trains (drawn in seconds, secret, of no use without the models):
+#: a run that fails holding only these has no finished work (:func:`removed_if_unfinished`).
+SETUP_FILES = frozenset({"membership.npy", "split.json", "config.json"})
+
+
+@contextlib.contextmanager
+def removed_if_unfinished(path: str | Path, *, owner: bool = True) -> Iterator[None]:
+    """Around a command that may create the run directory ``path``: if the command fails (any exception but
+    ``KeyboardInterrupt``) and ``path`` did not exist before, remove it, unless it holds finished work.
+
+    Finished work is any committed file outside :data:`SETUP_FILES`, or any file the marker does not record;
+    a directory that existed before (a resumed run, a user's folder) is never touched. ``owner``: this process
+    owns the directory (rank 0 under torchrun; the other ranks pass ``False``).
+    """
+    path = Path(path)
+    existed = path.exists() or path.is_symlink()
+    try:
+        yield
+    except Exception:
+        if owner and not existed:
+            _remove_unfinished(path)
+        raise
+
+
+def _remove_unfinished(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        return
+    try:
+        record = RunDir._read_marker(path / MARKER)
+    except ConfigError:
+        return
+    recorded = set(record["files"])
+    entries = {e.name for e in path.iterdir() if not _TEMPORARY.match(e.name)}
+    if recorded - SETUP_FILES or entries - recorded - {MARKER}:
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _empty_record(command: str) -> dict[str, Any]:

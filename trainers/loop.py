@@ -111,7 +111,7 @@ def sample_rate_and_steps(settings: TrainSettings, train_sizes: Sequence[int]) -
     if settings.batch_size > min(train_sizes):
         raise ConfigError(
             f"batch_size={settings.batch_size} is larger than the training set ({min(train_sizes)} examples); "
-            f"lower train.batch_size or use more data."
+            f"lower train.batch_size (--batch-size) to at most {min(train_sizes)}, or use more data."
         )
     q = settings.batch_size / n
     return q, max(1, int(round(settings.epochs / q)))

@@ -51,6 +51,27 @@ class PrivacyPlan:
                                steps=steps, delta=self.delta, accountant=self.accountant)
 
 
+#: Fewer optimizer steps than this and :func:`few_steps_warning` warns (DP-SGD's noise averages out over steps;
+#: 1–9 steps barely move the model, and an audit of it says little). Shared with the audit's power checks.
+FEW_STEPS = 10
+
+
+def few_steps_warning(plan: PrivacyPlan, settings: TrainSettings) -> str | None:
+    """A one-line warning when the plan trains fewer than :data:`FEW_STEPS` optimizer steps, naming the
+    ``--batch-size`` (at the same epochs) or ``--epochs`` (at the same batch) that gives ≥ FEW_STEPS steps;
+    ``None`` otherwise. Steps = round(epochs / q), q = batch / N (:func:`trainers.loop.sample_rate_and_steps`).
+    """
+    if plan.steps >= FEW_STEPS:
+        return None
+    n = settings.batch_size / plan.sample_rate  # mean training-set size
+    batch = max(1, int(math.floor(settings.epochs * n / FEW_STEPS)))
+    epochs = int(math.ceil(FEW_STEPS * plan.sample_rate))
+    return (f"warning: training takes only {plan.steps} optimizer step{'s' if plan.steps != 1 else ''} (batch "
+            f"{settings.batch_size} of ~{n:,.0f} training examples, epochs {settings.epochs:g}; fewer than {FEW_STEPS} "
+            f"steps barely train the model and give the audit little to measure); use --batch-size {batch} or "
+            f"--epochs {epochs} for ≥ {FEW_STEPS} steps")
+
+
 def released_seed(cfg: Config, seed: int) -> int | None:
     """The seed of a model that can be released: ``None`` (secret CSPRNG randomness) unless the user asked
     for seeded noise by name (``train.noise = "seeded"`` / ``--seeded-noise``)."""

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from dpaudit.cli.common import add_config_flags, overrides_from_args
+from dpaudit.config import MIN_SHADOWS_REFERENCE_ATTACKS, RANGES, AuditConfig
 from dpaudit.pipeline.stage import RERUNNABLE
 
 #: ``[target]`` keys set by flags of the same name.
@@ -36,8 +37,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("audit", help=DESCRIPTION, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(parser)
-    parser.add_argument("--shadows", type=int, help="number of shadow models K (even)")
-    parser.add_argument("--attacks", help="comma-separated attack names (default: all registered)")
+    parser.add_argument("--shadows", type=int, help=f"number of shadow models K (audit.num_shadows): even, "
+                        f"{RANGES['audit', 'num_shadows'][0]}–{RANGES['audit', 'num_shadows'][1]}, default "
+                        f"{AuditConfig.num_shadows}; attacks other than loss need ≥ {MIN_SHADOWS_REFERENCE_ATTACKS} "
+                        f"(with fewer and --attacks unset, only loss runs)")
+    parser.add_argument("--attacks", help="comma-separated attack names (audit.attacks; default: loss, shadow, lira_online, "
+                        "lira_offline, rmia — only loss with 2 shadows)")
     parser.add_argument("--target", metavar="PATH", help="audit a model trained elsewhere: a dpaudit "
                         "models.safetensors, a Hugging Face classifier dir, or a scores file (.npy/.csv/.parquet)")
     parser.add_argument("--target-kind", choices=("auto", "checkpoint", "hf", "scores"),
@@ -140,8 +145,22 @@ def _print_comparison(report) -> None:
         print("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
 
 
-def run(args: argparse.Namespace) -> int:
+def _audit(cfg, run_dir: Path, args: argparse.Namespace):
+    """:func:`~dpaudit.pipeline.run_audit` after the input checks that need no torch; a run directory it
+    created is removed again if it fails before finishing any work."""
+    from dpaudit.cli.common import check_inputs
+    from dpaudit.distributed import current
     from dpaudit.pipeline import run_audit
+    from dpaudit.pipeline.run import check_audit_config
+    from dpaudit.rundir import removed_if_unfinished
+
+    check_audit_config(cfg)
+    check_inputs(cfg, run_dir, command="audit", force_run_dir=args.force_run_dir)
+    with removed_if_unfinished(run_dir, owner=current().is_main):
+        return run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir, rerun=args.rerun)
+
+
+def run(args: argparse.Namespace) -> int:
     from dpaudit.config import load_config
 
     overrides = overrides_from_args(args)
@@ -168,8 +187,7 @@ def run(args: argparse.Namespace) -> int:
     show_progress_messages()
     show_progress_messages("dpaudit.attacks")
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
-    outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
-                        rerun=args.rerun)
+    outcome = _audit(cfg, run_dir, args)
     if outcome is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     _print_summary(outcome.report)

@@ -95,31 +95,38 @@ def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tu
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from dpaudit.cli.common import check_inputs
     from dpaudit.config import load_config
-    from dpaudit.data import load_dataset
     from dpaudit.distributed import current
-    from dpaudit.models import load_backbone, resolve_model_dir
-    from dpaudit.rundir import RunDir, members_commitment
-    from dpaudit.trainers.batching import EncodedTexts
-    from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
+    from dpaudit.rundir import removed_if_unfinished
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
-    noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
+    run_path = args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_inputs(cfg, run_path, command="train", force_run_dir=args.force_run_dir)  # before torch is imported
     comm = current()
-    run = None
-    if comm.is_main:
-        run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
-                           force=args.force_run_dir)
+    with removed_if_unfinished(run_path, owner=comm.is_main):
+        return _train(args, cfg, run_path, comm)
+
+
+def _train(args: argparse.Namespace, cfg, run_path: str, comm) -> int:
+    import numpy as np
+
+    from dpaudit.data import class_summary, load_configured_dataset
+    from dpaudit.models import load_backbone
+    from dpaudit.rundir import RunDir, members_commitment
+
+    noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
+    run = RunDir.claim(run_path, command="train", force=args.force_run_dir) if comm.is_main else None
     started = time.perf_counter()
-    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
-                      text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
-                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
+    ds = load_configured_dataset(cfg)
+    print(class_summary(ds, cfg.data.label_column))
     backbone, tokenizer, info = load_backbone(cfg.model.path)
+    from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.recipe import (build_classifier, few_steps_warning, released_seed, resolve_device,
+                                         resolve_privacy, train_bank)
+
     train_ids, holdout, salt = _shared_split(comm, run, cfg, ds, info)
     settings, plan = resolve_privacy(cfg, [len(train_ids)])
     device = resolve_device(cfg.train.device)
@@ -127,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=cfg.data.max_length)
     _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
                 (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
+    warning = few_steps_warning(plan, settings)
+    if warning:
+        print(warning)
     meta = _meta(cfg, ds, info, members_commitment(salt, train_ids) if comm.is_main else None, len(train_ids))
     membership = np.zeros((1, len(ds)), dtype=bool)
     membership[0, train_ids] = True

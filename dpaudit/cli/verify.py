@@ -61,17 +61,24 @@ def summary(check) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpaudit.cli.common import check_inputs
     from dpaudit.config import load_config
-    from dpaudit.models import resolve_model_dir
-    from dpaudit.rundir import RunDir, config_inputs
-    from dpaudit.verify.check import DEFAULT_CANARIES, run_mechanism_check
+    from dpaudit.rundir import removed_if_unfinished
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before any work
-    run_dir = RunDir.claim(args.run_dir or f"runs/verify-{time.strftime('%Y%m%d-%H%M%S')}", command="verify",
-                           force=args.force_run_dir)
+    run_path = args.run_dir or f"runs/verify-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_inputs(cfg, run_path, command="verify", force_run_dir=args.force_run_dir)  # before torch is imported
+    with removed_if_unfinished(run_path):
+        return _verify(args, cfg, run_path)
+
+
+def _verify(args: argparse.Namespace, cfg, run_path: str) -> int:
+    from dpaudit.rundir import RunDir, config_inputs
+    from dpaudit.verify.check import DEFAULT_CANARIES, run_mechanism_check
+
+    run_dir = RunDir.claim(run_path, command="verify", force=args.force_run_dir)
     canaries = DEFAULT_CANARIES if args.canaries is None else args.canaries
     run_dir.bind({"config": config_inputs(cfg.to_dict()), "canaries": canaries, "significance": args.significance})
     check = run_mechanism_check(cfg, num_canaries=canaries, significance=args.significance)

@@ -16,6 +16,7 @@ import numpy as np
 
 from dpaudit.attacks.canary import canary_audit
 from dpaudit.attacks.evaluate import evaluate_attack
+from dpaudit.attacks.membership import population_fprs
 from dpaudit.attacks.registry import ATTACKS, create_attack
 from dpaudit.attacks.signals import Signals
 from dpaudit.config import Config
@@ -58,7 +59,7 @@ def run_attacks(cfg: Config, signals: Signals, membership: np.ndarray, delta: fl
     for name in a.attacks:
         logger.info(f"attack: {name}")
         results.append(evaluate_attack(name, signals, membership, targets=targets, delta=delta,
-                                       significance=source_sig, fprs=a.fprs,
+                                       significance=source_sig, fprs=population_fprs(membership.shape[1], a.fprs)[0],
                                        guess_fraction=a.canary_guess_fraction))
     # Fixed from the config before any score is seen: LiRA offline needs ≥ 2 OUT references per example,
     # which fewer than 4 shadows (2 complementary pairs) cannot give; then the LOSS attack.
@@ -86,7 +87,8 @@ def attacks_stage(run: RunDir, cfg: Config, signals: Signals, membership: np.nda
     membership, δ, the attack settings and the canary plan are those it was computed from."""
     a = cfg.audit
     inputs = {"signals_sha256": file_sha(run, "signals.npz"), "membership_sha256": file_sha(run, "membership.npy"),
-              "delta": delta, "external": external, "attacks": list(a.attacks), "fprs": list(a.fprs),
+              "delta": delta, "external": external, "attacks": list(a.attacks),
+              "fprs": list(population_fprs(membership.shape[1], a.fprs)[0]),
               "significance": a.significance, "loo_targets": a.loo_targets,
               "canary_guess_fraction": a.canary_guess_fraction,
               "canary_plan": None if plan is None else dataclasses.asdict(plan), "canary_delta": a.canary_delta}

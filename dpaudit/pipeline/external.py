@@ -62,6 +62,19 @@ def _parse_ids(text: str) -> tuple[np.ndarray, Any]:
     return np.asarray([int(w) for w in words], dtype=np.int64), None
 
 
+def check_member_file(path: str) -> Path:
+    """``path`` as a Path if it is a file (checked before any data or model is read).
+
+    Raises:
+        DataError: it does not exist or is not a file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
+                        f"ids, indices into the dataset, as a JSON list or one per line).")
+    return p
+
+
 def read_member_ids(path: str, n: int) -> TargetMembers:
     """Read the target's training ids from ``split.json`` (``{"train": [...], "salt": ...}``), a JSON list,
     or one integer per line. Ids are parsed strictly: ``0.5``, ``1.9``, ``true`` or ``"3"`` are refused.
@@ -69,7 +82,7 @@ def read_member_ids(path: str, n: int) -> TargetMembers:
     Raises:
         DataError: missing, not a regular file, unreadable, not integers, or ids outside ``[0, n)``.
     """
-    p = Path(path)
+    p = check_member_file(path)
     try:
         raw = read_capped(p, _MAX_ID_FILE_BYTES, what="member id file", error=DataError)
     except OSError:

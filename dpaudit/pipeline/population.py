@@ -14,18 +14,21 @@ every other example of row 0 — decides whether a model trains on them. The nat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dpaudit._validation import check_mask
-from dpaudit.attacks.membership import check_population, make_membership
+from dpaudit.attacks.membership import make_membership, population_fprs
 from dpaudit.canaries import CanarySet
 from dpaudit.config import Config
 from dpaudit.errors import DataError
 from dpaudit.pipeline.stage import npy_bytes
 from dpaudit.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Population:
     tokenizer: Any
     info: Any
     n_total: int  # backbone parameters before the bank adds any bias
+    fprs: tuple[float, ...]  # the FPRs TPR is reported at (audit.fprs, or those N resolves when unset)
     n_natural: int = -1  # -1: every example is natural (set in __post_init__)
     canaries: CanarySet | None = None
 
@@ -58,13 +62,12 @@ class Population:
 
 
 def load_population(cfg: Config) -> Population:
-    """Load the dataset and the backbone; check the population supports the configured FPRs."""
-    from dpaudit.data import load_dataset
+    """Load the dataset and the backbone; check the population supports the configured FPRs (or choose the
+    standard ones it supports when ``audit.fprs`` is unset, and say so)."""
+    from dpaudit.data import class_summary, load_configured_dataset
     from dpaudit.models import load_backbone
 
-    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
-                      text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
-                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
+    ds = load_configured_dataset(cfg)
     canaries = None
     if cfg.audit.canaries > 0:
         from dpaudit.canaries import make_canaries, with_canaries
@@ -72,10 +75,13 @@ def load_population(cfg: Config) -> Population:
         natural, canaries = make_canaries(ds, cfg.audit.canaries, cfg.audit.canary_kind, seed=cfg.train.seed)
         ds = with_canaries(natural, canaries)
     n_natural = len(ds) - (0 if canaries is None else len(canaries))
-    check_population(n_natural, cfg.audit.fprs)
+    fprs, note = population_fprs(n_natural, cfg.audit.fprs)  # the attacks read the natural examples only
+    logger.info(class_summary(ds, cfg.data.label_column))
+    if note:
+        logger.info(note)
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     return Population(ds, backbone, tokenizer, info, n_total=sum(p.numel() for p in backbone.parameters()),
-                      n_natural=n_natural, canaries=canaries)
+                      fprs=fprs, n_natural=n_natural, canaries=canaries)
 
 
 def _draw(cfg: Config, n: int, m_models: int, target_mask: np.ndarray | None) -> np.ndarray:

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dpaudit.config import Config
+from dpaudit.config import MIN_SHADOWS_REFERENCE_ATTACKS, SHADOW_FREE_ATTACKS, Config
 from dpaudit.distributed import current
 from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
 from dpaudit.pipeline.canary_audit import plan_canaries
+from dpaudit.pipeline.external import check_member_file
 from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
 from dpaudit.pipeline.reference import reference_section
@@ -62,11 +63,15 @@ def check_audit_config(cfg: Config) -> str:
     if a.num_shadows < 2 or a.num_shadows % 2:
         raise ConfigError(f"shadow models come in complementary pairs: audit.num_shadows must be even and ≥ 2, "
                           f"got num_shadows={a.num_shadows}.")
-    reference_attacks = [x for x in a.attacks if x != "loss"]
-    if reference_attacks and a.num_shadows < 4:
+    reference_attacks = [x for x in a.attacks if x not in SHADOW_FREE_ATTACKS]
+    if reference_attacks and a.num_shadows < MIN_SHADOWS_REFERENCE_ATTACKS:
         raise ConfigError(f"attacks {reference_attacks} need per-example OUT statistics from ≥ 2 shadows outside "
-                          f"each target's pair: set audit.num_shadows ≥ 4 (got {a.num_shadows}), or run only 'loss'.")
+                          f"each target's pair: set audit.num_shadows ≥ {MIN_SHADOWS_REFERENCE_ATTACKS} (got "
+                          f"{a.num_shadows}), or --attacks loss (or leave --attacks unset: with 2 shadows only "
+                          f"loss runs).")
     kind = target_kind(cfg)
+    if cfg.target.members is not None:
+        check_member_file(cfg.target.members)
     claims.check_claim_keys(cfg.target, kind)
     if kind in ("train", "checkpoint") and cfg.target.recipe not in ("unknown", DPAUDIT_RECIPE):
         raise ConfigError(f"a {kind} target is a dpaudit model, trained with '{DPAUDIT_RECIPE}'; remove "
@@ -109,7 +114,7 @@ def _bind(rundir: RunDir, cfg: Config, pop, src: TargetSource) -> None:
 def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.Claim | None):
     """The shadows' TrainSettings and PrivacyPlan: the target's recipe where known (checkpoint, user σ/q/steps)."""
     from dpaudit.pipeline.external import target_recipe
-    from dpaudit.trainers.recipe import resolve_privacy
+    from dpaudit.trainers.recipe import few_steps_warning, resolve_privacy
 
     rows = membership[1:] if src.external else membership
     base = claims.shadow_privacy(cfg, user)
@@ -128,6 +133,9 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
                 f"~{int(rows.sum(1).mean()):,} training examples each; "
                 + ("non-private (ε = ∞)" if plan.non_private else
                    f"σ={plan.noise_multiplier:.4f}, q={plan.sample_rate:.4g}, {plan.steps} steps, δ={plan.delta:.3g}"))
+    warning = None if meta else few_steps_warning(plan, settings)
+    if warning:
+        logger.warning(warning)
     if cfg.train.noise == "seeded" and not src.external and not plan.non_private:
         logger.info("seeded noise: the target's noise is reproducible from the seed — NOT a private release")
     if cfg.audit.shadow_recipe == "full":  # refuse what it cannot train before any model is trained
@@ -246,8 +254,6 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     Under torchrun every rank calls it: the shadow rows are sharded over the ranks (:mod:`dpaudit.pipeline.fleet`),
     rank 0 alone writes the run directory's marker, attacks and reports; the other ranks return ``None``.
     """
-    from dpaudit.trainers.recipe import resolve_device
-
     comm = current()
     t0, times = time.perf_counter(), {}
     rundir, shared = None, None
@@ -259,6 +265,9 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     if not comm.is_main:
         pop, src, user, membership, settings, plan = _prepare(cfg, check_audit_config(cfg), lambda *_: shared)
     comm.agree(f"{pop.ds.sha256} {pop.info.sha256} {membership.shape}", what="population or backbone")
+    cfg = dataclasses.replace(cfg, audit=dataclasses.replace(cfg.audit, fprs=pop.fprs))  # as N resolves them
+    from dpaudit.trainers.recipe import resolve_device  # torch: after every check of the inputs
+
     device = resolve_device(cfg.train.device)
     t = time.perf_counter()
     target_logits, inputs = None, None

@@ -124,7 +124,8 @@ def _bad_audits(tmp: Path, assets: dict[str, Path]) -> dict[str, tuple[list[str]
         "population too small for FPR": (["--max-examples", "100", "--epsilon", "8", "--shadows", "4",
                                           "--set", "audit.fprs=[0.001]"], ("N ≥ 2000", "FPR=0.001", "got N=100")),
         "odd number of shadows": (tiny + ["--shadows", "3"], ("complementary pairs", "num_shadows=3")),
-        "too few shadows for reference attacks": (tiny + ["--shadows", "2"], ("num_shadows ≥ 4",)),
+        "too few shadows for reference attacks": (tiny + ["--shadows", "2", "--attacks", "loss,shadow"],
+                                                  ("num_shadows ≥ 4",)),
         "unknown attack": (tiny + ["--attacks", "loss,magic"], ("unknown attack(s) ['magic']",)),
         "member ids beyond the dataset": (tiny + ["--shadows", "4", "--target", str(assets["target"]),
                                                   "--target-members", str(tmp / "bad-ids.json")],
@@ -161,4 +162,4 @@ def test_bad_audit_input_fails_before_training(case, tmp_path, capsys, assets, t
     assert code == 2
     assert_one_error_line(err, *fragments)
     assert not train_steps
-    assert not (run_dir / "models.safetensors").exists() and not (run_dir / "audit.json").exists()
+    assert not run_dir.exists()  # a run that fails before any finished work removes the directory it created
