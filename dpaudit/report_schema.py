@@ -472,6 +472,7 @@ class AuditReport(_Serial):
     epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
     mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
     reference: ReferenceSection | None = None  # the non-private reference (``audit.reference``); never gated
+    canaries: dict[str, Any] | None = None  # crafted canaries (``--canaries DIR``): count, kind, guesses, bound, cap
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,

@@ -27,7 +27,7 @@ from dpaudit.pipeline.stage import RERUNNABLE
 _TARGET_FLAGS = (("target", "path"), ("target_kind", "kind"), ("target_members", "members"),
                  ("scores_kind", "scores_kind"), ("claim_epsilon", "claim_epsilon"), ("claim_delta", "claim_delta"),
                  ("claim_noise_multiplier", "claim_noise_multiplier"), ("claim_sample_rate", "claim_sample_rate"),
-                 ("claim_steps", "claim_steps"), ("target_recipe", "recipe"))
+                 ("claim_steps", "claim_steps"), ("target_recipe", "recipe"), ("canaries", "canaries"))
 
 DESCRIPTION = "train target + shadows, run membership-inference attacks, write audit.json and a report"
 
@@ -44,6 +44,8 @@ def add_parser(subparsers) -> None:
                         help="what --target is (default: auto-detected)")
     parser.add_argument("--target-members", help="the target's training-example ids: its split.json, a JSON list "
                         "or one id per line")
+    parser.add_argument("--canaries", metavar="DIR", help="the target was trained on the training file of DIR "
+                        "(`dpaudit canaries make`): audit it on DIR's canaries, a one-run bound (target.canaries)")
     parser.add_argument("--scores-kind", choices=("logits", "probabilities"), help="what a scores file holds")
     for flag, key, kind in (("--claim-epsilon", "claim_epsilon", float), ("--claim-delta", "claim_delta", float),
                             ("--claim-noise-multiplier", "claim_noise_multiplier", float),
@@ -91,7 +93,8 @@ def _print_summary(report) -> None:
     base = report.utility.majority_baseline
     base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
     print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
-    print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
+    if report.attacks:
+        print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
     for att in report.attacks:
         tpr = next((t.tpr for t in att.tpr_at_fpr if abs(t.fpr - 0.01) < 1e-12), None)
         lb = att.epsilon_lb.get("epsilon_lb")
@@ -101,6 +104,7 @@ def _print_summary(report) -> None:
     if c:
         print(f"one-run canary audit: ε_LB = {c.get('epsilon_lb', 0.0):.3f} at {100 * (1 - c['significance']):.0f}% "
               f"confidence ({c.get('num_correct')}/{c.get('num_guesses')} correct guesses)")
+    _print_canaries(report.canaries)
     target = report.run.target or {}
     if target.get("warning"):
         print(f"note: {target['warning']}")
@@ -108,6 +112,16 @@ def _print_summary(report) -> None:
     if v.protection_level:
         print(f"protection level (strongest attack: {v.strongest_attack}): {v.protection_level}")
     _print_comparison(report)
+
+
+def _print_canaries(section: dict | None) -> None:
+    """The crafted-canary section, one line (nothing without one)."""
+    if not section:
+        return
+    lb, auc = section["epsilon_lb"], section.get("auc")
+    print(f"{section['count']} {section['kind']} canaries: AUC {'n/a' if auc is None else f'{auc:.3f}'}, "
+          f"ε_LB = {lb['epsilon_lb']:.3f} ({lb['kind']}; {lb.get('num_correct')}/{section['guesses']} guesses "
+          f"right; the most {section['count']} canaries can show: {section['cap']:.2f})")
 
 
 def _print_comparison(report) -> None:

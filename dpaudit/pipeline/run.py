@@ -229,6 +229,10 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     """
     from dpaudit.trainers.recipe import resolve_device
 
+    if cfg.target.canaries is not None:  # a model trained anywhere, on the canaries of `dpaudit canaries make`
+        from dpaudit.pipeline.canary_target import run_canary_audit
+
+        return run_canary_audit(cfg, run_dir, force_run_dir=force_run_dir)
     comm = current()
     t0, times = time.perf_counter(), {}
     rundir, shared = None, None
