@@ -93,6 +93,10 @@ def _consistency_errors(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | N
         for i, attack in enumerate(attacks):
             pairs.append(((*prefix, i, "roc"), attack["roc"], "fpr", "tpr"))
             pairs.append(((*prefix, i, "histogram"), attack["histogram"], "in_counts", "out_counts"))
+    canaries = data.get("canaries")
+    if isinstance(canaries, dict) and canaries["guesses_in"] + canaries["guesses_out"] > canaries["count"]:
+        return ("canaries",), (f"{canaries['guesses_in']} + {canaries['guesses_out']} guesses on "
+                               f"{canaries['count']} canaries")
     for where, section, a, b in pairs:
         if section is not None and len(section[a]) != len(section[b]):
             return where, f"{a} has {len(section[a])} entries but {b} has {len(section[b])}"

@@ -472,7 +472,9 @@ class AuditReport(_Serial):
     epsilon_lb_family: dict[str, Any] | None = None  # Bonferroni family of every bound (the headline)
     mechanism_check: MechanismCheck | None = None  # `dpaudit verify` (white-box check of the DP step)
     reference: ReferenceSection | None = None  # the non-private reference (``audit.reference``); never gated
-    canaries: dict[str, Any] | None = None  # crafted canaries (``--canaries DIR``): count, kind, guesses, bound, cap
+    #: the canary bound (``audit.canaries``): count, kind, score_rule, guesses_in/out, auc, cap, epsilon_lb
+    #: (dpaudit.pipeline.canary_audit.canary_section); auc and the bound's counts are membership-dependent.
+    canaries: dict[str, Any] | None = None
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,

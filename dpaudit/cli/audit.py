@@ -119,8 +119,9 @@ def _print_canaries(section: dict | None) -> None:
     if not section:
         return
     lb, auc = section["epsilon_lb"], section.get("auc")
+    guesses = section["guesses_in"] + section["guesses_out"]
     print(f"{section['count']} {section['kind']} canaries: AUC {'n/a' if auc is None else f'{auc:.3f}'}, "
-          f"ε_LB = {lb['epsilon_lb']:.3f} ({lb['kind']}; {lb.get('num_correct')}/{section['guesses']} guesses "
+          f"ε_LB = {lb['epsilon_lb']:.3f} ({lb['kind']}; {lb.get('num_correct')}/{guesses} guesses "
           f"right; the most {section['count']} canaries can show: {section['cap']:.2f})")
 
 

@@ -11,8 +11,8 @@ so the bound is of ``kind: "bound"`` whatever trained the model, with no shadow 
 target's outputs on the canaries and the coins.
 
 The population of this audit is the m canaries alone (no shadows, no natural-example attacks): ``audit.json``
-has no ``attacks``, the one-run bound in ``canary``, and the ``canaries`` section (count, kind, guesses,
-score_rule, auc, epsilon_lb, cap). Its utility is the target's accuracy on the OUT mislabeled canaries
+has no ``attacks``, the one-run bound in ``canary``, and the ``canaries`` section (count, kind, score_rule,
+guess_fraction, guesses_in/out, auc, cap, epsilon_lb). Its utility is the target's accuracy on the OUT mislabeled canaries
 against their original labels (rows that never entered its training file: a true held-out set).
 """
 
@@ -31,8 +31,9 @@ from dpaudit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-#: ``canaries.score_rule``: the target's log-probability of the canary's (trained-with) label.
-SCORE_RULE = "log_probability_of_label"
+#: ``canaries.score_rule``: the target's log-probability of the canary's (trained-with) label, ``log p_y``
+#: (the name of the same rule in :mod:`dpaudit.pipeline.canary_audit` of the in-population canary bound).
+SCORE_RULE = "loss"
 
 
 def label_log_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -47,24 +48,23 @@ def canary_section(scores, included, *, kind: str, delta: float, significance: f
                    score_rule: str = SCORE_RULE) -> dict:
     """``audit.json``'s ``canaries`` section from the target's canary scores (m,) and the coins (bool (m,)).
 
-    ``epsilon_lb`` is :func:`attacks.canary.canary_audit`'s one-run bound; ``cap`` the largest ε_LB these m
-    canaries and k guesses per side could show (every guess right), so a bound near it says "at least", and a
-    small cap says the audit could not have seen more.
+    The same keys and numbers as the in-population canary bound's ``canary_section``
+    (``dpaudit.pipeline.canary_audit``; once both exist, this one is to be replaced by it): ``epsilon_lb`` is
+    :func:`attacks.canary.canary_audit`'s one-run bound, ``cap`` the ε_LB if every one of the k + k guesses
+    were right (the largest these m canaries can show; public numbers only).
     """
     from dpaudit.attacks.canary import canary_audit, guess_counts
     from dpaudit.attacks.metrics import roc_auc_score
     from dpaudit.privacy.one_run import one_run_epsilon
 
-    scores = np.asarray(scores, dtype=np.float64)
-    included = np.asarray(included, dtype=bool)
-    bound = canary_audit(scores, included, delta=delta, significance=significance, guess_fraction=guess_fraction)
-    k = guess_counts(scores.size, guess_fraction)
-    cap = one_run_epsilon(num_correct=2 * k, num_guesses=2 * k, num_canaries=scores.size, delta=delta,
-                          significance=bound.significance)
-    both = included.any() and not included.all()
-    return {"count": int(scores.size), "kind": kind, "guesses": 2 * k, "score_rule": score_rule,
-            "auc": float(roc_auc_score(included, scores)) if both else None, "epsilon_lb": bound.to_dict(),
-            "cap": float(cap.epsilon_lb)}
+    s, inc = np.asarray(scores, dtype=np.float64), np.asarray(included, dtype=bool)
+    bound = canary_audit(s, inc, delta=delta, significance=significance, guess_fraction=guess_fraction)
+    k = guess_counts(s.size, guess_fraction)
+    cap = one_run_epsilon(num_correct=2 * k, num_guesses=2 * k, num_canaries=s.size, delta=delta,
+                          significance=significance).epsilon_lb
+    auc = float(roc_auc_score(inc, s)) if inc.any() and not inc.all() else None
+    return {"count": int(s.size), "kind": kind, "score_rule": score_rule, "guess_fraction": float(guess_fraction),
+            "guesses_in": k, "guesses_out": k, "auc": auc, "cap": float(cap), "epsilon_lb": bound.to_dict()}
 
 
 def _target(cfg: Config):
