@@ -116,18 +116,19 @@ def test_unique_canaries_are_new_rows(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_full_fine_tune_of_minilm_leaks_a_positive_bound(tmp_path, capsys):
-    """Non-private full fine-tune of the embedded MiniLM (300 natural rows + 100 mislabeled canaries, 3 epochs,
-    AdamW 5e-5, batch 32, 48 tokens): the canaries show ε_LB > 0 (≈ 2 min on one core)."""
+    """Non-private full fine-tune of the embedded MiniLM (200 natural rows + 100 mislabeled canaries, 8 epochs,
+    AdamW 1e-4, batch 16, 32 tokens): the canaries show ε_LB > 0 (measured: AUC 0.94, ε_LB 1.20, 19/20 guesses
+    right, cap 1.69; ≈ 80 s of one core)."""
     from dpaudit.data import load_embedded_default
 
-    ds = load_embedded_default(max_examples=400, seed=0)
+    ds = load_embedded_default(max_examples=300, seed=0)
     data = tmp_path / "reviews.csv"
     pd.DataFrame({"text": ds.texts, "label": [ds.label_names[i] for i in ds.labels]}).to_csv(data, index=False)
     make_canaries(capsys, data, tmp_path / "dir", "--count", "100")
-    model = train_on(capsys, tmp_path / "dir" / "train.csv", tmp_path / "target", None, "--epochs", "3",
-                     "--batch-size", "32", "--lr", "5e-5", "--max-length", "48")
+    model = train_on(capsys, tmp_path / "dir" / "train.csv", tmp_path / "target", None, "--epochs", "8",
+                     "--batch-size", "16", "--lr", "1e-4", "--max-length", "32")
     code, out, err = run_cli(capsys, ["audit", "--target", str(model), "--canaries", str(tmp_path / "dir"),
-                                      "--run-dir", str(tmp_path / "run"), "--set", "data.max_length=48",
+                                      "--run-dir", str(tmp_path / "run"), "--set", "data.max_length=32",
                                       "--set", "audit.canary_guess_fraction=0.2", "--format", "none", "--quiet"])
     assert code == 0, err
     section = load_report(tmp_path / "run" / "audit.json").canaries
