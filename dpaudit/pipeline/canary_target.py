@@ -13,7 +13,9 @@ target's outputs on the canaries and the coins.
 The population of this audit is the m canaries alone (no shadows, no natural-example attacks): ``audit.json``
 has no ``attacks``, the one-run bound in ``canary``, and the ``canaries`` section (count, kind, score_rule,
 guess_fraction, guesses_in/out, auc, cap, epsilon_lb). Its utility is the target's accuracy on the OUT mislabeled canaries
-against their original labels (rows that never entered its training file: a true held-out set).
+against their original labels (rows that never entered its training file: a true held-out set). Every run
+scores the canaries again (m forward passes; nothing to resume); the run directory is bound to the hashes of
+``canaries.json`` and ``inclusion.json``.
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ def _target(cfg: Config):
     if cfg.target.members is not None:
         raise ConfigError("--canaries DIR audits the target on DIR's canaries alone; remove --target-members "
                           "(audit the natural examples in a separate run).")
+    if cfg.audit.reference != "none" or cfg.audit.mechanism_check:
+        raise ConfigError("--canaries DIR trains no model here, so it has no non-private reference or mechanism "
+                          "check; remove audit.reference / audit.mechanism_check (--reference, --mechanism-check).")
+    from dpaudit.distributed import current
+
+    if current().world_size > 1:
+        raise ConfigError("--canaries DIR scores m canaries in one process; start it without torchrun.")
     return kind
 
 

@@ -136,6 +136,7 @@ def test_make_refuses_a_used_directory(world, tmp_path, capsys):
     ("labels", ["3 labels", "2 classes"]),
     ("no-target", ["give it as --target"]),
     ("members", ["remove --target-members"]),
+    ("reference", ["no non-private reference"]),
 ])
 def test_audit_bad_inputs_are_one_line(world, tmp_path, capsys, case, fragments):
     target, canaries, extra = world["hf"], world["a"], []
@@ -143,6 +144,8 @@ def test_audit_bad_inputs_are_one_line(world, tmp_path, capsys, case, fragments)
         canaries = tmp_path / "nowhere"
     elif case == "labels":
         target = world["hf3"]
+    elif case == "reference":
+        extra = ["--reference", "non-private"]
     elif case == "members":
         (tmp_path / "ids.json").write_text("[0, 1]")
         extra = ["--target-members", str(tmp_path / "ids.json")]

@@ -133,3 +133,37 @@ def test_full_fine_tune_of_minilm_leaks_a_positive_bound(tmp_path, capsys):
     assert code == 0, err
     section = load_report(tmp_path / "run" / "audit.json").canaries
     assert section["epsilon_lb"]["kind"] == "bound" and section["epsilon_lb"]["epsilon_lb"] > 0, section
+
+
+def test_a_scores_file_of_the_same_model_gives_the_same_bound(world, tmp_path, capsys):
+    """Black box: the model's logits on the canaries (canaries.json order) as .npy give the HF dir's section."""
+    from tests.cli._targets import logits_of
+
+    cdir = read_canary_dir(world["dir"])
+    np.save(tmp_path / "scores.npy", logits_of(world["model"], list(cdir.canaries.texts)))
+    code, _, err = _audit(capsys, world, tmp_path / "hf-run")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, ["audit", "--target", str(tmp_path / "scores.npy"), "--canaries",
+                                    str(world["dir"]), "--run-dir", str(tmp_path / "run"), "--format", "none"])
+    assert code == 0, err
+    hf, scores = (load_report(tmp_path / d / "audit.json").canaries for d in ("hf-run", "run"))
+    assert scores["epsilon_lb"]["num_correct"] == hf["epsilon_lb"]["num_correct"]
+    assert scores["auc"] == pytest.approx(hf["auc"], abs=1e-6) and scores["epsilon_lb"]["kind"] == "bound"
+
+
+def test_a_saved_hf_dataset_is_written_back_as_one(tmp_path, capsys):
+    import datasets
+
+    names = ["neg", "pos"]
+    rows = {"text": [f"review {i} " + "good " * (i % 4) + "bad " * (i % 3) for i in range(60)],
+            "label": [i % 2 for i in range(60)], "id": list(range(60))}
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names),
+                                  "id": datasets.Value("int64")})
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "saved"))
+    make_canaries(capsys, tmp_path / "saved", tmp_path / "dir", "--count", "20")
+    cdir = read_canary_dir(tmp_path / "dir")
+    train = datasets.load_from_disk(str(tmp_path / "dir" / "train"))
+    assert train.features == features and len(train) == cdir.n_train
+    inside = set(zip(train["text"], train["label"]))
+    for i, text in enumerate(cdir.canaries.texts):
+        assert ((text, int(cdir.canaries.labels[i])) in inside) == bool(cdir.included[i])
