@@ -20,7 +20,6 @@ scores the canaries again (m forward passes; nothing to resume); the run directo
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import uuid
@@ -75,10 +74,7 @@ def _target(cfg: Config):
     kind = target_kind(cfg)
     if kind == "train":
         raise ConfigError("--canaries DIR audits a model trained elsewhere on DIR's training file: give it as "
-                          "--target MODEL (a Hugging Face classifier dir or a scores file).")
-    if kind == "checkpoint":
-        raise ConfigError("--canaries with a dpaudit checkpoint is not supported; audit a model dpaudit trains "
-                          "with `dpaudit audit --set audit.canaries=M`, or give the model's scores file.")
+                          "--target MODEL (a Hugging Face classifier dir, a dpaudit checkpoint or a scores file).")
     if cfg.target.members is not None:
         raise ConfigError("--canaries DIR audits the target on DIR's canaries alone; remove --target-members "
                           "(audit the natural examples in a separate run).")
@@ -92,8 +88,43 @@ def _target(cfg: Config):
     return kind
 
 
+def _checkpoint(cfg: Config, path: Path, ds, device, n_train: int):
+    """A dpaudit ``models.safetensors`` (e.g. ``dpaudit train --data DIR/train.csv``): its logits (m, C) on the
+    canaries and its own claim (σ, q, steps, δ from its metadata, accounted here; asserted, not verified).
+
+    ``dpaudit train`` holds out a share of its data: an IN canary it held out was never trained on. The bound
+    stays sound (that canary's score cannot depend on its coin), only weaker.
+    """
+    import dataclasses as dc
+
+    from dpaudit.errors import CheckpointError
+    from dpaudit.models import load_backbone
+    from dpaudit.pipeline import claim as claims
+    from dpaudit.pipeline.external import target_recipe
+    from dpaudit.pipeline.population import Population
+    from dpaudit.pipeline.target import TargetSource, _checkpoint_logits
+    from dpaudit.rundir import sha256_file
+    from dpaudit.trainers.checkpoint import read_models
+    from dpaudit.trainers.recipe import resolve_privacy
+
+    backbone, tokenizer, info = load_backbone(cfg.model.path, max_length=cfg.data.max_length)
+    _, meta = read_models(path, backbone_sha256=info.sha256)
+    names = meta.get("label_names")
+    if meta.get("num_models", 1) != 1 or (names is not None and list(names) != list(ds.label_names)):
+        raise CheckpointError(f"target checkpoint '{path}' is not one model trained on the canaries' labels "
+                              f"{list(ds.label_names)[:10]}; give the checkpoint trained on DIR's training file.")
+    pop = Population(ds, backbone, tokenizer, info, n_total=0)
+    logits = _checkpoint_logits(TargetSource("checkpoint", path, None, sha256_file(path), meta), cfg, pop, device)
+    # a placeholder plan, every privacy number of which the checkpoint's metadata replaces (target_recipe)
+    base = dc.replace(cfg, privacy=dc.replace(cfg.privacy, non_private=True, epsilon=None, noise_multiplier=None,
+                                              preset=None), train=dc.replace(cfg.train, batch_size=1, epochs=1.0))
+    settings, plan = resolve_privacy(base, [n_train])
+    _, plan, _ = target_recipe(meta, settings, plan)
+    return logits, claims.checkpoint_claim(plan, meta)
+
+
 def _logits(cfg: Config, kind: str, ds, device) -> np.ndarray:
-    """The target's logits (m, C) on the canaries, columns in the canaries' class order."""
+    """The target's logits (m, C) on the canaries, columns in the canaries' class order (hf, scores)."""
     path = Path(cfg.target.path)
     if kind == "scores":
         from dpaudit.pipeline.scores import read_scores
@@ -177,7 +208,7 @@ def run_canary_audit(cfg: Config, run_dir: Path, *, force_run_dir: bool = False)
     kind = _target(cfg)
     claims.check_claim_keys(cfg.target, kind)
     cdir = read_canary_dir(cfg.target.canaries)
-    claim = claims.user_claim(cfg.target, cdir.n_train)
+    claim = None if kind == "checkpoint" else claims.user_claim(cfg.target, cdir.n_train)  # refused before any file
     path = Path(cfg.target.path)
     sha = dir_sha256(path) if kind == "hf" else sha256_file(path)
     rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
@@ -188,7 +219,10 @@ def run_canary_audit(cfg: Config, run_dir: Path, *, force_run_dir: bool = False)
     logger.info(f"audit: target ({kind}) on the {len(cdir.canaries)} {cdir.canaries.kind} canaries of "
                 f"'{cdir.path.name}' (the coins are dpaudit's: a one-run bound, no shadows)")
     ds = cdir.dataset()
-    logits = _logits(cfg, kind, ds, device)
+    if kind == "checkpoint":
+        logits, claim = _checkpoint(cfg, path, ds, device, cdir.n_train)
+    else:
+        logits = _logits(cfg, kind, ds, device)
     scores = label_log_probability(logits, ds.labels)
     section = canary_section(scores, cdir.included, kind=cdir.canaries.kind, delta=claim.delta,
                              significance=cfg.audit.significance, guess_fraction=cfg.audit.canary_guess_fraction)
@@ -197,4 +231,4 @@ def run_canary_audit(cfg: Config, run_dir: Path, *, force_run_dir: bool = False)
            "warning": None}
     report = _report(cfg, rundir, cdir, logits, section, claim, src, device, {"total": time.perf_counter() - t0})
     dump_report(report, rundir.file("audit.json"))
-    return AuditOutcome(run_dir=rundir.path, report=dataclasses.replace(report))
+    return AuditOutcome(run_dir=rundir.path, report=report)

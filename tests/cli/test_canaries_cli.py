@@ -167,3 +167,30 @@ def test_a_saved_hf_dataset_is_written_back_as_one(tmp_path, capsys):
     inside = set(zip(train["text"], train["label"]))
     for i, text in enumerate(cdir.canaries.texts):
         assert ((text, int(cdir.canaries.labels[i])) in inside) == bool(cdir.included[i])
+
+
+def test_a_dpaudit_checkpoint_trained_on_the_file_is_audited_with_its_own_claim(world, tmp_path, capsys):
+    """`dpaudit train --data DIR/train.csv` (DP-BiTFiT, ε = 8) → its models.safetensors audited on DIR's
+    canaries: a bound, beside the checkpoint's own accounted claim."""
+    run = tmp_path / "trained"
+    code, _, err = run_cli(capsys, ["train", "--model", str(world["backbone"]), "--data",
+                                    str(world["dir"] / "train.csv"), "--epsilon", "8", "--epochs", "1",
+                                    "--batch-size", "16", "--set", "data.max_length=16", "--quiet",
+                                    "--run-dir", str(run)])
+    assert code == 0, err
+    code, out, err = run_cli(capsys, ["audit", "--target", str(run / "models.safetensors"), "--canaries",
+                                      str(world["dir"]), "--model", str(world["backbone"]), "--set",
+                                      "data.max_length=16", "--run-dir", str(tmp_path / "audit"), "--format",
+                                      "none", "--quiet"])
+    assert code == 0, err
+    report = load_report(tmp_path / "audit" / "audit.json")
+    trained = json.loads((run / "metrics.json").read_text())  # what `dpaudit train` accounted and printed
+    assert report.privacy.claim_source == "checkpoint" and 0 < trained["epsilon"] <= 8.0 + 1e-6
+    assert report.privacy.epsilon == pytest.approx(trained["epsilon"], rel=1e-3)
+    assert report.privacy.delta == pytest.approx(trained["delta"])
+    assert report.canaries["epsilon_lb"]["kind"] == "bound" and report.run.target["kind"] == "checkpoint"
+    # another backbone than the checkpoint's: one line, exit 2
+    code, _, err = run_cli(capsys, ["audit", "--target", str(run / "models.safetensors"), "--canaries",
+                                    str(world["dir"]), "--set", "data.max_length=16", "--run-dir",
+                                    str(tmp_path / "audit2"), "--format", "none", "--quiet"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
