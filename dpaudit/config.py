@@ -124,6 +124,8 @@ class TargetConfig:
     ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP claim". ``recipe``:
     how the target was trained, as the user states it (``"unknown"``, or a shadow recipe's name: ``"bitfit"``,
     ``"full"``); with the same ``audit.shadow_recipe`` and a known privacy recipe, the shadows train like it.
+    ``canaries``: a directory written by ``dpaudit canaries make`` whose training file the target was trained
+    on; the target is then audited on those canaries alone, a one-run bound (docs/canaries.md).
     """
 
     path: str | None = None
@@ -137,6 +139,7 @@ class TargetConfig:
     claim_steps: int | None = None
     claim_accountant: str = "prv"
     recipe: str = "unknown"
+    canaries: str | None = None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def sha256_file(path: str | Path) -> str:
 #: Keys that are inputs of one stage only (attacks, the target's scores, a user's claim) are recorded with that
 #: stage's file instead (dpaudit.pipeline.stage): changing them recomputes that stage and the later ones.
 _NOT_INPUTS = {("data", "path"), ("model", "path"), ("train", "device"), ("target", "path"), ("target", "members"),
+               ("target", "canaries"),
                ("audit", "score_batch_size"), ("audit", "attacks"), ("audit", "fprs"), ("audit", "significance"),
                ("audit", "loo_targets"), ("audit", "canary_guess_fraction"), ("target", "scores_kind"),
                ("audit", "reference"), ("audit", "canary_score"), ("audit", "canary_delta"),

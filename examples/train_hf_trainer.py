@@ -12,6 +12,10 @@ Every weight of the embedded encoder (all-MiniLM-L6-v2) trains, with no clipping
 kind of target, the one a full-fine-tuning shadow recipe imitates. About two minutes at N = 1000 on 2 cores.
 
     python examples/train_hf_trainer.py --max-examples 1000 --epochs 3 --out runs/hf-target
+
+With ``--data DIR/train.csv`` it trains on every row of that file instead, as any user script would: the
+canary round trip of docs/canaries.md (``dpaudit canaries make`` → this → ``dpaudit audit --canaries DIR``;
+examples/canaries_hf_trainer.sh).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 import sys
 import tempfile
 
-from _population import add_population_args, embedded_classifier, population_and_members, write_target
+from _population import add_population_args, embedded_classifier, training_rows, write_target
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    ds, members = population_and_members(args.max_examples, args.population_seed, args.seed)
-    model, tokenizer = embedded_classifier(ds)
+    ds, members = training_rows(args)
+    model, tokenizer = embedded_classifier(ds, args.model)
     enc = tokenizer([ds.texts[i] for i in members], truncation=True, max_length=args.max_length)
     train = [{"input_ids": enc["input_ids"][j], "attention_mask": enc["attention_mask"][j],
               "labels": int(ds.labels[i])} for j, i in enumerate(members)]

@@ -26,7 +26,7 @@ import os
 import sys
 import warnings
 
-from _population import add_population_args, embedded_classifier, population_and_members, write_target
+from _population import add_population_args, embedded_classifier, training_rows, write_target
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     from opacus import PrivacyEngine
 
     torch.manual_seed(args.seed)
-    ds, members = population_and_members(args.max_examples, args.population_seed, args.seed)
+    ds, members = training_rows(args)
     delta = args.delta if args.delta is not None else 1.0 / (10 * len(members))
-    model, tokenizer = embedded_classifier(ds)
+    model, tokenizer = embedded_classifier(ds, args.model)
     model.train()  # from_pretrained returns eval mode; dropout off below, as dpaudit trains
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):

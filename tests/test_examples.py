@@ -70,3 +70,25 @@ def test_opacus_example_states_its_claim(tmp_path):
     eps = compute_epsilon(noise_multiplier=claim["noise_multiplier"], sample_rate=claim["sample_rate"],
                           steps=claim["steps"], delta=claim["delta"], accountant="prv")
     assert eps == pytest.approx(claim["epsilon"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_canaries_example_gives_each_model_a_bound(tmp_path):
+    """examples/canaries_hf_trainer.sh at tiny size: make → HF Trainer and Opacus on DIR's training file →
+    two audits on the canaries, each a one-run bound (the Opacus one with the claim Opacus accounted)."""
+    from tests.cli._helpers import save_tiny_model
+
+    from dpaudit.report_io import load_report
+
+    model = save_tiny_model(tmp_path / "bert")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OUT": str(tmp_path / "out"),
+           "COUNT": "40", "EPOCHS": "1", "MAX_LENGTH": "16", "MODEL": str(model)}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "canaries_hf_trainer.sh")], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hf = load_report(tmp_path / "out" / "hf-audit" / "audit.json")
+    opacus = load_report(tmp_path / "out" / "opacus-audit" / "audit.json")
+    for report in (hf, opacus):
+        assert report.canaries["count"] == 40 and report.canaries["epsilon_lb"]["kind"] == "bound"
+    assert hf.privacy.claim_source == "none" and opacus.privacy.claim_source == "user"
+    assert opacus.privacy.epsilon == pytest.approx(8.0, rel=0.05)

@@ -28,7 +28,7 @@ from dpaudit.pipeline.stage import RERUNNABLE
 _TARGET_FLAGS = (("target", "path"), ("target_kind", "kind"), ("target_members", "members"),
                  ("scores_kind", "scores_kind"), ("claim_epsilon", "claim_epsilon"), ("claim_delta", "claim_delta"),
                  ("claim_noise_multiplier", "claim_noise_multiplier"), ("claim_sample_rate", "claim_sample_rate"),
-                 ("claim_steps", "claim_steps"), ("target_recipe", "recipe"))
+                 ("claim_steps", "claim_steps"), ("target_recipe", "recipe"), ("canaries", "canaries"))
 
 DESCRIPTION = "train target + shadows, run membership-inference attacks, write audit.json and a report"
 
@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
                         help="what --target is (default: auto-detected)")
     parser.add_argument("--target-members", help="the target's training-example ids: its split.json, a JSON list "
                         "or one id per line")
+    parser.add_argument("--canaries", metavar="DIR", help="the target was trained on the training file of DIR "
+                        "(`dpaudit canaries make`): audit it on DIR's canaries, a one-run bound (target.canaries)")
     parser.add_argument("--scores-kind", choices=("logits", "probabilities"), help="what a scores file holds")
     for flag, key, kind in (("--claim-epsilon", "claim_epsilon", float), ("--claim-delta", "claim_delta", float),
                             ("--claim-noise-multiplier", "claim_noise_multiplier", float),
@@ -100,14 +102,15 @@ def _print_summary(report) -> None:
     base = report.utility.majority_baseline
     base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
     print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
-    print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
+    if report.attacks:
+        print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
     for att in report.attacks:
         tpr = next((t.tpr for t in att.tpr_at_fpr if abs(t.fpr - 0.01) < 1e-12), None)
         lb = att.epsilon_lb.get("epsilon_lb")
         row = [f"{v:.3f}" if isinstance(v, float) else "n/a" for v in (att.auc, att.balanced_accuracy, tpr, lb)]
         print(f"{att.name:<14}{row[0]:>8}{row[1]:>9}{row[2]:>9}{row[3]:>8}")
     c = report.canary or {}
-    if c:
+    if c and report.attacks:  # a canaries-only audit (--canaries DIR) states its bound in the canaries line
         from dpaudit.reports.summary import fmt_confidence
 
         share = (f", its share of the family's {fmt_confidence(c['family_significance'])}"

@@ -27,7 +27,8 @@ RECIPE_DIFFERS = "reference models differ from the target's training; attack pow
 def public_config(config: dict) -> dict:
     """The resolved config for ``audit.json``: paths reduced to their last component (no absolute paths)."""
     out = {section: dict(values) for section, values in config.items()}
-    for section, key in (("data", "path"), ("model", "path"), ("target", "path"), ("target", "members")):
+    for section, key in (("data", "path"), ("model", "path"), ("target", "path"), ("target", "members"),
+                         ("target", "canaries")):
         value = out.get(section, {}).get(key)
         if isinstance(value, str) and value != "embedded":
             out[section][key] = Path(value).name

@@ -254,6 +254,10 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     Under torchrun every rank calls it: the shadow rows are sharded over the ranks (:mod:`dpaudit.pipeline.fleet`),
     rank 0 alone writes the run directory's marker, attacks and reports; the other ranks return ``None``.
     """
+    if cfg.target.canaries is not None:  # a model trained anywhere, on the canaries of `dpaudit canaries make`
+        from dpaudit.pipeline.canary_target import run_canary_audit
+
+        return run_canary_audit(cfg, run_dir, force_run_dir=force_run_dir)
     comm = current()
     t0, times = time.perf_counter(), {}
     rundir, shared = None, None

@@ -72,9 +72,10 @@ def target_kind(cfg: Config) -> str:
                               f"hf or scores.")
     if kind == "train":
         raise ConfigError("target.kind = 'train' trains the target here; remove target.path.")
-    if t.members is None:
+    if t.members is None and t.canaries is None:
         raise ConfigError(f"auditing a model trained elsewhere needs target.members (--target-members): its "
-                          f"training-example ids, with target.path = '{p.name}'.")
+                          f"training-example ids, with target.path = '{p.name}' (or the canaries it was trained "
+                          f"with: --canaries DIR from `dpaudit canaries make`).")
     return kind
 
 
