@@ -55,9 +55,10 @@ def add_parser(subparsers) -> None:
                         "unknown | bitfit | full; default unknown)")
     parser.add_argument("--mechanism-check", action="store_true",
                         help="also run `dpaudit verify` on the target's own DP step (audit.mechanism_check)")
-    parser.add_argument("--reference", choices=("none", "non-private"),
-                        help="also audit a non-private reference bank on the same population, shown beside the "
-                             "target in the report (audit.reference; never gated)")
+    parser.add_argument("--reference", choices=("none", "non-private", "full-non-private"),
+                        help="also audit a non-private reference on the same population, shown beside the target "
+                             "in the report (audit.reference: non-private = a BiTFiT bank with the target's recipe, "
+                             "full-non-private = one model fine-tuned in full; never gated)")
     parser.add_argument("--rerun", choices=RERUNNABLE, help="recompute this stage and the ones after it")
     parser.add_argument("--format", default="html,md",
                         help="report formats written after the audit (subset of html,md,pdf; 'none' to skip)")
@@ -118,7 +119,7 @@ def _print_comparison(report) -> None:
     if not rows:
         return
     widths = [max(len(str(r[i])) for r in (COMPARISON_COLUMNS, *rows)) for i in range(len(COMPARISON_COLUMNS))]
-    print("\nwithout DP vs the target (same population, same attacks; the reference is never gated):")
+    print("\nwithout DP vs the target (same population; the reference is never gated):")
     for row in (COMPARISON_COLUMNS, *rows):
         print("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
 
