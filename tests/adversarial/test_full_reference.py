@@ -97,7 +97,6 @@ def test_reference_is_one_non_private_full_fine_tune_of_row_0(audited):
     assert "Without DP (full fine-tuning" in md and "full fine-tuning, non-private (ε = ∞)" in md
 
 
-@pytest.mark.slow  # two more audits (~60 s idle)
 def test_rerun_reuses_the_stage_file_and_another_recipe_retrains(tmp_path, audited, monkeypatch):
     model, csv, run, _, _ = audited
     shutil.copytree(run, tmp_path / "run")
@@ -142,7 +141,6 @@ def _learnable_csv(path, n: int, seed: int):
     return path
 
 
-@pytest.mark.slow  # a 60-epoch full fine-tune (~40 s idle)
 def test_full_reference_recognises_canaries_at_a_small_seeded_size(tmp_path, audited):
     """Crafted (mislabeled) canaries appended last: the full fine-tune fits the included ones."""
     from dpaudit.canaries import make_canaries, with_canaries
