@@ -32,6 +32,8 @@ class Attack(abc.ABC):
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: Whether the attack learns from reference models; one that does not (LOSS) accepts an empty ``reference``.
+    needs_reference: ClassVar[bool] = True
 
     def score(self, signals: Signals, membership: npt.ArrayLike, *, target: int,
               reference: npt.ArrayLike) -> np.ndarray:
@@ -59,10 +61,12 @@ class Attack(abc.ABC):
         membership = signals.check_membership(membership)
         target = check_int("target", target, 0, m - 1)
         reference = np.asarray(reference)
-        if reference.ndim != 1 or reference.size == 0 or not np.issubdtype(reference.dtype, np.integer):
+        if reference.size == 0 and not self.needs_reference:
+            reference = np.zeros(0, dtype=np.int64)
+        elif reference.ndim != 1 or reference.size == 0 or not np.issubdtype(reference.dtype, np.integer):
             raise ConfigError(f"reference must be a non-empty 1-D array of model indices, got "
                               f"{reference!r}.")
-        if reference.min() < 0 or reference.max() >= m:
+        if reference.size and (reference.min() < 0 or reference.max() >= m):
             raise ConfigError(f"reference must hold model indices in [0, {m - 1}], got {reference.tolist()}.")
         if np.unique(reference).size != reference.size:
             raise ConfigError(f"reference must not repeat a model, got {reference.tolist()}.")

@@ -22,6 +22,7 @@ class LossAttack(Attack):
     """Score = −loss of the target model on each example (higher = member). No options."""
 
     paper = "Yeom et al. 2018, arXiv 1709.01604"
+    needs_reference = False  # the target's own loss: no reference model (the full fine-tuning reference)
 
     def _score(self, signals: Signals, ref_membership: np.ndarray, *, target: int,
                reference: np.ndarray) -> np.ndarray:

@@ -105,11 +105,14 @@ class AuditConfig:
     shadow_recipe: str = "bitfit"
     mechanism_check: bool = False  # run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)
     mechanism_canaries: int = 20_000
-    reference: str = "none"  # "non_private": also audit a non-private bank on the same population (context)
+    reference: str = "none"  # "non_private" (a BiTFiT bank) | "full_non_private" (one full fine-tune): context
     canaries: int = 0  # m crafted canaries added to the population (dpaudit.canaries; 0 = none), a target trained here
     canary_kind: str = "mislabeled"  # "mislabeled" | "unique" (dpaudit.canaries.CANARY_KINDS)
     canary_delta: float = 1e-5  # δ of the canary bound (the smaller of it and the claim's δ; see canary_audit)
     canary_score: str = "loss"  # the canary bound's score rule: "loss" or "lira_offline" (dpaudit.pipeline.canary_audit)
+    reference_lr: float = 5e-5  # the full_non_private reference: AdamW step size
+    reference_epochs: float = 3.0  # ... expected epochs over the target's training set
+    reference_batch_size: int = 32  # ... expected Poisson batch size
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
     ("audit", "mechanism_canaries"): (100, 10_000_000, "both"), ("audit", "canaries"): (0, 1_000_000, "both"),
     ("audit", "canary_delta"): (0, 1, "neither"),
+    ("audit", "reference_lr"): (0, 100, "right"), ("audit", "reference_epochs"): (0, 10_000, "right"),
+    ("audit", "reference_batch_size"): (1, 10_000_000, "both"),
     ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
     ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
     ("target", "claim_steps"): (1, 10**9, "both"),
@@ -227,7 +232,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "noise"): ("secure", "seeded"),
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
-    ("audit", "reference"): ("none", "non_private"),
+    ("audit", "reference"): ("none", "non_private", "full_non_private"),
     ("model", "pooling"): ("mean", "pooler"),
     ("audit", "canary_kind"): ("mislabeled", "unique"), ("audit", "canary_score"): ("loss", "lira_offline"),
 }

@@ -58,9 +58,10 @@ __all__ = [
     "REFERENCE_KINDS", "is_estimate", "SignOff", "SIGN_OFF_DECISIONS",
 ]
 
-#: Kinds of reference bank an audit can train beside the target (``audit.reference``): only a
-#: non-private one, trained without clipping or noise (ε = ∞).
-REFERENCE_KINDS = ("non_private",)
+#: Kinds of reference an audit can train beside the target (``audit.reference``), both without clipping or
+#: noise (ε = ∞): ``"non_private"``, a BiTFiT bank with the target's recipe (reference target + K shadows);
+#: ``"full_non_private"``, one model fine-tuned in full (every weight, AdamW), attacked without shadows.
+REFERENCE_KINDS = ("non_private", "full_non_private")
 
 
 def _plain(value: Any) -> Any:
@@ -357,13 +358,15 @@ def strongest_of(attacks: tuple[AttackResult, ...]) -> AttackResult | None:
 class ReferenceSection(_Serial):
     """A non-private reference audited beside the target on the same population (context, never gated).
 
-    The audit trains a second bank — a reference target and K shadows on the same membership matrix, with
-    the target's backbone, recipe, epochs, batch size and step size, but without clipping or noise — and
-    runs the same attacks on it, so the report can show what the attacks find when nothing protects the
-    training data. ``dpaudit gate`` never reads this section.
+    ``kind = "non_private"``: the audit trains a second bank — a reference target and K shadows on the same
+    membership matrix, with the target's backbone, recipe, epochs, batch size and step size, but without
+    clipping or noise — and runs the same attacks on it. ``kind = "full_non_private"``: one model fine-tuned
+    in full (every weight, AdamW, ``recipe``) on the target's training set, attacked by LOSS and, where the
+    population has crafted canaries, by their one-run bound (``canaries``). Either way the report can show
+    what the attacks find when nothing protects the training data. ``dpaudit gate`` never reads this section.
 
     Attributes:
-        kind: ``"non_private"`` (one of :data:`REFERENCE_KINDS`).
+        kind: one of :data:`REFERENCE_KINDS`.
         non_private: always ``True`` (the schema refuses anything else: a reference never claims DP).
         noise_multiplier: always ``0.0``.
         sample_rate: Poisson sampling probability per step (the target's).
@@ -373,6 +376,10 @@ class ReferenceSection(_Serial):
         canary: the one-run canary audit of the reference target, or ``None``.
         strongest_attack: name of the strongest ``"ok"`` attack, or ``None``.
         epsilon_lb_family: the Bonferroni family of the reference's bounds, or ``None``.
+        canaries: the crafted canaries against the reference (``count``, ``kind``, ``guesses``,
+            ``score_rule``, ``auc``, ``epsilon_lb``, ``cap``), or ``None`` (a population without canaries).
+        recipe: how a ``full_non_private`` reference trained (``name``, ``optimizer``, ``lr``, ``epochs``,
+            ``batch_size``, ``max_length``), or ``None``.
     """
 
     kind: str
@@ -385,6 +392,8 @@ class ReferenceSection(_Serial):
     canary: dict[str, Any] | None = None
     strongest_attack: str | None = None
     epsilon_lb_family: dict[str, Any] | None = None
+    canaries: dict[str, Any] | None = None
+    recipe: dict[str, Any] | None = None
 
     _NESTED = {"utility": UtilitySection, "attacks": AttackResult}
 

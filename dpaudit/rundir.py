@@ -61,6 +61,7 @@ _NOT_INPUTS = {("data", "path"), ("model", "path"), ("train", "device"), ("targe
                ("audit", "score_batch_size"), ("audit", "attacks"), ("audit", "fprs"), ("audit", "significance"),
                ("audit", "loo_targets"), ("audit", "canary_guess_fraction"), ("target", "scores_kind"),
                ("audit", "reference"), ("audit", "canary_score"), ("audit", "canary_delta"),
+               ("audit", "reference_lr"), ("audit", "reference_epochs"), ("audit", "reference_batch_size"),
                ("target", "claim_epsilon"), ("target", "claim_delta"), ("target", "claim_noise_multiplier"),
                ("target", "claim_sample_rate"), ("target", "claim_steps"), ("target", "claim_accountant"),
                ("target", "recipe")}

@@ -49,6 +49,7 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
         report=report, run=report.run, s=S.summarize(report), figures=figs,
         attack_columns=S.ATTACK_COLUMNS, attack_rows=S.attack_rows(report),
         comparison_columns=S.COMPARISON_COLUMNS, comparison_rows=S.comparison_rows(report),
+        reference_note=S.reference_note(report),
         privacy_rows=S.privacy_rows(report), utility_rows=S.utility_rows(report),
         mechanism_rows=S.mechanism_rows(report),
         provenance_rows=S.provenance_rows(report), bound_note=S.bound_note(report),

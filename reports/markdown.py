@@ -70,8 +70,7 @@ def render_markdown(report: AuditReport) -> str:
     if s.reference:
         lines += ["### Without DP vs with DP", ""]
         lines += _table(S.COMPARISON_COLUMNS, S.comparison_rows(report))
-        lines += ["", "The non-private reference (same population, membership, backbone and recipe, no clipping "
-                      "or noise) is context, never gated.", ""]
+        lines += ["", escape_md(S.reference_note(report)), ""]
     lines += ["### Attacks", ""]
     lines += _table(S.ATTACK_COLUMNS, S.attack_rows(report))
     note = S.bound_note(report)

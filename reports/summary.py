@@ -21,7 +21,8 @@ from dpaudit.report_schema import AttackResult, AuditReport, ReferenceSection, i
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
            "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
-           "display_source", "redact_paths", "utility_sentence", "reference_sentence", "comparison_rows",
+           "display_source", "redact_paths", "utility_sentence", "reference_sentence", "reference_note",
+           "comparison_rows",
            "COMPARISON_COLUMNS", "target_label", "plural", "fmt_duration", "fmt_confidence", "bound_note",
            "BOUND_MARK"]
 
@@ -307,15 +308,45 @@ def _leakage(attacks, canary_holder) -> tuple[str, float | None]:
     return text + (", ε lower bound inconclusive" if eps is None else f", ε ≥ {eps:.2f}"), eps
 
 
+def _valid_eps(bound: dict | None) -> float | None:
+    """ε of a valid ``"ok"`` bound (never an estimate), else ``None``."""
+    if not isinstance(bound, dict) or bound.get("status") != "ok" or is_estimate(bound):
+        return None
+    return None if bound.get("epsilon_lb") is None else float(bound["epsilon_lb"])
+
+
+def _canary_text(section: dict | None) -> str | None:
+    """``"canaries recognised (400 mislabeled), AUC 0.794, ε ≥ 1.12"`` of a crafted-canary section, else None."""
+    if not isinstance(section, dict):
+        return None
+    eps = _valid_eps(section.get("epsilon_lb"))
+    seen = "canaries recognised" if eps is not None and eps > 0 else "canaries not recognised"
+    bound = "ε lower bound inconclusive" if eps is None else f"ε ≥ {eps:.2f}"
+    return f"{seen} ({section.get('count')} {section.get('kind')}), AUC {fmt(section.get('auc'))}, {bound}"
+
+
+def _full_reference_sentence(report: AuditReport, ref: ReferenceSection, ref_acc: str, target_acc: str) -> str:
+    """``Without DP (full fine-tuning): canaries recognised …, AUC 0.79, ε ≥ 1.20 — With DP-BiTFiT (ε = 8.00): …``"""
+    ref_text = _canary_text(ref.canaries) or _leakage(ref.attacks, ref)[0]
+    target_text = _canary_text(getattr(report, "canaries", None)) or _leakage(report.attacks, report)[0]
+    label = target_label(report)
+    trained_here = (report.run.target or {}).get("kind") in ("train", "checkpoint")
+    side = (f"With DP-BiTFiT ({label})" if trained_here else f"With DP ({label})") if has_dp_guarantee(
+        report.privacy) else f"The target ({label})"
+    return f"Without DP (full fine-tuning, {ref_acc}): {ref_text} — {side}: {target_text} ({target_acc})."
+
+
 def reference_sentence(report: AuditReport) -> str | None:
     """The first-screen comparison of the non-private reference with the target, or ``None`` without one."""
     ref = report.reference
     if ref is None:
         return None
-    ref_text, ref_eps = _leakage(ref.attacks, ref)
-    target_text, _ = _leakage(report.attacks, report)
     ref_acc = f"held-out {ref.utility.metric} {fmt(ref.utility.value)}"
     target_acc = f"held-out {report.utility.metric} {fmt(report.utility.value)}"
+    if ref.kind == "full_non_private":
+        return _full_reference_sentence(report, ref, ref_acc, target_acc)
+    ref_text, ref_eps = _leakage(ref.attacks, ref)
+    target_text, _ = _leakage(report.attacks, report)
     if ref_eps is not None and ref_eps > 0:
         opening = f"Without DP the same training leaks: {ref_text} ({ref_acc})."
     else:
@@ -326,9 +357,21 @@ def reference_sentence(report: AuditReport) -> str | None:
     return f"{opening} {side}: {target_text} ({target_acc})."
 
 
+def reference_note(report: AuditReport) -> str:
+    """What the reference is (the note under the comparison table)."""
+    ref = report.reference
+    if ref is not None and ref.kind == "full_non_private":
+        r = ref.recipe or {}
+        return (f"The reference is one model fine-tuned in full (every weight, {r.get('optimizer', 'adamw')} "
+                f"lr {r.get('lr', 'n/a')}, {r.get('epochs', 'n/a')} epochs) on the target's training set, without "
+                f"clipping or noise — what a team does without DP. It is context, never gated.")
+    return ("The non-private reference (same population, membership, backbone and recipe, no clipping or noise) "
+            "is context, never gated.")
+
+
 #: Column headers of :func:`comparison_rows`, in order.
 COMPARISON_COLUMNS = ("model", "held-out accuracy", "majority baseline", "strongest attack", "AUC",
-                      "TPR@1% FPR", "ε lower bound")
+                      "TPR@1% FPR", "ε lower bound", "canary AUC")
 
 
 def _comparison_row(name: str, util, attacks, holder) -> tuple[str, ...]:
@@ -343,7 +386,8 @@ def _comparison_row(name: str, util, attacks, holder) -> tuple[str, ...]:
     best = _best_lower_bound(holder)
     return (name, fmt(util.value), fmt(util.majority_baseline), "none" if strongest is None else strongest.name,
             fmt(None if strongest is None else strongest.auc), tpr,
-            "inconclusive" if best is None else f"{best[1]['epsilon_lb']:.2f}")
+            "inconclusive" if best is None else f"{best[1]['epsilon_lb']:.2f}",
+            fmt(crafted.get("auc")) if isinstance(crafted := getattr(holder, "canaries", None), dict) else "n/a")
 
 
 def comparison_rows(report: AuditReport) -> list[tuple[str, ...]]:
@@ -351,7 +395,8 @@ def comparison_rows(report: AuditReport) -> list[tuple[str, ...]]:
     ref = report.reference
     if ref is None:
         return []
-    return [_comparison_row("non-private reference (ε = ∞)", ref.utility, ref.attacks, ref),
+    name = "full fine-tuning, non-private (ε = ∞)" if ref.kind == "full_non_private" else "non-private reference (ε = ∞)"
+    return [_comparison_row(name, ref.utility, ref.attacks, ref),
             _comparison_row(f"target ({target_label(report)})", report.utility, report.attacks, report)]
 
 

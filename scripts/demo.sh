@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: audit DP-BiTFiT (ε = 8) beside a non-private reference on the embedded model and data;
-# writes runs/demo/report.html.
+# The main job: audit DP-BiTFiT (ε = 8) beside one model fine-tuned in full without DP (the reference) on the
+# embedded model and data, with crafted canaries (configs/demo.toml); writes runs/demo/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

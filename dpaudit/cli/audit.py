@@ -62,9 +62,10 @@ def add_parser(subparsers) -> None:
                         "unknown | bitfit | full; default unknown)")
     parser.add_argument("--mechanism-check", action="store_true",
                         help="also run `dpaudit verify` on the target's own DP step (audit.mechanism_check)")
-    parser.add_argument("--reference", choices=("none", "non-private"),
-                        help="also audit a non-private reference bank on the same population, shown beside the "
-                             "target in the report (audit.reference; never gated)")
+    parser.add_argument("--reference", choices=("none", "non-private", "full-non-private"),
+                        help="also audit a non-private reference on the same population, shown beside the target "
+                             "in the report (audit.reference: non-private = a BiTFiT bank with the target's recipe, "
+                             "full-non-private = one model fine-tuned in full; never gated)")
     parser.add_argument("--canary-count", type=int, metavar="M", help="add M crafted canaries to the population, "
                         "each IN for the target by a fair coin, and bound ε on them (audit.canaries; 0 = none)")
     parser.add_argument("--canary-kind", choices=("mislabeled", "unique"), help="what the canaries are "
@@ -143,7 +144,7 @@ def _print_comparison(report) -> None:
     if not rows:
         return
     widths = [max(len(str(r[i])) for r in (COMPARISON_COLUMNS, *rows)) for i in range(len(COMPARISON_COLUMNS))]
-    print("\nwithout DP vs the target (same population, same attacks; the reference is never gated):")
+    print("\nwithout DP vs the target (same population; the reference is never gated):")
     for row in (COMPARISON_COLUMNS, *rows):
         print("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
 

@@ -4,7 +4,9 @@ population & membership (``membership.npy``) → target (train here | dpaudit ch
 classifier | scores file: ``target_logits.npy``) → shadows (``models.safetensors``, ``model_logits.npy``)
 → signals (``signals.npz``) → attacks (``attacks.json``) → report (``audit.json``); with
 ``audit.reference = "non_private"`` a non-private bank on the same membership goes through the shadows, signals
-and attacks stages in ``reference/`` (:mod:`dpaudit.pipeline.reference`) before the report.
+and attacks stages in ``reference/`` (:mod:`dpaudit.pipeline.reference`) before the report; with
+``"full_non_private"`` one full fine-tuned non-private model on the target's training set does
+(:mod:`dpaudit.pipeline.full_reference`).
 
 The run directory is bound (:meth:`~dpaudit.rundir.RunDir.bind`) to what defines the experiment: the
 population, the backbone, the target's kind and member ids (and a checkpoint's hash, whose recipe the shadows
@@ -33,6 +35,7 @@ from dpaudit.pipeline.canary_audit import plan_canaries
 from dpaudit.pipeline.external import check_member_file
 from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
+from dpaudit.pipeline.full_reference import full_reference_section
 from dpaudit.pipeline.reference import reference_section
 from dpaudit.pipeline.report import RECIPE_DIFFERS, assemble, privacy_section, run_info, utility
 from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob, full_recipe
@@ -213,12 +216,16 @@ def _claim(cfg: Config, src: TargetSource, plan, facts: dict, user: claims.Claim
     return user
 
 
-def _reference(cfg: Config, rundir: RunDir, pop, membership, job, src: TargetSource, times: dict, **kw):
-    """The non-private reference section (``audit.reference = "non_private"``), else ``None``."""
-    if cfg.audit.reference != "non_private":
+def _reference(cfg: Config, rundir: RunDir, pop, membership, job, src: TargetSource, times: dict, delta: float,
+               **kw):
+    """The non-private reference section (``audit.reference``: a BiTFiT bank or one full fine-tune), else ``None``."""
+    if cfg.audit.reference == "none":
         return None
     t = time.perf_counter()
-    section = reference_section(cfg, rundir, pop, membership, job.meta, external=src.external, **kw)
+    if cfg.audit.reference == "full_non_private":
+        section = full_reference_section(cfg, rundir, pop, membership, delta=delta, external=src.external, **kw)
+    else:
+        section = reference_section(cfg, rundir, pop, membership, job.meta, external=src.external, **kw)
     times["reference"] = time.perf_counter() - t
     return section
 
@@ -292,8 +299,8 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     results, canary, family, canaries = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external,
                                                       canary_plan)
     times["attack"] = time.perf_counter() - t
-    reference = _reference(cfg, rundir, pop, membership, job, src, times, device=device, progress=progress,
-                           force=force_run_dir, rerun=rerun)
+    reference = _reference(cfg, rundir, pop, membership, job, src, times, claim.delta, device=device,
+                           progress=progress, force=force_run_dir, rerun=rerun)
     times["total"] = time.perf_counter() - t0
     info = run_info(cfg, run_dir, pop, _target_record(cfg, src, user), facts, model_seeds, device, times)
     report = dataclasses.replace(
