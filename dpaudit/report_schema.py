@@ -197,8 +197,9 @@ class PrivacySection(_Serial):
         noise_multiplier: σ/C.
         sample_rate: Poisson sampling probability per step.
         steps: optimizer steps.
-        accountant: ``"prv"`` or ``"rdp"``.
-        neighbouring: neighbouring relation; ``"add_remove"``.
+        accountant: ``"pld"``, ``"prv"`` or ``"rdp"``.
+        neighbouring: the relation the (ε, δ) holds for: ``"replace_one"`` (dpaudit's models: N public)
+            or ``"add_remove"`` (a user's or an older checkpoint's claim).
         clipping: the clipping configuration.
         profile: δ(ε) grid for the ROC ceiling, or ``None``.
         epsilon_history: ε over training.

@@ -71,6 +71,7 @@ class TrainSettings:
     target_epsilon: float | None = None
     delta: float = 1e-5  # resolved δ; the config's default is 1/(10·N), known only with the data
     accountant: str = _PRIVACY.accountant
+    neighbouring: str = _PRIVACY.neighbouring  # the relation ε is stated for (replace_one / add_remove)
     autocast: bool = _TRAIN.autocast
     dropout: bool = _TRAIN.dropout
     sample_rate: float | None = None  # fixed q instead of batch_size / N (shadows copying a target)

@@ -111,6 +111,8 @@ def target_recipe(meta: dict[str, Any], settings, plan):
                 "delta", "accountant"):
         if key in stated:
             changes[key] = stated[key]
+    # a checkpoint written before replace-one accounting (no "neighbouring") stated add/remove
+    changes["neighbouring"] = stated.get("neighbouring", "add_remove" if "accountant" in stated else plan.neighbouring)
     if "lr" in stated:  # a checkpoint written before optim.head_lr existed trained its head at lr
         changes["head_lr"] = stated.get("head_lr")
     if isinstance(stated.get("clipping"), dict):
@@ -127,5 +129,6 @@ def target_recipe(meta: dict[str, Any], settings, plan):
     new_plan = dataclasses.replace(plan, non_private=non_private, noise_multiplier=sigma, sample_rate=q, steps=steps,
                                    delta=float(changes.get("delta", plan.delta)),
                                    accountant=str(changes.get("accountant", plan.accountant)),
+                                   neighbouring=str(changes["neighbouring"]),
                                    target_epsilon=None, max_steps=None)
     return new_settings, new_plan, sorted(changes)
