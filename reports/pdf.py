@@ -81,6 +81,7 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
         page.line(s.title, size=16, weight="bold", wrap=52, gap=0.004)
         page.line(f"Run {report.run.run_id} · created {report.run.created} · dpaudit "
                   f"{report.run.dpaudit_version}", size=8.5, color="#57606a", gap=0.014)
+        page.line(s.confidential, size=11, weight="bold", color="#cf222e", gap=0.008)
         if s.noise_warning:
             page.line(s.noise_warning, size=11, weight="bold", color="#cf222e", gap=0.008)
         if s.recipe_warning:
@@ -116,4 +117,4 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
         page.flush()
         for fig in F.all_figures(report).values():
             pdf.savefig(fig)
-    return write_bytes_atomic(path, buf.getvalue(), private=False)
+    return write_bytes_atomic(path, buf.getvalue(), private=True)

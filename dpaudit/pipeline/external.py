@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dpaudit.errors import CheckpointError, DataError
-from dpaudit.rundir import members_commitment, sha256_bytes
+from dpaudit.rundir import keyed_dataset_hash, members_commitment, sha256_bytes
 
 _MAX_ID_FILE_BYTES = 64 << 20
 
@@ -82,6 +82,10 @@ def check_target_population(meta: dict[str, Any], members: TargetMembers, *, dat
         raise CheckpointError(f"target checkpoint '{where}' was trained on dataset {str(meta['dataset_sha256'])[:12]}…, "
                               f"but the audit population is {dataset_sha256[:12]}… (N={n}); use the target's data, "
                               f"data.max_examples and train.seed.")
+    keyed = meta.get("dataset_hmac_sha256")
+    if keyed is not None and members.salt is not None and keyed_dataset_hash(members.salt, dataset_sha256) != keyed:
+        raise CheckpointError(f"target checkpoint '{where}' was trained on another dataset than the audit population "
+                              f"(N={n}; keyed hash differs); use the target's data, data.max_examples and train.seed.")
     if "dataset_size" in meta and int(meta["dataset_size"]) != n:
         raise CheckpointError(f"target checkpoint '{where}' was trained on a population of {meta['dataset_size']} "
                               f"examples, the audit has N={n}; use the target's data and data.max_examples.")
