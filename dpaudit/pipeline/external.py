@@ -83,9 +83,11 @@ def check_target_population(meta: dict[str, Any], members: TargetMembers, *, dat
                               f"but the audit population is {dataset_sha256[:12]}… (N={n}); use the target's data, "
                               f"data.max_examples and train.seed.")
     keyed = meta.get("dataset_hmac_sha256")
-    if keyed is not None and members.salt is not None and keyed_dataset_hash(members.salt, dataset_sha256) != keyed:
-        raise CheckpointError(f"target checkpoint '{where}' was trained on another dataset than the audit population "
-                              f"(N={n}; keyed hash differs); use the target's data, data.max_examples and train.seed.")
+    mine = None if members.salt is None else keyed_dataset_hash(members.salt, dataset_sha256)
+    if keyed is not None and mine is not None and mine != keyed:
+        raise CheckpointError(f"target checkpoint '{where}' was trained on dataset (keyed) {str(keyed)[:12]}…, but the "
+                              f"audit population is {mine[:12]}… (N={n}); use the target's data, data.max_examples "
+                              f"and train.seed.")
     if "dataset_size" in meta and int(meta["dataset_size"]) != n:
         raise CheckpointError(f"target checkpoint '{where}' was trained on a population of {meta['dataset_size']} "
                               f"examples, the audit has N={n}; use the target's data and data.max_examples.")
