@@ -428,7 +428,8 @@ class MechanismCheck(_Serial):
     """``dpaudit verify``: white-box Dirac-canary audit of dpaudit's own DP step (``mechanism_check.json``).
 
     Attributes:
-        claimed_epsilon: the accountant's ε for the run's (σ, q, steps) at ``delta``.
+        claimed_epsilon: the accountant's ε for the run's (σ, q, steps) at ``delta``, for add/remove neighbours (the
+            canary test is one canary in or out; a replace-one claim is larger, so exceeding this proves it wrong too).
         delta: δ of the claim and of the bound.
         epsilon_lower_bound: ε_LB, valid with probability ≥ ``confidence`` if canaries are independent.
         confidence: 1 − significance of the Clopper–Pearson bound.
