@@ -60,7 +60,7 @@ def test_choices_are_checked_at_load():
     with pytest.raises(ConfigError, match=r"privacy.accountant='rdp' analyses add_remove neighbours only; set "
                                           r"privacy.accountant = 'pld'"):
         _load("privacy.accountant='rdp'")
-    with pytest.raises(ConfigError, match=r"privacy.neighbouring must be one of \{replace_one, add_remove\}"):
+    with pytest.raises(ConfigError, match=r"privacy.neighbouring must be one of \{add_remove, replace_one\}"):
         _load("privacy.neighbouring='substitute'")
     with pytest.raises(ConfigError, match=r"privacy.accountant must be one of \{pld, prv, rdp\}"):
         _load("privacy.accountant='gdp'")
