@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from dpaudit.privacy.accounting import calibrate_noise
 
     sigma_for = functools.lru_cache(None)(lambda eps, q, steps: calibrate_noise(
-        target_epsilon=eps, delta=1e-5, sample_rate=q, steps=steps))
+        target_epsilon=eps, delta=1e-5, sample_rate=q, steps=steps, accountant="prv",
+        neighbouring="add_remove"))  # as measured for RESULTS.md (PRV, add/remove)
     h_all, y = features(Path(args.features))
     x = np.hstack([h_all.astype(np.float64), np.ones((len(y), 1))])
     onehot = np.eye(2)[y]

@@ -1,4 +1,4 @@
-"""The canary directory of ``dpaudit canaries make``: the canaries (public), their inclusion (secret), bound together.
+"""The canary directory of ``dpaudit canaries make``: the canaries and their inclusion (both private), bound together.
 
 A model trained by any tool on a training set that dpaudit did not choose gets no theorem: the one-run bound
 (Steinke, Nasr, Jagielski 2023, arXiv 2305.08846 v1, Theorem 3) needs each canary IN independently with
@@ -6,8 +6,11 @@ probability ½. ``dpaudit canaries make`` flips that coin itself, per canary, fr
 (:class:`trainers.randomness.SecureRandom`), mixes the included canaries into the user's training file and
 writes:
 
-* ``canaries.json`` (0644) — all m canaries (text(s), label trained with, kind, source row, population id),
-  the label names, the size of the natural data and a ``run_id``; no inclusion in it;
+* ``canaries.json`` (0600) — all m canaries (text(s), label trained with, kind, source row, population id),
+  the label names, the size of the natural data and a ``run_id``; no inclusion in it. It is private under the
+  release boundary (docs/design.md): mislabeled canaries are real records of the user's data, chosen from
+  it, so the file is neither post-processing of a DP model nor fixed before the data were seen. Hand it only
+  to whoever runs the audit;
 * ``inclusion.json`` (0600) — the m coins, a 256-bit salt, the ``run_id`` and the sha256 of the exact
   ``canaries.json`` bytes. ``canaries.json`` holds the keyed commitment ``sha256(salt ‖ ":" ‖ included ids)``
   (:func:`dpaudit.rundir.members_commitment`), which says nothing about the coins without the salt.
@@ -120,9 +123,9 @@ def write_canary_dir(out: Path, canaries: CanarySet, included: np.ndarray, *, la
     data = json_text(doc).encode("utf-8")
     secret = {"format": FORMAT, "run_id": run_id, "canaries_sha256": _sha256(data), "salt": salt,
               "included": [int(x) for x in coins]}
-    public = write_bytes_atomic(Path(out) / CANARIES_FILE, data, private=False)
+    listing = write_bytes_atomic(Path(out) / CANARIES_FILE, data, private=True)
     private = write_bytes_atomic(Path(out) / INCLUSION_FILE, json_text(secret).encode("utf-8"), private=True)
-    return public, private
+    return listing, private
 
 
 def _read(path: Path) -> tuple[bytes, dict]:

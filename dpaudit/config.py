@@ -64,9 +64,20 @@ class PrivacyConfig:
     epsilon: float | None = None
     noise_multiplier: float | None = None
     delta: float | None = None
-    accountant: str = "prv"
+    accountant: str = "pld"
     non_private: bool = False
     force: bool = False
+    #: the relation the (ε, δ) is stated for: "replace_one" (N public) or "add_remove" (N private; only then
+    #: may "prv"/"rdp" be used). docs/design.md, "Release boundary".
+    neighbouring: str = "replace_one"
+
+    def __post_init__(self) -> None:
+        from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only
+
+        if self.accountant in ACCOUNTANTS and self.neighbouring not in ACCOUNTANTS.get(self.accountant).relations:
+            raise ConfigError(f"privacy.accountant='{self.accountant}' analyses add_remove neighbours only; set "
+                              f"privacy.accountant = 'pld' (or privacy.neighbouring = 'add_remove', which keeps the "
+                              f"dataset size private).")
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("clipping", "style"): CLIPPING_STYLES, ("clipping", "mode"): CLIPPING_MODES,
     ("optim", "optimizer"): ("adam", "adamw", "sgd"), ("optim", "schedule"): ("constant", "linear", "cosine"),
     ("train", "noise"): ("secure", "seeded"),
+    ("privacy", "neighbouring"): ("replace_one", "add_remove"),
     ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
     ("target", "scores_kind"): ("logits", "probabilities"),
     ("audit", "reference"): ("none", "non_private", "full_non_private"),

@@ -13,7 +13,8 @@ epochs=, max_grad_norm=)`` returns ``(module, optimizer, data_loader)``:
 * a data loader with Poisson sampling at ``q = 1 / len(data_loader)`` (:mod:`trainers.poisson`).
 
 The engine's accountant (``"prv"`` by default, or ``"rdp"``) records one step per optimizer step and
-answers :meth:`PrivacyEngine.get_epsilon`; ε is for add/remove-one-example neighbours.
+answers :meth:`PrivacyEngine.get_epsilon`; ε is for add/remove-one-example neighbours by default (as opacus),
+or replace-one (``PrivacyEngine(accountant="pld", neighbouring="replace_one")``).
 """
 
 from __future__ import annotations
@@ -55,17 +56,23 @@ class PrivacyEngine:
     """Accountant and factory, as ``opacus.PrivacyEngine``.
 
     Args:
-        accountant: ``"prv"`` (default, as opacus) or ``"rdp"``.
+        accountant: ``"prv"`` (default, as opacus), ``"rdp"`` or ``"pld"``.
+        neighbouring: ``"add_remove"`` (default: the relation opacus' accountants analyse, so the same σ, q and
+            steps give opacus' ε) or ``"replace_one"`` (with ``accountant="pld"``: the relation ``dpaudit train``
+            claims, right when the dataset size is published; docs/design.md, "Release boundary").
         secure_mode: accepted for opacus compatibility; dpaudit's noise and sampling always come from the OS
             CSPRNG unless ``seed`` is given to :meth:`make_private`.
     """
 
-    def __init__(self, *, accountant: str = "prv", secure_mode: bool = True) -> None:
+    def __init__(self, *, accountant: str = "prv", neighbouring: str = "add_remove", secure_mode: bool = True) -> None:
         from dpaudit.privacy import ACCOUNTANTS
 
         if accountant not in ACCOUNTANTS:
             raise ConfigError(f"accountant must be one of {sorted(ACCOUNTANTS)}, got {accountant!r}.")
+        if neighbouring not in ("add_remove", "replace_one"):
+            raise ConfigError(f"neighbouring must be 'add_remove' or 'replace_one', got {neighbouring!r}.")
         self.accountant = accountant
+        self.neighbouring = neighbouring
         self.history: list[list] = []  # [[σ, q, steps]] — opacus' accountant history
         self.noise_multiplier: float | None = None
         self.sample_rate: float | None = None
@@ -92,7 +99,8 @@ class PrivacyEngine:
         """ε (nats) spent so far at ``delta``, an upper bound; 0.0 before the first step."""
         from dpaudit.privacy import epsilon_from_history
 
-        return epsilon_from_history([tuple(h) for h in self.history], delta=delta, accountant=self.accountant)
+        return epsilon_from_history([tuple(h) for h in self.history], delta=delta, accountant=self.accountant,
+                                    neighbouring=self.neighbouring)
 
     def make_private(self, *, module, optimizer, data_loader, max_grad_norm: float,
                      noise_multiplier: float | None = None, target_epsilon: float | None = None,
@@ -155,7 +163,7 @@ class PrivacyEngine:
                               "train, so that σ is calibrated for them).")
         planned = int(steps) if steps is not None else int(float(epochs) / q)
         return calibrate_noise(target_epsilon=target_epsilon, delta=target_delta, sample_rate=q, steps=planned,
-                               accountant=self.accountant)
+                               accountant=self.accountant, neighbouring=self.neighbouring)
 
     def detach(self) -> None:
         """Remove the hooks from the model (e.g. before exporting or evaluating it elsewhere)."""

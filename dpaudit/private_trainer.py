@@ -136,7 +136,7 @@ class PrivateTrainer(Trainer):
         e = self.privacy_engine
         return ReleaseClaim(epsilon=self.epsilon(), delta=self.target_delta, noise_multiplier=float(e.noise_multiplier),
                      sample_rate=float(e.sample_rate), steps=e.steps, accountant=e.accountant,
-                     max_grad_norm=e.max_grad_norm, noise=e.noise)
+                     max_grad_norm=e.max_grad_norm, noise=e.noise, neighbouring=e.neighbouring)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)

@@ -200,4 +200,4 @@ def dump_report(report: AuditReport, path: str | Path) -> Path:
 
     data = report.to_dict()
     validate_report(data)
-    return write_json_atomic(path, data, sort_keys=False, private=False)
+    return write_json_atomic(path, data, sort_keys=False, private=True)

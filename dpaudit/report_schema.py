@@ -198,8 +198,9 @@ class PrivacySection(_Serial):
         noise_multiplier: σ/C.
         sample_rate: Poisson sampling probability per step.
         steps: optimizer steps.
-        accountant: ``"prv"`` or ``"rdp"``.
-        neighbouring: neighbouring relation; ``"add_remove"``.
+        accountant: ``"pld"``, ``"prv"`` or ``"rdp"``.
+        neighbouring: the relation the (ε, δ) holds for: ``"replace_one"`` (dpaudit's models: N public)
+            or ``"add_remove"`` (a user's or an older checkpoint's claim).
         clipping: the clipping configuration.
         profile: δ(ε) grid for the ROC ceiling, or ``None``.
         epsilon_history: ε over training.
@@ -436,7 +437,8 @@ class MechanismCheck(_Serial):
     """``dpaudit verify``: white-box Dirac-canary audit of dpaudit's own DP step (``mechanism_check.json``).
 
     Attributes:
-        claimed_epsilon: the accountant's ε for the run's (σ, q, steps) at ``delta``.
+        claimed_epsilon: the accountant's ε for the run's (σ, q, steps) at ``delta``, for add/remove neighbours (the
+            canary test is one canary in or out; a replace-one claim is larger, so exceeding this proves it wrong too).
         delta: δ of the claim and of the bound.
         epsilon_lower_bound: ε_LB, valid with probability ≥ ``confidence`` if canaries are independent.
         confidence: 1 − significance of the Clopper–Pearson bound.

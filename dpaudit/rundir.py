@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import re
 import shutil
@@ -35,8 +36,11 @@ from dpaudit.fileio import json_text, refuse_symlink, write_bytes_atomic
 
 MARKER = "dpaudit-run.json"
 MARKER_FORMAT = "dpaudit-run-1"
-#: Files that may be shared (0644); everything else in a run directory is created 0600.
-SHAREABLE = frozenset({"audit.json", "report.html", "report.md", "report.pdf", "metrics.json", MARKER})
+#: Public files (0644): post-processing of the DP-trained model and of values fixed before the data were seen
+#: (docs/design.md, "Release boundary"). Everything else in a run directory is private (0600): audit.json,
+#: the reports, metrics.json and this marker state functions of the data or of the target's membership.
+SUMMARY = "summary.json"
+SHAREABLE = frozenset({SUMMARY})
 _MAX_MARKER_BYTES = 1 << 20
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")  # dpaudit.fileio.write_bytes_atomic's temporaries
 
@@ -87,6 +91,18 @@ def members_commitment(salt: str, ids: Any) -> str:
     """
     text = salt + ":" + ",".join(str(i) for i in sorted(int(i) for i in ids))
     return sha256_bytes(text.encode("utf-8"))
+
+
+def keyed_dataset_hash(key: str, dataset_sha256: str) -> str:
+    """HMAC-SHA256 of a dataset's content hash under the run's secret key, as hex.
+
+    ``key`` is the 256-bit CSPRNG salt of the private ``split.json``. A public file (the checkpoint metadata)
+    names its data only this way: an unkeyed content hash would let an adversary who knows every record but
+    one hash both candidate datasets and read off which was used (docs/design.md, "Release boundary").
+    Whoever holds ``split.json`` can recompute it and check that an audit population is the training data.
+    """
+    return hmac.new(key.encode("utf-8"), b"dpaudit-dataset-1:" + dataset_sha256.encode("ascii"),
+                    hashlib.sha256).hexdigest()
 
 
 class RunDir:
@@ -243,7 +259,7 @@ class RunDir:
             self._save()
 
     def _save(self) -> None:
-        write_bytes_atomic(self.path / MARKER, json_text(self.record).encode("utf-8"), private=False)
+        write_bytes_atomic(self.path / MARKER, json_text(self.record).encode("utf-8"), private=True)
 
 
 #: Files a run commits before any model trains (drawn in seconds, secret, of no use without the models):

@@ -58,7 +58,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from dpaudit.protection import ALL_LEVELS, NOT_MEASURABLE, has_dp_guarantee, protection_level, report_power
-from dpaudit.report_schema import AttackResult, AuditReport, Check, is_estimate
+from dpaudit.report_schema import AttackResult, AuditReport, Check
 from dpaudit.sanitize import clean_text, guard_line
 from dpaudit.reports.policy import Policy
 from dpaudit.reports.recompute import gated_bounds, mechanism_mismatch, mechanism_power, recompute_epsilon, target_kind

@@ -62,4 +62,4 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
 
 def write_html(report: AuditReport, path: str | Path) -> Path:
     """Write :func:`render_html` output to ``path`` (UTF-8, atomically, never through a link); returns the path."""
-    return write_text_atomic(Path(path), render_html(report), private=False)
+    return write_text_atomic(Path(path), render_html(report), private=True)

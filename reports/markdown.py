@@ -52,7 +52,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def render_markdown(report: AuditReport) -> str:
     """Render the PR-comment summary of ``report`` (a ``str`` ending in a newline)."""
     s = S.summarize(report)
-    lines = [f"## {escape_md(s.title)}", "",
+    lines = [f"## {escape_md(s.title)}", "", f"**{escape_md(s.confidential)}**", "",
              f"**Verdict: {_BADGES[s.verdict_status]}** — {escape_md(s.verdict)}", ""]
     if s.noise_warning:
         lines += [f"> ⚠️ **{escape_md(s.noise_warning)}**", ""]
@@ -108,4 +108,4 @@ def _sign_off_lines(report: AuditReport) -> list[str]:
 
 def write_markdown(report: AuditReport, path: str | Path) -> Path:
     """Write :func:`render_markdown` output to ``path`` (atomically, never through a link); returns the path."""
-    return write_text_atomic(Path(path), render_markdown(report), private=False)
+    return write_text_atomic(Path(path), render_markdown(report), private=True)

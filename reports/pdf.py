@@ -91,4 +91,4 @@ def write_pdf(report: AuditReport, path: str | Path) -> Path:
     refuse_symlink(path)
     if find_chromium() is None:  # before rendering the figures: fail at once
         raise ConfigError(MISSING_ENGINE)
-    return write_bytes_atomic(path, print_to_pdf(render_html(report, dpi=150)), private=False)
+    return write_bytes_atomic(path, print_to_pdf(render_html(report, dpi=150)), private=True)

@@ -20,7 +20,8 @@ from dpaudit.reports.power import canaries_sentence, power_sentence
 from dpaudit.report_schema import AttackResult, AuditReport, ReferenceSection, is_estimate, strongest_of
 
 __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLUMNS", "privacy_rows",
-           "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "claim_note",
+           "utility_rows", "provenance_rows", "mechanism_rows", "HEADLINE_FPR", "SEEDED_NOISE", "CONFIDENTIAL",
+           "claim_note",
            "display_source", "redact_paths", "utility_sentence", "reference_sentence", "reference_note",
            "comparison_rows",
            "COMPARISON_COLUMNS", "target_label", "plural", "fmt_duration", "fmt_confidence", "bound_note",
@@ -28,6 +29,10 @@ __all__ = ["Summary", "summarize", "fmt", "fmt_pct", "attack_rows", "ATTACK_COLU
 
 #: The first-screen warning for a report whose noise came from a seed.
 SEEDED_NOISE = "Seeded noise: not a private release"
+#: First line of every report and of the audit's screen output: audit.json and the reports are private
+#: (0600) because their numbers are functions of the audit target's secret membership row
+#: (docs/design.md, "Release boundary"); ``summary.json`` is the public part.
+CONFIDENTIAL = "confidential: describes the audit target's membership"
 
 _CLAIM_NOTES = {"checkpoint": "asserted by the checkpoint, not verified",
                 "user": "stated by the user, not verified"}
@@ -102,6 +107,7 @@ class Summary:
     reference: str | None = None  # the non-private reference beside the target (``audit.reference``), else None
     canaries: str | None = None  # "Canaries recognised: AUC x, ε ≥ y (cap z)" (``audit.canaries``), else None
     power: str | None = None  # why the audit could not have seen leakage, else None
+    confidential: str = CONFIDENTIAL  # the release label, shown first (docs/design.md, "Release boundary")
 
 
 def claim_note(report: AuditReport) -> str:

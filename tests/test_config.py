@@ -55,8 +55,14 @@ def test_closed_ends_are_accepted_and_open_ends_refused():
 
 
 def test_choices_are_checked_at_load():
-    assert _load("privacy.accountant='rdp'").privacy.accountant == "rdp"
-    with pytest.raises(ConfigError, match=r"privacy.accountant must be one of \{prv, rdp\}"):
+    assert _load("privacy.accountant='rdp'", "privacy.neighbouring='add_remove'").privacy.accountant == "rdp"
+    # opacus' accountants analyse add/remove only: with the default replace-one claim they are refused
+    with pytest.raises(ConfigError, match=r"privacy.accountant='rdp' analyses add_remove neighbours only; set "
+                                          r"privacy.accountant = 'pld'"):
+        _load("privacy.accountant='rdp'")
+    with pytest.raises(ConfigError, match=r"privacy.neighbouring must be one of \{add_remove, replace_one\}"):
+        _load("privacy.neighbouring='substitute'")
+    with pytest.raises(ConfigError, match=r"privacy.accountant must be one of \{pld, prv, rdp\}"):
         _load("privacy.accountant='gdp'")
     with pytest.raises(ConfigError, match="clipping.mode = 'groups' needs clipping.groups"):
         _load("clipping.mode='groups'")

@@ -125,7 +125,7 @@ def test_unknown_names_raise_the_one_error_everywhere():
 
     with pytest.raises(UnknownNameError, match=r"^unknown attack 'lira'; known attacks: .*rmia, shadow\.$"):
         create_attack("lira")
-    with pytest.raises(UnknownNameError, match=r"^accountant must be one of \{prv, rdp.*\}, got accountant='gdp'\.$"):
+    with pytest.raises(UnknownNameError, match=r"^accountant must be one of \{pld, prv, rdp.*\}, got accountant='gdp'\.$"):
         create_accountant("gdp")
     with pytest.raises(UnknownNameError, match=r"^estimator must be one of \{one_run, one_run_fdp\}"):
         ONE_RUN_ESTIMATORS.get("two_run")

@@ -4,7 +4,7 @@
 ``head.bias``), the optimizer moments (``train_state.opt.<param>.<key>``; Adam/SGD state is computed from
 noisy gradients only, so it is DP post-processing and as public as the tables), and JSON metadata: format,
 backbone hash and source, labels, model config, the step count, the accountant history, the noise kind of
-each row, the data it trained on (dataset hash and a keyed commitment to the training ids) and the
+each row, the data it trained on (a keyed dataset hash and a keyed commitment to the training ids) and the
 scheduler state. Because tables, optimizer state, step count and accountant history are one file written
 by one atomic rename (:meth:`dpaudit.rundir.RunDir.write`), no crash can leave released parameters that
 saw more steps than are recorded and accounted. Nothing is unpickled; no noise state is stored (resume

@@ -71,6 +71,7 @@ class TrainSettings:
     target_epsilon: float | None = None
     delta: float = 1e-5  # resolved δ; the config's default is 1/(10·N), known only with the data
     accountant: str = _PRIVACY.accountant
+    neighbouring: str = _PRIVACY.neighbouring  # the relation ε is stated for (replace_one / add_remove)
     autocast: bool = _TRAIN.autocast
     dropout: bool = _TRAIN.dropout
     sample_rate: float | None = None  # fixed q instead of batch_size / N (shadows copying a target)
@@ -328,14 +329,16 @@ class Trainer:
                 if self.max_steps is not None and self.step >= self.max_steps:
                     outcome.stopped_by_budget = True
                     break
-                loss = self._train_step()
+                self._train_step()  # its mean loss is an un-noised statistic of the secret batch: never shown
                 self.step += 1
                 if self.epsilon_fn is not None and (self.step in marks or self.step % steps_per_epoch == 0):
                     eps_now = self.epsilon_fn(self.step)
                     self.history["steps"].append(self.step)
                     self.history["epsilons"].append(eps_now)
-                bar.set_postfix(loss=f"{loss:.3f}",
-                                eps="inf" if self.settings.non_private else f"{eps_now:.2f}", refresh=False)
+                # ε only: a function of σ, q and the step count (public under replace-one). The batch loss
+                # and clip fraction are un-noised statistics of the secret batches (docs/design.md,
+                # "Release boundary") and never reach a screen a CI log keeps.
+                bar.set_postfix(eps="inf" if self.settings.non_private else f"{eps_now:.2f}", refresh=False)
                 bar.update(1)
                 if self.step % steps_per_epoch == 0 or self.step == self.planned_steps:
                     self.save()

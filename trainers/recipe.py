@@ -43,12 +43,14 @@ class PrivacyPlan:
     target_epsilon: float | None
     max_steps: int | None
     accountant: str
+    neighbouring: str = "replace_one"  # the relation σ is calibrated and ε stated for
 
     def epsilon(self, steps: int) -> float:
         if self.non_private:
             return math.inf
         return compute_epsilon(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate,
-                               steps=steps, delta=self.delta, accountant=self.accountant)
+                               steps=steps, delta=self.delta, accountant=self.accountant,
+                               neighbouring=self.neighbouring)
 
 
 #: Fewer optimizer steps than this and :func:`few_steps_warning` warns (DP-SGD's noise averages out over steps;
@@ -107,12 +109,13 @@ def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings,
                          lr=float(o.lr), head_lr=None if o.head_lr is None else float(o.head_lr),
                          optimizer=o.optimizer, momentum=o.momentum, weight_decay=o.weight_decay,
                          schedule=o.schedule, warmup_fraction=o.warmup_fraction, clipping=clipping,
-                         non_private=p.non_private, accountant=p.accountant, autocast=t.autocast, dropout=t.dropout)
+                         non_private=p.non_private, accountant=p.accountant, neighbouring=p.neighbouring,
+                         autocast=t.autocast, dropout=t.dropout)
     q, steps = sample_rate_and_steps(base, train_sizes)
     n = int(min(train_sizes))
     delta = default_delta(n) if p.delta is None else check_delta(p.delta, n, force=p.force)
     if p.non_private:
-        plan = PrivacyPlan(True, 0.0, q, steps, delta, None, None, p.accountant)
+        plan = PrivacyPlan(True, 0.0, q, steps, delta, None, None, p.accountant, p.neighbouring)
         return dataclasses.replace(base, noise_multiplier=0.0, delta=delta), plan
     if p.epsilon is not None and not (p.epsilon > 0 and math.isfinite(p.epsilon)):
         raise PrivacyError(f"privacy.epsilon must be in (0, inf), got epsilon={p.epsilon!r}; "
@@ -125,19 +128,19 @@ def resolve_privacy(cfg: Config, train_sizes: list[int]) -> tuple[TrainSettings,
         guard = None
         if p.epsilon is not None:
             guard = max_steps(noise_multiplier=sigma, sample_rate=q, target_epsilon=p.epsilon, delta=delta,
-                              accountant=p.accountant)
+                              accountant=p.accountant, neighbouring=p.neighbouring)
             if guard == 0:
                 raise PrivacyError(f"not even one step fits in ε={p.epsilon} at σ={sigma}, q={q:.4g}; raise "
                                    f"privacy.epsilon or noise_multiplier.")
     elif p.epsilon is not None:
         sigma = calibrate_noise(target_epsilon=p.epsilon, delta=delta, sample_rate=q, steps=steps,
-                                accountant=p.accountant)
+                                accountant=p.accountant, neighbouring=p.neighbouring)
         guard = max_steps(noise_multiplier=sigma, sample_rate=q, target_epsilon=p.epsilon, delta=delta,
-                          accountant=p.accountant)
+                          accountant=p.accountant, neighbouring=p.neighbouring)
     else:
         raise ConfigError("no privacy level given: set privacy.epsilon, privacy.noise_multiplier or privacy.preset "
                           "(high | balanced | utility), or privacy.non_private = true.")
-    plan = PrivacyPlan(False, sigma, q, steps, delta, p.epsilon, guard, p.accountant)
+    plan = PrivacyPlan(False, sigma, q, steps, delta, p.epsilon, guard, p.accountant, p.neighbouring)
     return dataclasses.replace(base, noise_multiplier=sigma, delta=delta, target_epsilon=p.epsilon), plan
 
 

@@ -97,12 +97,15 @@ def show_progress_messages(name: str = "dpaudit.pipeline") -> None:
 
 
 def _print_summary(report) -> None:
+    from dpaudit.reports.summary import CONFIDENTIAL
+
     p = report.privacy
+    print(f"\n{CONFIDENTIAL} (audit.json and the reports are 0600; summary.json is the public part)")
     claim = ("no DP claim" if p.claim_source == "none" else "ε = ∞ (non-private)" if p.non_private
              else f"ε = {p.epsilon:.3g}, δ = {p.delta:.2g}" + (" (stated by the user)" if p.claim_source == "user" else ""))
     base = report.utility.majority_baseline
     base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
-    print(f"\nclaimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
+    print(f"claimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
     if report.attacks:
         print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
     for att in report.attacks:

@@ -73,14 +73,22 @@ def _shared_split(comm, run, cfg, ds, info):
     return comm.broadcast_array(train_ids), comm.broadcast_array(holdout), salt
 
 
-def _meta(cfg, ds, info, commitment: str | None, n_train: int) -> dict:
-    """The checkpoint metadata of a trained model (``commitment``: None on ranks other than 0)."""
+def _meta(cfg, ds, info, salt: str | None, train_ids) -> dict:
+    """The checkpoint metadata of a trained model (``salt``: None on ranks other than 0, which write nothing).
+
+    Public once the model is released: the data are named by a keyed hash and a keyed commitment only, never
+    by an unkeyed content hash (docs/design.md, "Release boundary"); the sizes are public under replace-one.
+    """
+    from dpaudit.rundir import keyed_dataset_hash, members_commitment
+
+    keyed = None if salt is None else keyed_dataset_hash(salt, ds.sha256)
+    commitment = None if salt is None else members_commitment(salt, train_ids)
     return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
             "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
             "pooling": cfg.model.pooling,
-            "dataset_sha256": ds.sha256, "dataset_size": len(ds), "members_commitment": commitment,
-            "n_train": int(n_train)}
+            "dataset_hmac_sha256": keyed, "dataset_size": len(ds), "members_commitment": commitment,
+            "n_train": int(len(train_ids)), "neighbouring": cfg.privacy.neighbouring}
 
 
 def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tuple[int, int], settings, plan, *,
@@ -115,7 +123,7 @@ def _train(args: argparse.Namespace, cfg, run_path: str, comm) -> int:
 
     from dpaudit.data import class_summary, load_configured_dataset
     from dpaudit.models import load_backbone
-    from dpaudit.rundir import RunDir, members_commitment
+    from dpaudit.rundir import RunDir
 
     noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
     run = RunDir.claim(run_path, command="train", force=args.force_run_dir) if comm.is_main else None
@@ -137,7 +145,7 @@ def _train(args: argparse.Namespace, cfg, run_path: str, comm) -> int:
     warning = few_steps_warning(plan, settings)
     if warning:
         print(warning)
-    meta = _meta(cfg, ds, info, members_commitment(salt, train_ids) if comm.is_main else None, len(train_ids))
+    meta = _meta(cfg, ds, info, salt if comm.is_main else None, train_ids)
     membership = np.zeros((1, len(ds)), dtype=bool)
     membership[0, train_ids] = True
     outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan,
@@ -148,20 +156,34 @@ def _train(args: argparse.Namespace, cfg, run_path: str, comm) -> int:
     metrics = _evaluate(clf, encoded, ds, holdout, cfg=cfg, plan=plan, settings=settings, outcome=outcome,
                         info=info, noise=noise, started=started, world_size=comm.world_size, n_train=len(train_ids))
     run.write_json("metrics.json", metrics)
+    _write_summary(run, cfg, plan, outcome, info, n=len(ds), n_train=len(train_ids), epsilon=metrics["epsilon"])
     _print_result(outcome, plan, metrics["heldout_accuracy"], metrics["majority_baseline"],
                   plan.epsilon(outcome.steps), run.path)
     return 0
+
+
+def _write_summary(run, cfg, plan, outcome, info, *, n: int, n_train: int, epsilon: float | None) -> None:
+    """``summary.json``, the run's one public file (dpaudit.release): the released model's hash and claim."""
+    from dpaudit.release import SUMMARY, train_summary
+    from dpaudit.trainers.checkpoint import MODELS_FILE
+
+    run.write_json(SUMMARY, train_summary(cfg=cfg, plan=plan, outcome=outcome, info=info,
+                                          models_sha256=run.entry(MODELS_FILE).get("sha256"), dataset_size=n,
+                                          n_train=n_train, epsilon=epsilon))
 
 
 def _evaluate(clf, encoded, ds, holdout, *, cfg, plan, settings, outcome, info, noise: str, started: float,
               world_size: int, n_train: int) -> dict:
     """``metrics.json``: held-out accuracy beside the majority-class baseline, the accounting, provenance."""
     from dpaudit.protection import majority_baseline
+    from dpaudit.release import PRIVATE_LABEL
     from dpaudit.trainers.predict import predict_logits
 
     logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
     epsilon = plan.epsilon(outcome.steps)
     return {
+        "release": PRIVATE_LABEL,
+        "privacy": {"neighbouring": cfg.privacy.neighbouring, "accountant": plan.accountant},
         "heldout_accuracy": float((logits.argmax(1) == ds.labels[holdout]).mean()),
         "majority_baseline": majority_baseline(ds.labels[holdout]),
         "n_train": int(n_train), "n_heldout": int(len(holdout)),

@@ -39,6 +39,7 @@ class Claim:
     noise: str | None
     profile: tuple[tuple[float, ...], tuple[float, ...]] | None
     reason: str | None = None
+    neighbouring: str = "add_remove"  # the relation ε is stated for; a user's (opacus) claim is add/remove
 
 
 def claim_keys(t: TargetConfig) -> list[str]:
@@ -90,7 +91,7 @@ def user_claim(t: TargetConfig, n_train: int) -> Claim:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             eps = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
-                                  accountant=t.claim_accountant)
+                                  accountant=t.claim_accountant, neighbouring="add_remove")
             profile = _profile(sigma, q, steps, eps, t.claim_accountant)
     except (ValueError, OverflowError, MemoryError, FloatingPointError, ZeroDivisionError) as err:
         raise PrivacyError(f"the stated claim σ={sigma:g}, q={q:g}, steps={steps} cannot be accounted by "
@@ -116,10 +117,11 @@ def plan_claim(plan, steps: int, history: dict, source: str, noise: str | None) 
     """The claim of a :class:`~dpaudit.trainers.recipe.PrivacyPlan` after ``steps`` steps (accountant or checkpoint)."""
     if plan.non_private:
         return Claim(source, True, None, plan.delta, 0.0, plan.sample_rate, steps, plan.accountant, history, None,
-                     None, reason="trained without clipping or noise (ε = ∞)")
+                     None, reason="trained without clipping or noise (ε = ∞)", neighbouring=plan.neighbouring)
     eps = plan.epsilon(steps)
     return Claim(source, False, eps, plan.delta, plan.noise_multiplier, plan.sample_rate, steps, plan.accountant,
-                 history, noise, _profile(plan.noise_multiplier, plan.sample_rate, steps, eps, plan.accountant))
+                 history, noise, _profile(plan.noise_multiplier, plan.sample_rate, steps, eps, plan.accountant),
+                 neighbouring=plan.neighbouring)
 
 
 def checkpoint_claim(plan, meta: dict) -> Claim:

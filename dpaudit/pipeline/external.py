@@ -22,7 +22,7 @@ import numpy as np
 
 from dpaudit.errors import CheckpointError, DataError
 from dpaudit.input_limits import read_capped
-from dpaudit.rundir import members_commitment, sha256_bytes
+from dpaudit.rundir import keyed_dataset_hash, members_commitment, sha256_bytes
 
 _MAX_ID_FILE_BYTES = 64 << 20
 
@@ -114,6 +114,12 @@ def check_target_population(meta: dict[str, Any], members: TargetMembers, *, dat
         raise CheckpointError(f"target checkpoint '{where}' was trained on dataset {str(meta['dataset_sha256'])[:12]}…, "
                               f"but the audit population is {dataset_sha256[:12]}… (N={n}); use the target's data, "
                               f"data.max_examples and train.seed.")
+    keyed = meta.get("dataset_hmac_sha256")
+    mine = None if members.salt is None else keyed_dataset_hash(members.salt, dataset_sha256)
+    if keyed is not None and mine is not None and mine != keyed:
+        raise CheckpointError(f"target checkpoint '{where}' was trained on dataset (keyed) {str(keyed)[:12]}…, but the "
+                              f"audit population is {mine[:12]}… (N={n}); use the target's data, data.max_examples "
+                              f"and train.seed.")
     if "dataset_size" in meta and int(meta["dataset_size"]) != n:
         raise CheckpointError(f"target checkpoint '{where}' was trained on a population of {meta['dataset_size']} "
                               f"examples, the audit has N={n}; use the target's data and data.max_examples.")
@@ -143,6 +149,8 @@ def target_recipe(meta: dict[str, Any], settings, plan):
                 "delta", "accountant"):
         if key in stated:
             changes[key] = stated[key]
+    # a checkpoint written before replace-one accounting (no "neighbouring") stated add/remove
+    changes["neighbouring"] = stated.get("neighbouring", "add_remove" if "accountant" in stated else plan.neighbouring)
     if "lr" in stated:  # a checkpoint written before optim.head_lr existed trained its head at lr
         changes["head_lr"] = stated.get("head_lr")
     if isinstance(stated.get("clipping"), dict):
@@ -159,5 +167,6 @@ def target_recipe(meta: dict[str, Any], settings, plan):
     new_plan = dataclasses.replace(plan, non_private=non_private, noise_multiplier=sigma, sample_rate=q, steps=steps,
                                    delta=float(changes.get("delta", plan.delta)),
                                    accountant=str(changes.get("accountant", plan.accountant)),
+                                   neighbouring=str(changes["neighbouring"]),
                                    target_epsilon=None, max_steps=None)
     return new_settings, new_plan, sorted(changes)

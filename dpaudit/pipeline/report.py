@@ -40,7 +40,7 @@ def privacy_section(claim: Claim, clipping) -> PrivacySection:
     return PrivacySection(
         non_private=claim.non_private, epsilon=claim.epsilon, delta=claim.delta,
         noise_multiplier=claim.noise_multiplier, sample_rate=claim.sample_rate, steps=claim.steps,
-        accountant=claim.accountant, neighbouring="add_remove", clipping=ClippingSummary.from_config(clipping),
+        accountant=claim.accountant, neighbouring=claim.neighbouring, clipping=ClippingSummary.from_config(clipping),
         profile=profile,
         epsilon_history=EpsilonHistory(steps=tuple(claim.history["steps"]), epsilons=tuple(claim.history["epsilons"])),
         reason=claim.reason, noise=claim.noise, claim_source=claim.source,

@@ -42,6 +42,7 @@ from dpaudit.pipeline.shadows import DPAUDIT_RECIPE, ShadowJob, full_recipe
 from dpaudit.pipeline.signals import shadows_stage, signals_stage
 from dpaudit.pipeline.stage import file_sha, forget_from
 from dpaudit.pipeline.target import TargetSource, obtained, open_target, target_kind, target_stage
+from dpaudit.release import SUMMARY, audit_summary
 from dpaudit.report_io import dump_report
 from dpaudit.report_schema import AuditReport
 from dpaudit.rundir import RunDir, config_inputs
@@ -308,5 +309,6 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
                  utility(signals, membership, pop.ds.labels, pop.n_natural), results, canary, family, reference,
                  canaries, num_shadows=len(membership) - 1),
         mechanism_check=mechanism_stage(rundir, cfg, pop, membership, settings, plan))
-    dump_report(report, rundir.file("audit.json"))
+    dump_report(report, rundir.file("audit.json"))  # confidential (0600): the target's membership shows
+    rundir.write_json(SUMMARY, audit_summary(cfg, report))  # the public part (dpaudit.release)
     return AuditOutcome(run_dir=rundir.path, report=report)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dpaudit.privacy.accounting import (
     ACCOUNTANTS,
+    DEFAULT_ACCOUNTANT,
+    DEFAULT_NEIGHBOURING,
     AccountingResult,
     NeighbouringRelation,
     PrivacyProfile,
@@ -57,6 +59,8 @@ __all__ = [
     "ThresholdStrategy",
     "account",
     "bonferroni_family",
+    "DEFAULT_ACCOUNTANT",
+    "DEFAULT_NEIGHBOURING",
     "calibrate_noise",
     "check_delta",
     "clopper_pearson_epsilon",

@@ -5,8 +5,10 @@ A backend turns an accountant *history* — opacus's list ``[(noise_multiplier, 
 method, never at module import: ``opacus.accountants`` imports torch (through ``opacus.optimizers``), and
 ``dpaudit.privacy`` must stay importable without it (docs/design.md, "Data flow": privacy math never imports torch).
 
-Registered: ``"prv"`` (default; Gopi et al., arXiv 2106.02848) and ``"rdp"`` (Mironov et al.,
-arXiv 1908.10530, with the RDP→(ε, δ) conversion of Balle et al., arXiv 1905.09982, Theorem 21).
+Registered: ``"pld"`` (default; Google's ``dp_accounting`` privacy-loss distributions, the only one that
+analyses replace-one neighbours), ``"prv"`` (Gopi et al., arXiv 2106.02848) and ``"rdp"`` (Mironov et al.,
+arXiv 1908.10530, with the RDP→(ε, δ) conversion of Balle et al., arXiv 1905.09982, Theorem 21); the last
+two analyse add/remove neighbours only (:attr:`AccountantBackend.relations`).
 """
 
 from __future__ import annotations
@@ -30,20 +32,45 @@ History = Sequence[tuple[float, float, int]]
 PRV_EPS_ERROR = 0.01
 #: δ discretisation error of the PRV profile; no profile δ is reported below this value.
 PRV_DELTA_ERROR = 1e-10
+#: Discretisation interval of the PLD accountant's privacy loss, in nats (rounded pessimistically).
+PLD_INTERVAL = 1e-3
+
+
+#: The neighbouring relations an (ε, δ) statement can be made for (``NeighbouringRelation`` values).
+RELATIONS = ("replace_one", "add_remove")
 
 
 class AccountantBackend(Protocol):
     """What a registered accountant provides. All methods take a non-empty, fully private history
-    (every σ > 0, q > 0, steps > 0); the edge cases are handled once in :mod:`accounting`."""
+    (every σ > 0, q > 0, steps > 0) and a relation from :attr:`relations` (checked once in :mod:`accounting`,
+    with the other edge cases)."""
+
+    #: the neighbouring relations this accountant analyses (values of :data:`RELATIONS`).
+    relations: frozenset[str]
 
     def create(self) -> Any:
-        """Return a fresh opacus accountant (``IAccountant``) of this kind."""
+        """Return a fresh accountant object of this kind."""
 
-    def epsilon(self, history: History, delta: float) -> float:
-        """ε (nats) at ``delta``, an upper bound exactly as opacus reports it."""
+    def epsilon(self, history: History, delta: float, neighbouring: str) -> float:
+        """ε (nats) at ``delta``, an upper bound."""
 
-    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+    def deltas(self, history: History, epsilons: np.ndarray, neighbouring: str) -> np.ndarray:
         """δ(ε) for each ε of ``epsilons`` (sorted ascending), each an upper bound."""
+
+
+def check_relation(name: str, neighbouring: str) -> AccountantBackend:
+    """The backend ``name`` after checking that it analyses ``neighbouring``.
+
+    Raises:
+        ConfigError: ``neighbouring`` is not a relation, or the accountant does not analyse it.
+    """
+    backend = get_backend(name)
+    if neighbouring not in RELATIONS:
+        raise ConfigError(f"neighbouring must be one of {{{', '.join(RELATIONS)}}}, got neighbouring={neighbouring!r}.")
+    if neighbouring not in backend.relations:
+        raise ConfigError(f"accountant '{name}' analyses {', '.join(sorted(backend.relations))} neighbours only, not "
+                          f"{neighbouring}; use accountant='pld' for replace_one.")
+    return backend
 
 
 def check_history(history: History) -> list[tuple[float, float, int]]:
@@ -135,18 +162,20 @@ class PRVBackend:
     (:data:`PRV_EPS_ERROR`, :data:`PRV_DELTA_ERROR`).
     """
 
+    relations = frozenset({"add_remove"})
+
     def create(self) -> Any:
         from opacus.accountants import PRVAccountant
 
         return PRVAccountant()
 
-    def epsilon(self, history: History, delta: float) -> float:
+    def epsilon(self, history: History, delta: float, neighbouring: str = "add_remove") -> float:
         acc = self.create()
         acc.history = [tuple(h) for h in history]
         with _quiet_rdp_domain():
             return float(acc.get_epsilon(delta=delta))
 
-    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+    def deltas(self, history: History, epsilons: np.ndarray, neighbouring: str = "add_remove") -> np.ndarray:
         acc = self.create()
         acc.history = [tuple(h) for h in history]
         # opacus exposes the composed discrete PRV only through this private helper (opacus 1.5/1.6).
@@ -173,17 +202,19 @@ class RDPBackend:
     bound, so the minimum is an upper bound on the true δ(ε); it is the exact inverse of opacus's ε(δ).
     """
 
+    relations = frozenset({"add_remove"})
+
     def create(self) -> Any:
         from opacus.accountants import RDPAccountant
 
         return RDPAccountant()
 
-    def epsilon(self, history: History, delta: float) -> float:
+    def epsilon(self, history: History, delta: float, neighbouring: str = "add_remove") -> float:
         acc = self.create()
         acc.history = [tuple(h) for h in history]
         return float(acc.get_epsilon(delta=delta))
 
-    def deltas(self, history: History, epsilons: np.ndarray) -> np.ndarray:
+    def deltas(self, history: History, epsilons: np.ndarray, neighbouring: str = "add_remove") -> np.ndarray:
         from opacus.accountants import RDPAccountant
         from opacus.accountants.analysis.rdp import compute_rdp
 
@@ -196,3 +227,45 @@ class RDPBackend:
             rdp[None, :] - epsilons[:, None] + np.log1p(-1.0 / orders[None, :])
         ) - np.log(orders[None, :])
         return np.minimum(np.exp(np.min(log_delta, axis=1)), 1.0)
+
+
+@register_accountant("pld")
+class PLDBackend:
+    """Privacy-loss distributions of Google's ``dp_accounting`` (0.6), composed by FFT with pessimistic
+    "connect the dots" discretisation (Doroshenko et al., arXiv 2207.04380v1, Section 3): every ε and δ
+    errs upward, by at most the discretisation interval :data:`PLD_INTERVAL` in ε.
+
+    One step is ``PoissonSampledDpEvent(q, GaussianDpEvent(σ))``. For ``add_remove`` the pair is
+    (N(0,σ²), (1−q)N(0,σ²) + qN(1,σ²)) and its reverse; for ``replace_one`` it is
+    ((1−q)N(0,σ²) + qN(−1,σ²), (1−q)N(0,σ²) + qN(1,σ²)) — the record present in both neighbours is sampled
+    with probability q and its clipped gradient moves from −C to +C: the dominating pair of Poisson
+    subsampling under substitution (Zhu, Dong, Wang 2022, arXiv 2106.08567, dominating pairs of subsampled
+    mechanisms; Lebeda, Regehr, Kamath, Steinke 2024, arXiv 2405.20769, on accounting Poisson subsampling
+    under substitution). At q = 1 it is the Gaussian mechanism with sensitivity 2 (tested against the
+    analytic Gaussian, tests/privacy/test_replace_one.py).
+    """
+
+    relations = frozenset(RELATIONS)
+
+    def create(self, neighbouring: str = "replace_one") -> Any:
+        from dp_accounting import NeighboringRelation
+        from dp_accounting.pld.pld_privacy_accountant import PLDAccountant
+
+        rel = NeighboringRelation.REPLACE_ONE if neighbouring == "replace_one" else NeighboringRelation.ADD_OR_REMOVE_ONE
+        return PLDAccountant(neighboring_relation=rel, value_discretization_interval=PLD_INTERVAL)
+
+    def _composed(self, history: History, neighbouring: str) -> Any:
+        from dp_accounting import GaussianDpEvent, PoissonSampledDpEvent
+
+        acc = self.create(neighbouring)
+        for sigma, q, n in history:
+            acc.compose(PoissonSampledDpEvent(float(q), GaussianDpEvent(float(sigma))), int(n))
+        return acc
+
+    def epsilon(self, history: History, delta: float, neighbouring: str = "replace_one") -> float:
+        return float(self._composed(history, neighbouring).get_epsilon(delta))
+
+    def deltas(self, history: History, epsilons: np.ndarray, neighbouring: str = "replace_one") -> np.ndarray:
+        pld = self._composed(history, neighbouring)._pld
+        return np.clip(np.asarray(pld.get_delta_for_epsilon(np.asarray(epsilons, dtype=np.float64)),
+                                  dtype=np.float64), 0.0, 1.0)

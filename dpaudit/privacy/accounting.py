@@ -2,7 +2,10 @@
 
 Units everywhere: ε in nats; δ a probability; ``noise_multiplier`` σ = (noise std)/(clipping norm C);
 ``sample_rate`` q the Poisson inclusion probability per step; ``steps`` optimizer steps (not epochs).
-The neighbouring relation is add/remove-one-record (what opacus's accountants analyse).
+``neighbouring`` names the relation the (ε, δ) holds for: ``"replace_one"`` (default; one record replaced by
+another, so the dataset size N and q = batch/N may be public — what ``dpaudit train`` claims) or
+``"add_remove"`` (one record added or removed; N is then secret). Only the ``"pld"`` accountant analyses
+replace-one; ``"prv"`` and ``"rdp"`` (opacus) analyse add/remove only.
 
 An accountant's state is opacus's plain ``history`` list ``[(noise_multiplier, sample_rate, steps), ...]``
 so the trainer can store it as JSON in a checkpoint and re-derive ε with :func:`epsilon_from_history`.
@@ -24,8 +27,8 @@ from dpaudit.privacy._backends import (
     ACCOUNTANTS,
     History,
     check_history,
+    check_relation,
     create_accountant,
-    get_backend,
     private_phases,
     register_accountant,
 )
@@ -40,6 +43,8 @@ from dpaudit.privacy.profile import (
 __all__ = [
     "ACCOUNTANTS",
     "AccountingResult",
+    "DEFAULT_ACCOUNTANT",
+    "DEFAULT_NEIGHBOURING",
     "NeighbouringRelation",
     "PrivacyProfile",
     "account",
@@ -68,9 +73,16 @@ _UNREACHABLE_FIX = "increase epsilon, lower the sampling rate or train fewer ste
 
 
 class NeighbouringRelation(str, enum.Enum):
-    """Which datasets count as neighbours. opacus's accountants analyse add/remove of one record."""
+    """Which datasets count as neighbours: one record added or removed, or one record replaced."""
 
     ADD_REMOVE = "add_remove"
+    REPLACE_ONE = "replace_one"
+
+
+#: The relation dpaudit states for the models it trains (the size N is public, docs/design.md "Release boundary").
+DEFAULT_NEIGHBOURING = NeighbouringRelation.REPLACE_ONE.value
+#: The accountant dpaudit uses by default: the only registered one that analyses replace-one.
+DEFAULT_ACCOUNTANT = "pld"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +98,8 @@ class AccountingResult:
         sample_rate: Poisson inclusion probability q per step.
         steps: optimizer steps.
         accountant: registry name of the accountant (``"prv"``, ``"rdp"``).
-        neighbouring: the neighbouring relation the guarantee is stated for.
+        neighbouring: the neighbouring relation the guarantee is stated for (absent in a dict: add/remove,
+            the only relation dpaudit stated before replace-one was added).
         schema_version: bumped only when a field is added (fields never change meaning).
     """
 
@@ -115,70 +128,80 @@ class AccountingResult:
         return cls(**kwargs)
 
 
-def epsilon_from_history(history: History, *, delta: float, accountant: str = "prv") -> float:
-    """ε (nats) of an opacus accountant history at ``delta``; the value opacus's accountant reports.
+def epsilon_from_history(history: History, *, delta: float, accountant: str = DEFAULT_ACCOUNTANT,
+                         neighbouring: str = DEFAULT_NEIGHBOURING) -> float:
+    """ε (nats) of an accountant history at ``delta``, for the ``neighbouring`` relation.
 
     Args:
         history: ``[(noise_multiplier, sample_rate, steps), ...]``, one entry per phase of constant σ, q.
         delta: δ in (0, 1).
         accountant: registry name (see :data:`ACCOUNTANTS`).
+        neighbouring: ``"replace_one"`` or ``"add_remove"``; the accountant must analyse it.
 
     Returns:
         ε, an upper bound: ``0.0`` if no phase releases anything (all steps or q are 0), ``math.inf`` if a
         releasing phase has σ = 0.
 
     Raises:
-        ConfigError: an argument is out of range or ``accountant`` is unknown.
+        ConfigError: an argument is out of range, ``accountant`` is unknown or does not analyse
+            ``neighbouring``.
     """
-    backend = get_backend(accountant)
+    backend = check_relation(accountant, str(getattr(neighbouring, "value", neighbouring)))
     delta = check_real("delta", delta, 0.0, 1.0, closed="neither")
     phases = private_phases(check_history(history))
     if phases is None:
         return math.inf
     if not phases:
         return 0.0
-    return backend.epsilon(phases, delta)
+    return backend.epsilon(phases, delta, str(getattr(neighbouring, "value", neighbouring)))
 
 
 def compute_epsilon(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "prv"
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+    accountant: str = DEFAULT_ACCOUNTANT, neighbouring: str = DEFAULT_NEIGHBOURING,
 ) -> float:
-    """ε (nats) after ``steps`` Poisson-subsampled Gaussian steps, at ``delta``.
+    """ε (nats) after ``steps`` Poisson-subsampled Gaussian steps, at ``delta``, for ``neighbouring``.
 
-    Equal to ``opacus.accountants.<accountant>.get_epsilon(delta)`` after the same steps. Edge cases are
-    exact: ``steps == 0`` → 0.0, ``sample_rate == 0`` → 0.0, otherwise ``noise_multiplier == 0`` → inf.
+    For ``"prv"``/``"rdp"`` (add/remove) equal to ``opacus.accountants.<accountant>.get_epsilon(delta)``
+    after the same steps. Edge cases are exact: ``steps == 0`` → 0.0, ``sample_rate == 0`` → 0.0,
+    otherwise ``noise_multiplier == 0`` → inf.
 
     Args:
         noise_multiplier: σ ≥ 0, noise std divided by the clipping norm.
         sample_rate: q in [0, 1], Poisson inclusion probability per step.
         steps: optimizer steps ≥ 0.
         delta: δ in (0, 1).
-        accountant: ``"prv"`` (Gopi et al., arXiv 2106.02848) or ``"rdp"`` (arXiv 1908.10530).
+        accountant: ``"pld"`` (dp_accounting, both relations), ``"prv"`` (Gopi et al., arXiv 2106.02848)
+            or ``"rdp"`` (arXiv 1908.10530); the last two add/remove only.
+        neighbouring: ``"replace_one"`` (default) or ``"add_remove"``.
 
     Returns:
         ε, an upper bound on the true ε of the composed mechanism.
 
     Examples:
         >>> round(compute_epsilon(noise_multiplier=1.5, sample_rate=0.04, steps=2250,
-        ...                       delta=1e-5, accountant="rdp"), 6)
+        ...                       delta=1e-5, accountant="rdp", neighbouring="add_remove"), 6)
         7.329111
     """
     return epsilon_from_history(
-        [(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant
+        [(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant,
+        neighbouring=neighbouring,
     )
 
 
 def account(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "prv"
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+    accountant: str = DEFAULT_ACCOUNTANT, neighbouring: str = DEFAULT_NEIGHBOURING,
 ) -> AccountingResult:
     """:func:`compute_epsilon` packaged with its inputs as an :class:`AccountingResult`."""
     eps = compute_epsilon(
         noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps, delta=delta,
-        accountant=accountant,
+        accountant=accountant, neighbouring=neighbouring,
     )
     return AccountingResult(
         epsilon=eps, delta=float(delta), noise_multiplier=float(noise_multiplier),
         sample_rate=float(sample_rate), steps=int(steps), accountant=accountant,
+        neighbouring=NeighbouringRelation(neighbouring),
     )
 
 
@@ -188,8 +211,9 @@ def calibrate_noise(
     delta: float,
     sample_rate: float,
     steps: int,
-    accountant: str = "prv",
+    accountant: str = DEFAULT_ACCOUNTANT,
     tol: float = 0.01,
+    neighbouring: str = DEFAULT_NEIGHBOURING,
 ) -> float:
     """Smallest σ (to within ``tol``) whose ε after ``steps`` steps at ``delta`` is ≤ ``target_epsilon``.
 
@@ -204,6 +228,7 @@ def calibrate_noise(
         steps: optimizer steps ≥ 0.
         accountant: registry name.
         tol: absolute tolerance on σ, > 0.
+        neighbouring: the relation ε is calibrated for (as :func:`compute_epsilon`).
 
     Returns:
         σ; ``0.0`` when nothing is released (``steps == 0`` or ``sample_rate == 0``).
@@ -212,7 +237,7 @@ def calibrate_noise(
         PrivacyError: ``target_epsilon`` ≤ 0 or NaN, or unreachable with σ ≤ :data:`MAX_NOISE_MULTIPLIER`
             (the PRV accountant cannot report ε below its 0.01 discretisation error, RDP not below ≈ 0.1).
     """
-    get_backend(accountant)
+    check_relation(accountant, str(getattr(neighbouring, "value", neighbouring)))
     target = check_real("target_epsilon", target_epsilon, 0.0, math.inf, closed="neither",
                         error=PrivacyError)
     tol = check_real("tol", tol, 0.0, math.inf, closed="neither")
@@ -224,7 +249,7 @@ def calibrate_noise(
 
     def ok(sigma: float) -> bool:
         return compute_epsilon(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
-                               delta=delta, accountant=accountant) <= target
+                               delta=delta, accountant=accountant, neighbouring=neighbouring) <= target
 
     if not ok(MAX_NOISE_MULTIPLIER):
         raise PrivacyError(
@@ -258,7 +283,8 @@ def max_steps(
     sample_rate: float,
     target_epsilon: float,
     delta: float,
-    accountant: str = "prv",
+    accountant: str = DEFAULT_ACCOUNTANT,
+    neighbouring: str = DEFAULT_NEIGHBOURING,
 ) -> int:
     """Largest number of steps whose ε at ``delta`` is ≤ ``target_epsilon`` (the budget guard).
 
@@ -271,12 +297,13 @@ def max_steps(
         target_epsilon: ε budget in nats, in (0, inf).
         delta: δ in (0, 1).
         accountant: registry name.
+        neighbouring: the relation the budget is stated for (as :func:`compute_epsilon`).
 
     Raises:
         PrivacyError: ``target_epsilon`` ≤ 0 or NaN; the budget allows more than
             :data:`MAX_STEPS_LIMIT` steps or unlimited steps (q = 0).
     """
-    get_backend(accountant)
+    check_relation(accountant, str(getattr(neighbouring, "value", neighbouring)))
     sigma = check_real("noise_multiplier", noise_multiplier, 0.0, math.inf)
     sample_rate = check_real("sample_rate", sample_rate, 0.0, 1.0)
     target = check_real("target_epsilon", target_epsilon, 0.0, math.inf, closed="neither",
@@ -288,7 +315,7 @@ def max_steps(
 
     def ok(n: int) -> bool:
         return compute_epsilon(noise_multiplier=sigma, sample_rate=sample_rate, steps=n,
-                               delta=delta, accountant=accountant) <= target
+                               delta=delta, accountant=accountant, neighbouring=neighbouring) <= target
 
     if not ok(1):
         return 0

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from dpaudit._validation import check_int, check_real
 from dpaudit.errors import ConfigError
-from dpaudit.privacy._backends import check_history, get_backend, private_phases
+from dpaudit.privacy._backends import check_history, check_relation, private_phases
 
 __all__ = ["PrivacyProfile", "default_epsilon_grid", "privacy_profile", "roc_ceiling"]
 
@@ -102,6 +102,7 @@ def privacy_profile(
     steps: int,
     epsilons: npt.ArrayLike,
     accountant: str = "prv",
+    neighbouring: str = "add_remove",
 ) -> PrivacyProfile:
     """δ(ε) for each ε of ``epsilons`` after ``steps`` Poisson-subsampled Gaussian steps.
 
@@ -121,11 +122,14 @@ def privacy_profile(
         steps: optimizer steps ≥ 0.
         epsilons: array-like of shape (n_eps,), finite ε ≥ 0 in nats; sorted and de-duplicated here.
         accountant: registry name.
+        neighbouring: the relation δ(ε) is computed for. Default ``"add_remove"``: the profile bounds a
+            membership test ("x trained or not", one record added or removed), which is what
+            :func:`roc_ceiling` needs, whatever relation the ε claim is stated for.
 
     Returns:
         The :class:`PrivacyProfile`.
     """
-    backend = get_backend(accountant)
+    backend = check_relation(accountant, str(getattr(neighbouring, "value", neighbouring)))
     eps = np.unique(np.asarray(epsilons, dtype=np.float64).ravel())
     if eps.size == 0 or not np.all(np.isfinite(eps)) or eps[0] < 0:
         raise ConfigError(f"epsilons must be a non-empty array of finite values >= 0, got {epsilons!r}.")
@@ -136,7 +140,7 @@ def privacy_profile(
     elif not phases:
         deltas = np.zeros_like(eps)
     else:
-        deltas = np.minimum.accumulate(backend.deltas(phases, eps))
+        deltas = np.minimum.accumulate(backend.deltas(phases, eps, str(getattr(neighbouring, "value", neighbouring))))
     return PrivacyProfile(
         epsilons=tuple(eps.tolist()), deltas=tuple(np.clip(deltas, 0.0, 1.0).tolist()),
         accountant=accountant, noise_multiplier=sigma, sample_rate=q, steps=n,

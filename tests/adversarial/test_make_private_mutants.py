@@ -49,7 +49,8 @@ def every_step_is_accounted() -> bool:
         opt.step()
         opt.zero_grad()
         taken += 1
-    expected = compute_epsilon(noise_multiplier=1.0, sample_rate=0.25, steps=taken, delta=1e-5)
+    expected = compute_epsilon(noise_multiplier=1.0, sample_rate=0.25, steps=taken, delta=1e-5,
+                               accountant="prv", neighbouring="add_remove")
     return engine.steps == taken and engine.get_epsilon(1e-5) == pytest.approx(expected, rel=1e-9)
 
 

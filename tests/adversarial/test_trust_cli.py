@@ -238,11 +238,13 @@ def test_sensitive_files_are_private(tmp_path, world):
                  "--run-dir", str(run_dir), *AUDIT_FAST[:-2]]) == 0
     for name in ("membership.npy", "signals.npz", "models.safetensors", "config.json"):
         assert _mode(run_dir / name) == 0o600, name
-    for name in ("audit.json", "report.html", "report.md"):
-        assert _mode(run_dir / name) == 0o644, name
-    for name in ("split.json", "models.safetensors", "config.json"):
+    # confidential: they describe the target's membership (docs/design.md, "Release boundary")
+    for name in ("audit.json", "report.html", "report.md", "dpaudit-run.json"):
+        assert _mode(run_dir / name) == 0o600, name
+    assert _mode(run_dir / "summary.json") == 0o644
+    for name in ("split.json", "models.safetensors", "config.json", "metrics.json"):
         assert _mode(world["target"] / name) == 0o600, name
-    assert _mode(world["target"] / "metrics.json") == 0o644
+    assert _mode(world["target"] / "summary.json") == 0o644
     # Reports name files, not places on this machine.
     text = (run_dir / "audit.json").read_text()
     assert str(tmp_path) not in text and str(world["model"]) not in text

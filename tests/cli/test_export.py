@@ -98,13 +98,13 @@ def test_card_states_the_claim_and_nothing_private(runs, capsys):
     card = (out / "README.md").read_text()
     record = json.loads((out / "dpaudit-privacy.json").read_text())
     assert record["epsilon"] == pytest.approx(metrics["epsilon"]) and record["steps"] == metrics["steps"]
-    assert record["noise_multiplier"] == metrics["noise_multiplier"] and record["neighbouring"] == "add_remove"
-    for fragment in (f"{metrics['epsilon']:.4g}", f"| optimizer steps | {metrics['steps']} |", "| accountant | prv |",
-                     "add/remove one example", f"| clipping norm C | {metrics['clipping']['max_grad_norm']:g} |"):
+    assert record["noise_multiplier"] == metrics["noise_multiplier"] and record["neighbouring"] == "replace_one"  # what dpaudit train claims
+    for fragment in (f"{metrics['epsilon']:.4g}", f"| optimizer steps | {metrics['steps']} |", "| accountant | pld |",
+                     "replace one example", f"| clipping norm C | {metrics['clipping']['max_grad_norm']:g} |"):
         assert fragment in card, fragment
     assert "## Audit" not in card
     everything = "".join(p.read_text(errors="ignore") for p in out.iterdir() if p.suffix in (".md", ".json"))
-    for secret in (metrics["dataset_sha256"], split["salt"]):
+    for secret in [split["salt"]] + [metrics[k] for k in ("dataset_sha256", "dataset_hmac_sha256") if k in metrics]:
         assert secret not in everything
     assert "n_train" not in everything and "dataset" not in record
 

@@ -115,7 +115,9 @@ def _bad_inputs(tmp: Path, assets: dict[str, Path]) -> dict[str, tuple[list[str]
         "one class": (["--data", str(tmp / "one-class.csv"), "--epsilon", "3"], ("single class",)),
         "epsilon 0": (csv + ["--epsilon", "0"], ("privacy.epsilon must be in (0, 1000]", "epsilon=0.0", "non_private")),
         "epsilon -1": (csv + ["--epsilon", "-1"], ("privacy.epsilon must be in (0, 1000]", "epsilon=-1.0")),
-        "unreachable epsilon": (csv + ["--epsilon", "1e-4"], ("unreachable",)),
+        # PRV cannot report ε below its 0.01 discretisation (the PLD accountant reaches ε = 0 at a huge σ)
+        "unreachable epsilon": (csv + ["--epsilon", "1e-4", "--set", "privacy.accountant='prv'", "--set",
+                                       "privacy.neighbouring='add_remove'"], ("unreachable",)),
         "delta >= 1/N": (csv + ["--epsilon", "3", "--delta", "0.1"], ("1/N", "--force")),
         "batch > data": (csv + ["--epsilon", "3", "--batch-size", "500"],
                          ("batch_size=500 is larger than the training set",)),

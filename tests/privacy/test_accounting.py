@@ -53,7 +53,7 @@ def _opacus_epsilon(name: str, sigma: float, q: float, steps: int, delta: float)
 )
 def test_compute_epsilon_equals_opacus(name, q, sigma, steps):
     got = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=1e-5,
-                          accountant=name)
+                          accountant=name, neighbouring="add_remove")
     assert got == pytest.approx(_opacus_epsilon(name, sigma, q, steps, 1e-5), rel=1e-12)
 
 
@@ -61,14 +61,14 @@ def test_compute_epsilon_pinned_literature_value():
     # opacus tests/accountants_test.py::test_rdp_accountant: σ=1.5, q=0.04, 90 epochs = int(90/0.04)
     # = 2250 steps, δ=1e-5 → ε = 7.32911117143 (RDP).
     eps = compute_epsilon(noise_multiplier=1.5, sample_rate=0.04, steps=2250, delta=1e-5,
-                          accountant="rdp")
+                          accountant="rdp", neighbouring="add_remove")
     assert eps == pytest.approx(7.32911117143, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(ACCOUNTANTS))
 def test_compute_epsilon_edge_cases_are_exact(name):
     """Conformance for every registered accountant: no release → 0.0, non-private → inf."""
-    kw = dict(delta=1e-5, accountant=name)
+    kw = dict(delta=1e-5, accountant=name, neighbouring="add_remove")
     assert compute_epsilon(noise_multiplier=1.0, sample_rate=0.1, steps=0, **kw) == 0.0
     assert compute_epsilon(noise_multiplier=0.0, sample_rate=0.1, steps=0, **kw) == 0.0
     assert compute_epsilon(noise_multiplier=1.0, sample_rate=0.0, steps=10, **kw) == 0.0
@@ -96,7 +96,7 @@ def test_epsilon_from_history_heterogeneous_matches_opacus():
     assert acc.history == history
     # JSON round trip: a checkpoint stores lists, not tuples
     stored = json.loads(json.dumps(history))
-    assert epsilon_from_history(stored, delta=1e-5) == pytest.approx(acc.get_epsilon(1e-5), rel=1e-12)
+    assert epsilon_from_history(stored, delta=1e-5, accountant="prv", neighbouring="add_remove") == pytest.approx(acc.get_epsilon(1e-5), rel=1e-12)
     assert epsilon_from_history([], delta=1e-5) == 0.0
 
 
@@ -106,7 +106,7 @@ def test_registry_names_and_errors():
     assert {"prv", "rdp"} <= set(ACCOUNTANTS)
     assert isinstance(create_accountant("prv"), PRVAccountant)
     assert isinstance(create_accountant("rdp"), RDPAccountant)
-    with pytest.raises(ConfigError, match=r"accountant must be one of \{prv, rdp.*got accountant='gdpx'"):
+    with pytest.raises(ConfigError, match=r"accountant must be one of \{pld, prv, rdp.*got accountant='gdpx'"):
         create_accountant("gdpx")
     with pytest.raises(ConfigError, match="already registered"):
         register_accountant("prv")(type(ACCOUNTANTS["prv"]))
@@ -120,7 +120,7 @@ def test_registry_names_and_errors():
 
 @pytest.mark.parametrize(("name", "target"), [("prv", 2.0), ("rdp", 2.0)])
 def test_calibrate_noise_round_trip(name, target):
-    kw = dict(delta=1e-5, sample_rate=0.02, steps=50, accountant=name)
+    kw = dict(delta=1e-5, sample_rate=0.02, steps=50, accountant=name, neighbouring="add_remove")
     tol = 0.01
     sigma = calibrate_noise(target_epsilon=target, tol=tol, **kw)
     eps = compute_epsilon(noise_multiplier=sigma, **kw)
@@ -142,12 +142,13 @@ def test_calibrate_noise_rejects_bad_target(bad):
 def test_calibrate_noise_unreachable_says_fix():
     # PRV cannot report ε below its 0.01 discretisation error, whatever σ.
     with pytest.raises(PrivacyError, match="unreachable.*increase epsilon, lower the sampling rate"):
-        calibrate_noise(target_epsilon=0.005, delta=1e-5, sample_rate=0.01, steps=10)
+        calibrate_noise(target_epsilon=0.005, delta=1e-5, sample_rate=0.01, steps=10, accountant="prv",
+                        neighbouring="add_remove")
 
 
 @pytest.mark.parametrize("name", ["prv", "rdp"])
 def test_max_steps_is_the_largest_within_budget(name):
-    kw = dict(noise_multiplier=2.0, sample_rate=0.05, delta=1e-5, accountant=name)
+    kw = dict(noise_multiplier=2.0, sample_rate=0.05, delta=1e-5, accountant=name, neighbouring="add_remove")
     n = max_steps(target_epsilon=1.0, **kw)
     assert n > 0
     assert compute_epsilon(steps=n, **kw) <= 1.0 < compute_epsilon(steps=n + 1, **kw)
@@ -173,7 +174,7 @@ def test_default_and_checked_delta():
 
 
 def test_accounting_result_round_trip():
-    res = account(noise_multiplier=1.0, sample_rate=0.02, steps=50, delta=1e-5, accountant="rdp")
+    res = account(noise_multiplier=1.0, sample_rate=0.02, steps=50, delta=1e-5, accountant="rdp", neighbouring="add_remove")
     assert res.neighbouring is NeighbouringRelation.ADD_REMOVE
     d = json.loads(json.dumps(res.to_dict()))
     assert d["neighbouring"] == "add_remove"
@@ -182,7 +183,7 @@ def test_accounting_result_round_trip():
 
 @pytest.mark.parametrize(("name", "rtol"), [("prv", 0.05), ("rdp", 1e-6)])
 def test_profile_is_consistent_with_get_epsilon(name, rtol):
-    kw = dict(noise_multiplier=1.0, sample_rate=0.02, steps=100, accountant=name)
+    kw = dict(noise_multiplier=1.0, sample_rate=0.02, steps=100, accountant=name, neighbouring="add_remove")
     delta0 = 1e-5
     eps0 = compute_epsilon(delta=delta0, **kw)
     prof = privacy_profile(epsilons=default_epsilon_grid(eps0), **kw)
@@ -199,7 +200,7 @@ def test_profile_edge_cases_and_round_trip():
     leak = privacy_profile(noise_multiplier=0.0, sample_rate=0.5, steps=10, epsilons=grid)
     assert leak.deltas == (1.0, 1.0, 1.0)
     prof = privacy_profile(noise_multiplier=1.0, sample_rate=0.05, steps=10, epsilons=grid,
-                           accountant="rdp")
+                           accountant="rdp", neighbouring="add_remove")
     assert PrivacyProfile.from_dict(json.loads(json.dumps(prof.to_dict()))) == prof
     with pytest.raises(ConfigError, match="epsilons must be"):
         privacy_profile(noise_multiplier=1.0, sample_rate=0.05, steps=10, epsilons=[-1.0])

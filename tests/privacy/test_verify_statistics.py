@@ -52,12 +52,14 @@ def _bound(views, included, seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_claimed_mechanism_stays_under_the_claim(seed):
-    claimed = compute_epsilon(noise_multiplier=SIGMA, sample_rate=Q, steps=STEPS, delta=DELTA)
+    claimed = compute_epsilon(noise_multiplier=SIGMA, sample_rate=Q, steps=STEPS, delta=DELTA,
+                              neighbouring="add_remove")  # what verify checks: a canary present or absent
     assert 0.3 * claimed < _bound(*_views(seed), seed) <= claimed
     assert _bound(_views(seed)[0][:, :1], _views(seed)[1], seed) <= claimed  # one step: no cross-step test
 
 
 def test_per_table_clipping_and_reused_noise_exceed_the_claim():
-    claimed = compute_epsilon(noise_multiplier=SIGMA, sample_rate=Q, steps=STEPS, delta=DELTA)
+    claimed = compute_epsilon(noise_multiplier=SIGMA, sample_rate=Q, steps=STEPS, delta=DELTA,
+                              neighbouring="add_remove")  # what verify checks: a canary present or absent
     assert _bound(*_views(1, signal=2.0), 1) > 1.5 * claimed  # √P·C through per-table clipping
     assert _bound(*_views(2, reuse=True), 2) > 3 * claimed  # OUT differences are exactly 0

@@ -116,7 +116,8 @@ def make_report(*, dataset_name: str = "sst2-embedded", model_name: str = "bert-
     delta = 1e-5
     grid = tuple(float(e) for e in np.linspace(0.0, 12.0, 121))
     sigma = 0.0 if non_private else accountant_sigma(mu)
-    eps = None if non_private else compute_epsilon(noise_multiplier=sigma, sample_rate=0.01, steps=1000, delta=delta)
+    eps = None if non_private else compute_epsilon(noise_multiplier=sigma, sample_rate=0.01, steps=1000, delta=delta,
+                                                   accountant="prv", neighbouring="add_remove")
     steps = tuple(range(0, 1001, 100))
     history = tuple(0.0 if s == 0 else gdp_epsilon(delta, mu * math.sqrt(s / 1000)) for s in steps)
     privacy = PrivacySection(

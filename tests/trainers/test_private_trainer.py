@@ -50,7 +50,8 @@ def test_trains_logs_epsilon_and_writes_a_card(tmp_path):
     assert len(train_logs) == 5 and all("grad_norm" not in h for h in train_logs)
     for h in train_logs:
         assert h["epsilon"] == pytest.approx(compute_epsilon(noise_multiplier=1.0, sample_rate=0.1,
-                                                             steps=h["dp_steps"], delta=1e-5))
+                                                             steps=h["dp_steps"], delta=1e-5, accountant="prv",
+                                                             neighbouring="add_remove"))
     for n, p in model.named_parameters():
         moved = not torch.equal(start[n], p.detach())
         assert moved == ("bias" in n or n.startswith("classifier")), n
