@@ -29,7 +29,22 @@ _LAZY = {
     "PrivacyEngine": "dpaudit.private",
     "PrivateTrainer": "dpaudit.private_trainer",
     "export_run": "dpaudit.export",
+    # the front door (docs/library.md, "Python quickstart")
+    "train": "dpaudit.api", "audit": "dpaudit.api", "TrainResult": "dpaudit.api", "Report": "dpaudit.api",
+    "gate": "dpaudit.gating", "render": "dpaudit.gating", "GateResult": "dpaudit.gating",
+    "ScoreAuditor": "dpaudit.score_auditor",
+    "load_config": "dpaudit.config", "Config": "dpaudit.config", "DataConfig": "dpaudit.config",
+    "ModelConfig": "dpaudit.config", "PrivacyConfig": "dpaudit.config", "OptimConfig": "dpaudit.config",
+    "TrainConfig": "dpaudit.config", "AuditConfig": "dpaudit.config", "TargetConfig": "dpaudit.config",
+    "ClippingConfig": "dpaudit.clipping",
+    "DpauditError": "dpaudit.errors", "ConfigError": "dpaudit.errors", "DataError": "dpaudit.errors",
 }
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def __getattr__(name: str):

@@ -124,7 +124,7 @@ def _print_comparison(report) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpaudit.pipeline import run_audit
+    from dpaudit.api import audit
     from dpaudit.config import load_config
 
     overrides = overrides_from_args(args)
@@ -147,11 +147,11 @@ def run(args: argparse.Namespace) -> int:
     show_progress_messages()
     show_progress_messages("dpaudit.attacks")
     run_dir = Path(args.run_dir or f"runs/audit-{time.strftime('%Y%m%d-%H%M%S')}")
-    outcome = run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
-                        rerun=args.rerun)
+    outcome = audit(cfg, run_dir=run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir,
+                    rerun=args.rerun)
     if outcome is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
-    _print_summary(outcome.report)
+    _print_summary(outcome.audit)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:
         from dpaudit.cli.main import build_parser

@@ -49,8 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
     from dpaudit.errors import ConfigError
-    from dpaudit.report_io import dump_report, load_report
-    from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
+    from dpaudit.gating import gate
+    from dpaudit.report_io import dump_report
     from dpaudit.reports.policy import load_policy
 
     policy = load_policy(args.policy)  # validate the policy first: a typo is exit 2 before any work
@@ -60,26 +60,21 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.report)
     if path.is_dir():
         path = path / "audit.json"
-    report = load_report(path)
-    if args.mechanism_check is not None:
-        from dpaudit.verify.attach import attach_mechanism_check
-
-        report = attach_mechanism_check(report, args.mechanism_check)
-    checks = evaluate(report, policy)
-    print(format_table(checks, policy))
+    result = gate(path, policy, mechanism_check=args.mechanism_check)
+    print(result.table())
     annotations = args.annotations
     if annotations is None:
         annotations = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "none"
     if annotations == "github":
-        for line in github_annotations(checks, policy):
+        for line in result.annotations():
             print(line)
     if junit is not None:
         try:
-            junit.write_text(junit_xml(checks, policy), encoding="utf-8")
+            junit.write_text(result.junit_xml(), encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"cannot write --junit file {junit}: {err.strerror or err}; pass a "
                               "writable path.") from None
     if args.write_verdict:
-        dump_report(with_verdict(report, policy, checks), path)
+        dump_report(result.with_verdict(), path)
     sys.stdout.flush()
-    return exit_code(checks)
+    return result.exit_code

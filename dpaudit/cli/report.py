@@ -8,20 +8,13 @@ the report stores and recompute nothing.
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 from dpaudit.errors import ConfigError
 from dpaudit.fileio import refuse_symlink
+from dpaudit.gating import FORMATS, WRITERS as _WRITERS
 from dpaudit.rundir import RunDir
 
-#: format → (module, writer function, output file name); imported lazily to keep --help fast.
-_WRITERS = {
-    "html": ("dpaudit.reports.html", "write_html", "report.html"),
-    "md": ("dpaudit.reports.markdown", "write_markdown", "report.md"),
-    "pdf": ("dpaudit.reports.pdf", "write_pdf", "report.pdf"),
-}
-FORMATS = tuple(_WRITERS)
 DESCRIPTION = "Render an audit report (RUN_DIR/audit.json) as HTML, Markdown and/or PDF."
 
 
@@ -55,16 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Validate RUN_DIR/audit.json and write the requested formats; returns 0."""
-    from dpaudit.report_io import load_report
+    from dpaudit.gating import as_audit_report, render
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run_dir}; pass the directory `dpaudit audit` wrote.")
-    report = load_report(run_dir / "audit.json")
-    if args.mechanism_check is not None:
-        from dpaudit.verify.attach import attach_mechanism_check
-
-        report = attach_mechanism_check(report, args.mechanism_check)
+    report = as_audit_report(run_dir / "audit.json", mechanism_check=args.mechanism_check)
     filenames = {name for _, _, name in _WRITERS.values()}
     if args.output:
         out = Path(args.output)
@@ -78,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot create output directory {out}: {err}") from None
     else:  # a run directory someone else made (a model dir, a home dir) is not written into
         out = RunDir.open_existing(run_dir, force=args.force_run_dir).path
-    written = []
-    for fmt in args.format:
-        module_name, function, filename = _WRITERS[fmt]
-        writer = getattr(importlib.import_module(module_name), function)
-        written.append(writer(report, out / filename))
+    written = render(report, out, args.format, force=True)  # the directory was checked above
     for path in written:
         print(f"wrote {path}")
     return 0

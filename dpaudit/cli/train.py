@@ -15,7 +15,6 @@ of every Poisson batch, and rank 0 evaluates and writes ``metrics.json`` (which 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from dpaudit.cli.common import add_config_flags, overrides_from_args
@@ -30,59 +29,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run, distributed=True)
 
 
-def _split(run, cfg, ds):
-    """``(train ids, held-out ids, commitment key)``: the committed split of a resumed run, or a new one."""
-    import json
-    import secrets
-
-    import numpy as np
-
-    from dpaudit.errors import DataError
-    from dpaudit.trainers.recipe import permutation
-
-    split_path = run.verified("split.json")
-    if split_path is not None:  # a resume trains on exactly the examples of the first run
-        split = json.loads(split_path.read_text(encoding="utf-8"))
-        train_ids, holdout = np.asarray(split["train"], dtype=np.int64), np.asarray(split["holdout"], dtype=np.int64)
-        return train_ids, holdout, split["salt"]
-    order = permutation(cfg, len(ds))
-    n_hold = int(round(cfg.data.holdout_fraction * len(ds)))
-    holdout, train_ids = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-    if len(train_ids) < 2 or n_hold < 1:
-        raise DataError(f"dataset '{ds.name}' has {len(ds)} examples: too few to split into training and "
-                        f"held-out data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
-    salt = secrets.token_hex(32)
-    run.write_json("config.json", cfg.to_dict())
-    run.write_json("split.json", {"train": train_ids.tolist(), "holdout": holdout.tolist(),
-                                  "dataset_sha256": ds.sha256, "n_examples": len(ds), "salt": salt})
-    return train_ids, holdout, salt
-
-
-def _shared_split(comm, run, cfg, ds, info):
-    """:func:`_split` on rank 0, after every rank showed it holds the same inputs; the ids go to every rank
-    (the commitment key stays on rank 0, which alone writes checkpoints)."""
-    from dpaudit.rundir import config_inputs, inputs_digest
-
-    inputs = {"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
-              "model_sha256": info.sha256}
-    comm.agree(inputs_digest(inputs), what="inputs (config, dataset or model)")
-    train_ids = holdout = salt = None
-    if comm.is_main:
-        run.bind(inputs)
-        train_ids, holdout, salt = _split(run, cfg, ds)
-    return comm.broadcast_array(train_ids), comm.broadcast_array(holdout), salt
-
-
-def _meta(cfg, ds, info, commitment: str | None, n_train: int) -> dict:
-    """The checkpoint metadata of a trained model (``commitment``: None on ranks other than 0)."""
-    return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
-            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "pooling": cfg.model.pooling,
-            "dataset_sha256": ds.sha256, "dataset_size": len(ds), "members_commitment": commitment,
-            "n_train": int(n_train)}
-
-
 def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tuple[int, int], settings, plan, *,
                 seeded: bool) -> None:
     sigma_txt = "none (non-private)" if plan.non_private else f"{plan.noise_multiplier:.4f}"
@@ -95,76 +41,19 @@ def _print_plan(model: str, n_trainable: int, n_total: int, data: str, sizes: tu
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from dpaudit.config import load_config
-    from dpaudit.data import load_dataset
-    from dpaudit.distributed import current
-    from dpaudit.models import load_backbone, resolve_model_dir
-    from dpaudit.rundir import RunDir, members_commitment
-    from dpaudit.trainers.batching import EncodedTexts
-    from dpaudit.trainers.recipe import build_classifier, released_seed, resolve_device, resolve_privacy, train_bank
+    from dpaudit.training import train_run
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
     for note in notes:
         print(note)
-    noise = cfg.train.noise  # "secure" or "seeded", checked when the config was loaded
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
-    comm = current()
-    run = None
-    if comm.is_main:
-        run = RunDir.claim(args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", command="train",
-                           force=args.force_run_dir)
-    started = time.perf_counter()
-    ds = load_dataset(path=cfg.data.path, text_column=cfg.data.text_column, label_column=cfg.data.label_column,
-                      text_pair_column=cfg.data.text_pair_column, split=cfg.data.split,
-                      max_examples=cfg.data.max_examples, seed=cfg.train.seed)
-    backbone, tokenizer, info = load_backbone(cfg.model.path)
-    train_ids, holdout, salt = _shared_split(comm, run, cfg, ds, info)
-    settings, plan = resolve_privacy(cfg, [len(train_ids)])
-    device = resolve_device(cfg.train.device)
-    clf = build_classifier(backbone, cfg, num_models=1, num_labels=ds.num_classes, device=device)
-    encoded = EncodedTexts.from_dataset(ds, tokenizer, max_length=cfg.data.max_length)
-    _print_plan(info.name, clf.bank.num_trainable(), sum(p.numel() for p in backbone.parameters()), ds.name,
-                (len(train_ids), len(holdout)), settings, plan, seeded=noise == "seeded")
-    meta = _meta(cfg, ds, info, members_commitment(salt, train_ids) if comm.is_main else None, len(train_ids))
-    membership = np.zeros((1, len(ds)), dtype=bool)
-    membership[0, train_ids] = True
-    outcome = train_bank(clf, encoded, ds.labels, membership, settings, plan,
-                         seeds=[released_seed(cfg, cfg.train.seed)], run=run, meta=meta, progress=not args.quiet,
-                         comm=comm)
-    if not comm.is_main:
+    done = train_run(cfg, args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}", progress=not args.quiet,
+                     force_run_dir=args.force_run_dir, on_plan=_print_plan)
+    if done is None:  # a rank other than 0 under torchrun
         return 0
-    metrics = _evaluate(clf, encoded, ds, holdout, cfg=cfg, plan=plan, settings=settings, outcome=outcome,
-                        info=info, noise=noise, started=started, world_size=comm.world_size, n_train=len(train_ids))
-    run.write_json("metrics.json", metrics)
-    _print_result(outcome, plan, metrics["heldout_accuracy"], metrics["majority_baseline"],
-                  plan.epsilon(outcome.steps), run.path)
+    _print_result(done.outcome, done.plan, done.metrics["heldout_accuracy"], done.metrics["majority_baseline"],
+                  done.plan.epsilon(done.outcome.steps), done.run.path)
     return 0
-
-
-def _evaluate(clf, encoded, ds, holdout, *, cfg, plan, settings, outcome, info, noise: str, started: float,
-              world_size: int, n_train: int) -> dict:
-    """``metrics.json``: held-out accuracy beside the majority-class baseline, the accounting, provenance."""
-    from dpaudit.protection import majority_baseline
-    from dpaudit.trainers.predict import predict_logits
-
-    logits = predict_logits(clf, encoded, examples=holdout, batch_size=cfg.audit.score_batch_size)[0]
-    epsilon = plan.epsilon(outcome.steps)
-    return {
-        "heldout_accuracy": float((logits.argmax(1) == ds.labels[holdout]).mean()),
-        "majority_baseline": majority_baseline(ds.labels[holdout]),
-        "n_train": int(n_train), "n_heldout": int(len(holdout)),
-        "epsilon": None if math.isinf(epsilon) else epsilon, "non_private": plan.non_private,
-        "delta": plan.delta, "noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
-        "steps": outcome.steps, "planned_steps": outcome.planned_steps,
-        "stopped_by_budget": outcome.stopped_by_budget, "accountant": plan.accountant,
-        "clipping": settings.clipping.to_dict(), "clip_fraction": outcome.clip_fraction,
-        "epsilon_history": outcome.epsilon_history, "wall_time_s": time.perf_counter() - started,
-        "train_time_s": outcome.wall_time_s, "model": info.name, "backbone_sha256": info.sha256,
-        "dataset": ds.name, "dataset_sha256": ds.sha256, "noise": None if plan.non_private else noise,
-        **({"world_size": world_size} if world_size > 1 else {}),
-    }
 
 
 def _print_result(outcome, plan, accuracy: float, baseline: float, epsilon: float, run_path) -> None:
