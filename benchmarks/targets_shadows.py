@@ -123,14 +123,14 @@ def main() -> None:
     ap.add_argument("--fpr", type=float, default=0.01, help="FPR of the TPR column (needs ≥ 1/fpr non-members)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-targets")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "targets_shadows.json")
-    ap.add_argument("--smoke", action="store_true", help="40 examples, seq 8, 1 epoch, batch 8, FPR 0.1, in a "
+    ap.add_argument("--smoke", action="store_true", help="80 examples, seq 8, 1 epoch, batch 8, FPR 0.1, in a "
                     "temporary directory: checks the script (minutes: 8 audits); writes no file")
     a = ap.parse_args()
     if a.smoke:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            a.population, a.max_length, a.epochs, a.batch_size, a.fpr = 40, 8, 1.0, 8, 0.1
+            a.population, a.max_length, a.epochs, a.batch_size, a.fpr = 80, 8, 1.0, 8, 0.1
             a.work, a.out = Path(tmp), None
             _bench(a)
         return
