@@ -9,6 +9,10 @@ In the repository the stage folders sit beside this one, at the root (``trainers
 ``reports/``), as the design card lays them out; a built wheel places them inside ``dpaudit/``
 (``pyproject.toml``: ``package-dir``). Run from a source checkout, this package's search path also covers
 the repository root so that ``dpaudit.trainers`` resolves to ``trainers/`` there.
+
+The Python front door, loaded on first use (``__all__``; docs/library.md): ``dpaudit.train`` →
+``dpaudit.audit`` → ``dpaudit.gate`` → ``dpaudit.render`` (what the CLI commands call), ``dpaudit.ScoreAuditor``
+(every ε estimator on your own scores), ``dpaudit.load_config`` and the config sections.
 """
 
 from __future__ import annotations
