@@ -43,7 +43,21 @@ def main() -> None:
     ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
     ap.add_argument("--runs", default="runs/bench-audit", help="run directories (resumable)")
     ap.add_argument("--out", default="benchmarks/results/audit_power.json")
+    ap.add_argument("--smoke", action="store_true", help="80 examples, ε = 8 only, K = 4, 1 epoch, seq 16, in a "
+                    "temporary directory: checks the script; writes no file")
     args = ap.parse_args()
+    if args.smoke:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args.population, args.epochs, args.batch_size, args.max_length = 80, 1.0, 16, 16
+            args.shadows, args.levels, args.runs, args.out = [4], ["eps=8"], tmp, None
+            _bench(args)
+        return
+    _bench(args)
+
+
+def _bench(args) -> None:
     k_max = max(args.shadows)
     rows = []
     for level in args.levels:
@@ -66,7 +80,7 @@ def main() -> None:
             sub = Signals(signals.logits[:m], signals.labels)
             t = time.perf_counter()
             results = [evaluate_attack(name, sub, membership[:m], targets=tuple(range(min(4, m))),
-                                       delta=report.privacy.delta, significance=0.05, seed=0)
+                                       delta=report.privacy.delta, significance=0.05)
                        for name in cfg.audit.attacks]
             canary = canary_audit(create_attack("lira_offline").score(sub, membership[:m], target=0,
                                                                       reference=np.arange(1, m)),
@@ -81,11 +95,13 @@ def main() -> None:
                                      "tpr_at_1pct": r.tpr_at(0.01).tpr if r.tpr_at(0.01) else None,
                                      "epsilon_lb": r.epsilon_lb.get("epsilon_lb")} for r in results},
                 "strongest": best.name, "canary_epsilon_lb": canary.epsilon_lb,
-                "wall_time_s": {"train": wall["train"] * scale, "score": wall["score"] * scale,
+                "wall_time_s": {"train": wall["train"] * scale, "score": wall.get("score", 0.0) * scale,
                                 "attack": attack_s,
-                                "total": wall["train"] * scale + wall["score"] * scale + attack_s},
+                                "total": wall["train"] * scale + wall.get("score", 0.0) * scale + attack_s},
                 "measured_kmax_wall_time_s": wall,
             })
+            if args.out is None:
+                continue
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({"meta": {
                 "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.processor()

@@ -39,13 +39,39 @@ def _delta(run_dir: Path, given: float | None) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("run_dir", type=Path, nargs="?")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a synthetic run dir (5 models × 200 examples, seeded logits), checks the script; writes nothing")
     ap.add_argument("--delta", type=float, default=None)
     ap.add_argument("--significance", type=float, default=0.05)
     ap.add_argument("--guess-fraction", type=float, default=0.1)
     ap.add_argument("--attacks", nargs="+", default=sorted(ATTACKS))
     ap.add_argument("--seed", type=int, default=0, help="seed of the old Split threshold choice")
     args = ap.parse_args(argv)
+    if args.smoke:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args.run_dir, args.delta = _synthetic_run_dir(Path(tmp)), 1e-5
+            return _compare(args)
+    if args.run_dir is None:
+        ap.error("RUN_DIR is required (or --smoke)")
+    return _compare(args)
+
+
+def _synthetic_run_dir(root: Path) -> Path:
+    """``signals.npz`` + ``membership.npy`` of 5 models on 200 examples, members' logits shifted (smoke)."""
+    rng = np.random.default_rng(0)
+    membership = rng.random((5, 200)) < 0.5
+    labels = rng.integers(0, 2, 200)
+    logits = rng.normal(size=(5, 200, 2)).astype(np.float32)
+    logits[np.nonzero(membership)[0], np.nonzero(membership)[1], labels[np.nonzero(membership)[1]]] += 1.0
+    Signals(logits, labels).save(root / "signals.npz")
+    np.save(root / "membership.npy", membership)
+    return root
+
+
+def _compare(args) -> int:
     for name in ("signals.npz", "membership.npy"):
         if not (args.run_dir / name).is_file():
             print(f"error: {args.run_dir / name} is missing; run `dpaudit audit --run-dir {args.run_dir}` first.",

@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=400, help="examples for --wall (embedded data)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "comm_bytes.json"))
+    parser.add_argument("--smoke", action="store_true", help="the byte counts only (meta device, seconds); no files")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.wall, args.out = False, None
     result = {"cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__, "bytes": bytes_table()}
     for row in result["bytes"]:
         print(f"{row['model']}: DP-BiTFiT {row['dp_bitfit_params']:,} params = {row['dp_bitfit_bytes'] / 1e6:.2f} MB; "
@@ -119,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append({"round": r, **_train(world, args.n, run_dir, threads)})
                     print(runs[-1], flush=True)
         result["wall"] = runs
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.out is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

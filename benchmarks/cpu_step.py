@@ -128,12 +128,14 @@ def _build(method: str, backbone, lr: float = 5e-3):
     if method in ("dpaudit", "dpaudit_bank4"):
         from dpaudit.trainers.classifier import BankedClassifier
         from dpaudit.trainers.dp import ClippingConfig, DPAggregator
+        from dpaudit.trainers.randomness import make_sources
 
         k = 4 if method == "dpaudit_bank4" else 1
         clf = BankedClassifier.from_backbone(backbone, num_models=k, num_labels=NUM_LABELS)
         clf.train()
         agg = DPAggregator(clf, clipping=ClippingConfig(max_grad_norm=1.0), noise_multiplier=1.0,
-                           seeds=list(range(k)))
+                           sources=make_sources(list(range(k))))
+        steps_done = [0]  # finalize() keys the seeded noise by the step
         opt = torch.optim.Adam([s.param for s in clf.slots], lr=lr)
 
         def step(batch: dict) -> None:
@@ -142,7 +144,8 @@ def _build(method: str, backbone, lr: float = 5e-3):
             logits = clf(batch["input_ids"], batch["attention_mask"], m, batch["token_type_ids"])
             F.cross_entropy(logits.float(), batch["labels"], reduction="sum").backward()
             agg.accumulate()
-            agg.finalize(expected_batch_size=[b / k] * k)
+            agg.finalize(expected_batch_size=[b / k] * k, step=steps_done[0])
+            steps_done[0] += 1
             opt.step()
             opt.zero_grad(set_to_none=True)
 

@@ -29,7 +29,8 @@ def _audit_args(a: argparse.Namespace, run_dir: Path) -> list[str]:
     extra = (["--model", a.model] if a.model else []) + (["--data", a.data] if a.data else [])
     return ["audit", *extra, "--shadows", str(a.shadows), "--max-examples", str(a.max_examples), "--epochs",
             str(a.epochs), "--batch-size", str(a.batch_size), "--set", f"data.max_length={a.max_length}",
-            "--set", "privacy.noise_multiplier=1.0", "--set", "audit.fprs=[0.1]", "--seeded-noise", "--seed", "1",
+            "--set", "privacy.noise_multiplier=1.0", "--set", "audit.fprs=[0.1]",
+            *(["--attacks", "loss"] if a.shadows < 4 else []), "--seeded-noise", "--seed", "1",
             "--device", "cpu", "--quiet", "--format", "none", "--run-dir", str(run_dir)]
 
 
@@ -62,7 +63,11 @@ def main() -> None:
     p.add_argument("--model")
     p.add_argument("--data")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fleet_wall.json"))
+    p.add_argument("--smoke", action="store_true", help="2 shadows, 40 examples, seq 8, one round: checks the "
+                   "script (1 process vs torchrun × 2); writes no file")
     a = p.parse_args()
+    if a.smoke:
+        a.shadows, a.max_examples, a.batch_size, a.max_length, a.rounds, a.out = 2, 40, 8, 8, 1, None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
@@ -73,8 +78,9 @@ def main() -> None:
             one, two = (np.load(Path(tmp) / f"r{r}p{k}" / "signals.npz")["logits"] for k in (1, 2))
             rows[-1]["max_signal_difference"] = float(np.abs(one - two).max())
     result = {"args": vars(a), "runs": rows}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=1))
+    if a.out is not None:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=1))
     for procs in (1, 2):
         walls = [x["wall_s"] for x in rows if x["processes"] == procs]
         print(f"{procs} process(es): wall {np.mean(walls):.1f} s")

@@ -76,11 +76,13 @@ def _build(method: str, model: str, smoke: bool, device):
     if method.startswith("dpaudit"):
         from dpaudit.trainers.classifier import BankedClassifier
         from dpaudit.trainers.dp import ClippingConfig, DPAggregator
+        from dpaudit.trainers.randomness import make_sources
 
         k = BANK_K if method == "dpaudit_bank16" else 1
         clf = BankedClassifier.from_backbone(backbone, num_models=k, num_labels=NUM_LABELS).train()
         agg = DPAggregator(clf, clipping=ClippingConfig(max_grad_norm=1.0), noise_multiplier=1.0,
-                           seeds=list(range(k)))
+                           sources=make_sources(list(range(k))))
+        steps_done = [0]  # finalize() keys the seeded noise by the step
         opt = torch.optim.SGD([s.param for s in clf.slots], lr=lr)
 
         def step(batch: dict, bf16: bool) -> None:
@@ -90,7 +92,8 @@ def _build(method: str, model: str, smoke: bool, device):
                 logits = clf(batch["input_ids"], batch["attention_mask"], m, batch["token_type_ids"])
             F.cross_entropy(logits.float(), batch["labels"], reduction="sum").backward()
             agg.accumulate()
-            agg.finalize(expected_batch_size=[b / k] * k)
+            agg.finalize(expected_batch_size=[b / k] * k, step=steps_done[0])
+            steps_done[0] += 1
             opt.step()
             opt.zero_grad(set_to_none=True)
 
@@ -182,7 +185,7 @@ def worker(spec: dict) -> None:
             import dpaudit.trainers.dp
             from dpaudit.trainers.fused import FusedBackend
 
-            trainers.bank.kernel_backend = trainers.dp.kernel_backend = lambda *a, **k: FusedBackend
+            dpaudit.trainers.bank.kernel_backend = dpaudit.trainers.dp.kernel_backend = lambda *a, **k: FusedBackend
         step, kernels = _build(method, model, smoke, device)
     except Exception as exc:  # noqa: BLE001 — reported per configuration, the run goes on
         err = f"{type(exc).__name__}: {exc}"

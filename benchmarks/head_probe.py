@@ -25,8 +25,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def features(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-pooled features (N, H) and labels (N,) of the embedded data; computed once into ``path``."""
+def features(path: Path, max_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-pooled features (N, H) and labels (N,) of the embedded data (a seeded subset of ``max_examples``
+    if given); computed once into ``path``."""
     if path.exists():
         d = np.load(path)
         return d["H"], d["y"]
@@ -39,7 +40,7 @@ def features(path: Path) -> tuple[np.ndarray, np.ndarray]:
     torch.set_num_threads(1)
     model, tok, _ = load_backbone(None)
     model.eval()
-    ds = load_dataset(path=None)
+    ds = load_dataset(path=None, max_examples=max_examples)
     enc = EncodedTexts.from_texts(list(ds.texts), tok, max_length=64)
     order = np.argsort(enc.lengths)
     h_all = np.zeros((len(ds), model.config.hidden_size), np.float32)
@@ -60,14 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-size", type=int, default=2_500)
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--features", default="/tmp/dpaudit_head_probe.npz")
+    ap.add_argument("--smoke", action="store_true", help="features of 64 snippets (seq 64) in a temporary file, "
+                    "40 train / 24 held out, one setting per ε: checks the script; keeps no file")
     args = ap.parse_args(argv)
+    if args.smoke:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args.train_size, args.holdout_size = 40, 24
+            return _probe(args, features(Path(tmp) / "features.npz", max_examples=64), smoke=True)
+    return _probe(args, features(Path(args.features)))
+
+
+def _probe(args, data: tuple[np.ndarray, np.ndarray], *, smoke: bool = False) -> int:
 
     from dpaudit.privacy.accounting import calibrate_noise
 
     sigma_for = functools.lru_cache(None)(lambda eps, q, steps: calibrate_noise(
         target_epsilon=eps, delta=1e-5, sample_rate=q, steps=steps, accountant="prv",
         neighbouring="add_remove"))  # as measured for RESULTS.md (PRV, add/remove)
-    h_all, y = features(Path(args.features))
+    h_all, y = data
     x = np.hstack([h_all.astype(np.float64), np.ones((len(y), 1))])
     onehot = np.eye(2)[y]
     perm = np.random.default_rng(args.split_seed).permutation(len(y))
@@ -100,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             w -= a * (m / (1 - 0.9 ** (t + 1))) / (np.sqrt(v / (1 - 0.999 ** (t + 1))) + 1e-8)
         return float(((x[ho] @ w).argmax(1) == y[ho]).mean())
 
+    if smoke:
+        print("smoke, batch 16, 3 epochs, lr 2e-2: non-private", run(None, 16, 3, 2e-2),
+              "| ε = 8, 3, 1:", [run(eps, 16, 3, 2e-2) for eps in (8, 3, 1)])
+        return 0
     print("non-private, batch 512, 3 epochs, lr 5e-3 / 2e-2 / 5e-2:",
           [run(None, 512, 3, lr) for lr in (5e-3, 2e-2, 5e-2)], "| 20 epochs lr 2e-2:", run(None, 512, 20, 2e-2))
     for eps in (8, 3, 1):

@@ -123,7 +123,21 @@ def main() -> None:
     ap.add_argument("--fpr", type=float, default=0.01, help="FPR of the TPR column (needs ≥ 1/fpr non-members)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-targets")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "targets_shadows.json")
+    ap.add_argument("--smoke", action="store_true", help="80 examples, seq 8, 1 epoch, batch 8, FPR 0.1, in a "
+                    "temporary directory: checks the script (minutes: 8 audits); writes no file")
     a = ap.parse_args()
+    if a.smoke:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            a.population, a.max_length, a.epochs, a.batch_size, a.fpr = 80, 8, 1.0, 8, 0.1
+            a.work, a.out = Path(tmp), None
+            _bench(a)
+        return
+    _bench(a)
+
+
+def _bench(a) -> None:
     import torch
 
     from _machine import cpu_model  # benchmarks/ is sys.path[0] when a script runs
@@ -138,8 +152,9 @@ def main() -> None:
     record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "torch_threads": 1,
               "load_before": load0, "load_after": os.getloadavg(), "total_s": time.perf_counter() - t0,
               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}, "rows": rows}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(record, indent=1) + "\n")
+    if a.out is not None:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"| target | shadows | strongest attack | AUC | TPR@{a.fpr:g} FPR | max AUC | recipe_differs | claim | wall s |")
     print("|---|---|---|---:|---:|---:|---|---|---:|")
     for r in rows:

@@ -156,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-nonprivate", action="store_true", help="skip the non-private reference")
     ap.add_argument("--progress", action="store_true", help="tqdm bars")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "utility.json"))
+    ap.add_argument("--smoke", action="store_true", help="32 train / 16 held out, seq 16, seed 0, ε = 8 and "
+                    "non-private, batch 8, 1 epoch: checks the script; writes no file")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.train_size, args.holdout_size, args.max_length, args.seeds, args.epsilons = 32, 16, 16, [0], [8.0]
+        args.batch_size, args.epochs, args.micro_batch_size, args.eval_batch_size, args.out = 8, 1.0, 8, 16, None
 
     import numpy as np
     import torch
@@ -193,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = None if args.out is None else Path(args.out)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     plan: list[tuple[float | None, float]] = [] if args.no_nonprivate else [(None, args.lr)]
     plan += [(eps, args.lr) for eps in args.epsilons]  # the main grid first, extra DP lrs after it
@@ -205,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['setting']} lr={lr:g}: acc {row['accuracy_mean']:.3f} (σ={row['noise_multiplier']:.3f}, "
               f"{row['steps']} steps, {row['train_wall_s']:.0f}s train)", file=sys.stderr, flush=True)
         meta["wall_s"] = round(time.time() - start, 1)
-        out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+        if out is not None:
+            out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
     print(_markdown(rows, meta))
-    print(f"\nwrote {out}", file=sys.stderr)
+    if out is not None:
+        print(f"\nwrote {out}", file=sys.stderr)
     return 0
 
 

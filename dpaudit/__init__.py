@@ -9,6 +9,10 @@ In the repository the stage folders sit beside this one, at the root (``trainers
 ``reports/``), as the design card lays them out; a built wheel places them inside ``dpaudit/``
 (``pyproject.toml``: ``package-dir``). Run from a source checkout, this package's search path also covers
 the repository root so that ``dpaudit.trainers`` resolves to ``trainers/`` there.
+
+The Python front door, loaded on first use (``__all__``; docs/library.md): ``dpaudit.train`` →
+``dpaudit.audit`` → ``dpaudit.gate`` → ``dpaudit.render`` (what the CLI commands call), ``dpaudit.ScoreAuditor``
+(every ε estimator on your own scores), ``dpaudit.load_config`` and the config sections.
 """
 
 from __future__ import annotations
@@ -29,7 +33,22 @@ _LAZY = {
     "PrivacyEngine": "dpaudit.private",
     "PrivateTrainer": "dpaudit.private_trainer",
     "export_run": "dpaudit.export",
+    # the front door (docs/library.md, "Python quickstart")
+    "train": "dpaudit.api", "audit": "dpaudit.api", "TrainResult": "dpaudit.api", "Report": "dpaudit.api",
+    "gate": "dpaudit.gating", "render": "dpaudit.gating", "GateResult": "dpaudit.gating",
+    "ScoreAuditor": "dpaudit.score_auditor",
+    "load_config": "dpaudit.config", "Config": "dpaudit.config", "DataConfig": "dpaudit.config",
+    "ModelConfig": "dpaudit.config", "PrivacyConfig": "dpaudit.config", "OptimConfig": "dpaudit.config",
+    "TrainConfig": "dpaudit.config", "AuditConfig": "dpaudit.config", "TargetConfig": "dpaudit.config",
+    "ClippingConfig": "dpaudit.clipping",
+    "DpauditError": "dpaudit.errors", "ConfigError": "dpaudit.errors", "DataError": "dpaudit.errors",
 }
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def __getattr__(name: str):

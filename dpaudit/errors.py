@@ -11,20 +11,21 @@ class DpauditError(Exception):
     exit_code = 2
 
 
-class ConfigError(DpauditError):
-    """An invalid option, config file or combination of options."""
+class ConfigError(DpauditError, ValueError):
+    """An invalid option, config file or combination of options (a ``ValueError``: ``except ValueError`` catches it)."""
 
 
 class UnknownNameError(ConfigError, LookupError):
     """A key no registry entry has (attack, accountant, estimator, ...); the message lists the known keys."""
 
 
-class DuplicateNameError(ConfigError, ValueError):
+class DuplicateNameError(ConfigError):
     """A registry key registered twice without ``force=True``."""
 
 
-class DataError(DpauditError):
-    """A dataset that is missing, empty, malformed, or too small for what was asked."""
+class DataError(DpauditError, ValueError):
+    """A dataset that is missing, empty, malformed, or too small for what was asked; also every array of the
+    wrong shape or dtype (scores, masks, logits): one wrong shape raises this one type everywhere."""
 
 
 class ModelError(DpauditError):

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from dpaudit._validation import check_choice, check_int, check_real
-from dpaudit.errors import ConfigError
+from dpaudit.errors import ConfigError, DataError
 from dpaudit.rundir import RunDir
 from dpaudit.trainers.batching import EncodedTexts
 
@@ -275,7 +275,7 @@ def full_shadow_logits(model_dir, encoded: EncodedTexts, labels: np.ndarray, mem
     """
     membership = np.asarray(membership, dtype=bool)
     if membership.ndim != 2 or membership.shape[1] != len(encoded) or len(seeds) != membership.shape[0]:
-        raise ConfigError(f"membership must have shape (K, {len(encoded)}) with K = len(seeds) = {len(seeds)}, "
+        raise DataError(f"membership must have shape (K, {len(encoded)}) with K = len(seeds) = {len(seeds)}, "
                           f"got membership.shape={membership.shape}.")
     inputs_sha = _inputs_sha256(encoded, labels, model_dir)
     recipe_json = json.loads(json.dumps(recipe.to_dict()))

@@ -87,6 +87,36 @@ def permutation(cfg: Config, n: int) -> np.ndarray:
     return secure_permutation(n)
 
 
+def train_holdout_split(cfg: Config, n: int, *, name: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
+    """``(train ids, held-out ids)``, each sorted int64, of a released model's split of ``n`` examples:
+    ``round(data.holdout_fraction · n)`` held out, drawn by :func:`permutation` (secret unless seeded).
+
+    The one split of ``dpaudit train`` (and of ``dpaudit verify``, which needs the same N, hence q and ε).
+
+    Raises:
+        DataError: fewer than 2 training or 1 held-out example.
+    """
+    from dpaudit.errors import DataError
+
+    order = permutation(cfg, n)
+    n_hold = int(round(cfg.data.holdout_fraction * n))
+    holdout, train_ids = np.sort(order[:n_hold]).astype(np.int64), np.sort(order[n_hold:]).astype(np.int64)
+    if len(train_ids) < 2 or n_hold < 1:
+        raise DataError(f"dataset '{name}' has {n} examples: too few to split into training and "
+                        f"held-out data (holdout_fraction={cfg.data.holdout_fraction}); use more data.")
+    return train_ids, holdout
+
+
+def checkpoint_meta(cfg: Config, ds, info) -> dict:
+    """The checkpoint metadata every dpaudit-trained model carries (``dpaudit train``, the audit's bank):
+    backbone (hash, source), labels, tokenisation length, which biases are trained, the head's pooling and
+    the dataset (hash, size). ``ds``: a :class:`~dpaudit.data.TextDataset`; ``info``: the backbone's info."""
+    return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
+            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
+            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
+            "pooling": cfg.model.pooling, "dataset_sha256": ds.sha256, "dataset_size": len(ds)}
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA if present, else CPU; under torchrun ``auto``/``cuda`` is this rank's GPU."""
     if name in ("auto", "cuda") and torch.cuda.is_available() and current().world_size > 1:

@@ -153,18 +153,18 @@ def _print_comparison(report) -> None:
 
 
 def _audit(cfg, run_dir: Path, args: argparse.Namespace):
-    """:func:`~dpaudit.pipeline.run_audit` after the input checks that need no torch; a run directory it
+    """:func:`dpaudit.audit` after the input checks that need no torch; a run directory it
     created is removed again if it fails before finishing any work."""
     from dpaudit.cli.common import check_inputs
     from dpaudit.distributed import current
-    from dpaudit.pipeline import run_audit
+    from dpaudit.api import audit
     from dpaudit.pipeline.run import check_audit_config
     from dpaudit.rundir import removed_if_unfinished
 
     check_audit_config(cfg)
     check_inputs(cfg, run_dir, command="audit", force_run_dir=args.force_run_dir)
     with removed_if_unfinished(run_dir, owner=current().is_main):
-        return run_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir, rerun=args.rerun)
+        return audit(cfg, run_dir=run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir, rerun=args.rerun)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = _audit(cfg, run_dir, args)
     if outcome is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
-    _print_summary(outcome.report)
+    _print_summary(outcome.audit)
     formats = [f.strip() for f in args.format.split(",") if f.strip() and f.strip() != "none"]
     if formats:
         from dpaudit.cli.main import build_parser

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate the policy; returns the exit code (raises DpauditError for input errors)."""
     from dpaudit.errors import ConfigError
     from dpaudit.fileio import refuse_symlink, write_text_atomic
-    from dpaudit.report_io import dump_report, load_report
-    from dpaudit.reports.gate import evaluate, exit_code, format_table, github_annotations, junit_xml, with_verdict
+    from dpaudit.gating import gate
+    from dpaudit.report_io import dump_report
     from dpaudit.reports.policy import load_policy
 
     policy = load_policy(args.policy)  # validate the policy first: a typo is exit 2 before any work
@@ -69,30 +69,25 @@ def run(args: argparse.Namespace) -> int:
     # any work, and written by the atomic no-follow writer (which refuses a link planted meanwhile).
     for output in ([junit] if junit is not None else []) + ([path] if args.write_verdict else []):
         refuse_symlink(output)
-    report = load_report(path)
-    if args.mechanism_check is not None:
-        from dpaudit.verify.attach import attach_mechanism_check
-
-        report = attach_mechanism_check(report, args.mechanism_check)
-    checks = evaluate(report, policy)
-    print(format_table(checks, policy))
+    result = gate(path, policy, mechanism_check=args.mechanism_check)
+    print(result.table())
     annotations = args.annotations
     if annotations is None:
         annotations = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "none"
     if annotations == "github":
-        for line in github_annotations(checks, policy):
+        for line in result.annotations():
             print(line)
     if junit is not None:
         try:
-            write_text_atomic(junit, junit_xml(checks, policy), private=False)
+            write_text_atomic(junit, result.junit_xml(), private=False)
         except OSError as err:
             raise ConfigError(f"cannot write --junit file {junit}: {err.strerror or err}; pass a "
                               "writable path.") from None
     if args.write_verdict:
-        dump_report(with_verdict(report, policy, checks), path)
+        dump_report(result.with_verdict(), path)
         _rerender(path)
     sys.stdout.flush()
-    return exit_code(checks)
+    return result.exit_code
 
 
 def _rerender(path: Path) -> None:

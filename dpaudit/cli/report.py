@@ -19,15 +19,9 @@ from pathlib import Path
 
 from dpaudit.errors import ConfigError
 from dpaudit.fileio import refuse_symlink
+from dpaudit.gating import FORMATS, WRITERS as _WRITERS
 from dpaudit.rundir import RunDir
 
-#: format → (module, writer function, output file name); imported lazily to keep --help fast.
-_WRITERS = {
-    "html": ("dpaudit.reports.html", "write_html", "report.html"),
-    "md": ("dpaudit.reports.markdown", "write_markdown", "report.md"),
-    "pdf": ("dpaudit.reports.pdf", "write_pdf", "report.pdf"),
-}
-FORMATS = tuple(_WRITERS)
 DESCRIPTION = "Render an audit report (RUN_DIR/audit.json) as HTML, Markdown and/or PDF."
 
 
@@ -106,12 +100,12 @@ def render_existing(report, directory: str | Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate RUN_DIR/audit.json and write the requested formats; returns 0."""
-    from dpaudit.report_io import load_report
+    from dpaudit.gating import as_audit_report, render
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run_dir}; pass the directory `dpaudit audit` wrote.")
-    report = load_report(run_dir / "audit.json")
+    report = as_audit_report(run_dir / "audit.json")
     if "pdf" in args.format:  # before any write: the requested set is written whole or not at all
         from dpaudit.reports.pdf import MISSING_ENGINE, find_chromium
 
@@ -136,5 +130,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot create output directory {out}: {err}") from None
     else:  # a run directory someone else made (a model dir, a home dir) is not written into
         out = RunDir.open_existing(run_dir, force=args.force_run_dir).path
-    _write(report, out, args.format)
+    written = render(report, out, args.format, force=True)  # the directory was checked above
+    for path in written:
+        print(f"wrote {path}")
     return 0

@@ -148,17 +148,13 @@ def _plan(cfg: Config, src: TargetSource, membership: np.ndarray, user: claims.C
 
 
 def _job(cfg: Config, pop, src: TargetSource, rundir: RunDir, membership, settings, plan, device, progress):
-    from dpaudit.trainers.recipe import released_seed
+    from dpaudit.trainers.recipe import checkpoint_meta, released_seed
 
     seed, m_models = cfg.train.seed, len(membership)
     shadow_seeds = [seed * 1000 + 17 + k for k in range(1, m_models)]  # shadows are never released
     model_seeds = [None if src.external else released_seed(cfg, seed * 1000 + 17)] + shadow_seeds
     ds, info = pop.ds, pop.info
-    meta = {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
-            "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
-            "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "pooling": cfg.model.pooling,
-            "dataset_sha256": ds.sha256, "dataset_size": len(ds)}
+    meta = checkpoint_meta(cfg, ds, info)
     rows = membership[1:] if src.external else membership
     job = ShadowJob(cfg=cfg, dataset=ds, membership=rows, settings=settings, plan=plan,
                     seeds=model_seeds[1:] if src.external else model_seeds, run=rundir, device=device,

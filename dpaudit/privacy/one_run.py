@@ -27,8 +27,8 @@ import numpy.typing as npt
 import scipy.special
 import scipy.stats
 
-from dpaudit._validation import check_int, check_real
-from dpaudit.errors import ConfigError
+from dpaudit._validation import check_int, check_mask, check_real
+from dpaudit.errors import ConfigError, DataError
 from dpaudit.privacy import empirical as _emp
 from dpaudit.privacy._search import bisect
 from dpaudit.privacy.empirical import EmpiricalEpsilon, THEOREMS, check_delta, check_significance
@@ -127,7 +127,7 @@ def count_correct(scores: np.ndarray, included: np.ndarray, *, num_guesses_in: i
 def _scores(name: str, values: npt.ArrayLike) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
-        raise ConfigError(f"{name} must be 1-D, got shape {arr.shape}.")
+        raise DataError(f"{name} must be 1-D, got shape {arr.shape}.")
     return arr
 
 
@@ -164,10 +164,7 @@ def one_run_audit(
         guesses (then ``method`` lists the estimators joined by "+").
     """
     s = _scores("scores", scores)
-    inc = np.asarray(included)
-    if inc.dtype != np.bool_ or inc.shape != s.shape:
-        raise ConfigError(f"included must be a bool array of shape {s.shape}, got dtype={inc.dtype}, "
-                          f"shape={inc.shape}.")
+    inc = check_mask("included", included, s.shape, hint="scores and included must be 1-D of equal length")
     k_in = check_int("num_guesses_in", num_guesses_in, 0, s.size)
     k_out = check_int("num_guesses_out", num_guesses_out, 0, s.size - k_in)
     d, sig = check_delta(delta), check_significance(significance)

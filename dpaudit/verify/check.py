@@ -195,10 +195,9 @@ def _check_args(cfg, num_canaries: int, in_fraction: float, significance: float)
 
 def _train_split(cfg, n: int) -> np.ndarray:
     """The training ids of the split ``dpaudit train`` makes: the same size, hence the same q and ε."""
-    from dpaudit.trainers.recipe import permutation
+    from dpaudit.trainers.recipe import train_holdout_split
 
-    order = permutation(cfg, n)
-    return np.sort(order[int(round(cfg.data.holdout_fraction * n)):]).astype(np.int64)
+    return train_holdout_split(cfg, n)[0]
 
 
 def _add_remove_epsilon(plan, steps: int) -> float:

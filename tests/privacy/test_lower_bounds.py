@@ -12,7 +12,7 @@ from scipy.special import expit, ndtr
 
 import dpaudit.privacy.empirical as emp
 import dpaudit.privacy.lower_bounds as lb
-from dpaudit.errors import ConfigError
+from dpaudit.errors import ConfigError, DataError
 from dpaudit.privacy import (
     Bonferroni,
     EmpiricalEpsilon,
@@ -251,7 +251,7 @@ def test_one_run_audit_counts_top_and_bottom_guesses():
     nan = one_run_audit([np.nan, 1.0], np.array([True, False]), num_guesses_in=1, num_guesses_out=1,
                         delta=0.0, significance=0.05)
     assert nan.status == "inconclusive" and "NaN" in nan.reason
-    with pytest.raises(ConfigError, match="included must be a bool array"):
+    with pytest.raises(DataError, match="included must be a bool array"):
         one_run_audit([1.0, 2.0], [1, 0], num_guesses_in=1, num_guesses_out=1, delta=0.0,
                       significance=0.05)
 
