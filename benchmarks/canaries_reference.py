@@ -108,7 +108,10 @@ def main() -> None:
     p.add_argument("--full-lr", type=float, default=5e-5)
     p.add_argument("--max-length", type=int, default=48)
     p.add_argument("--out", default="benchmarks/results/canaries_reference.json")
+    p.add_argument("--smoke", action="store_true", help="smallest size (seconds), writes no results file")
     args = p.parse_args()
+    if args.smoke:
+        args.population, args.canaries, args.full_epochs, args.max_length = 120, 20, 1.0, 16
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -123,6 +126,8 @@ def main() -> None:
                **_measure(logits, pop, n_natural, row), "wall_s": round(time.perf_counter() - t, 1)}
         print(json.dumps(rec), flush=True)
         rows.append(rec)
+    if args.smoke:
+        return
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.is_file() else []
     out.write_text(json.dumps(old + rows, indent=1) + "\n")

@@ -86,16 +86,18 @@ def train_run(cfg: Config, run_dir: str | Path, *, progress: bool = True, force_
     from dpaudit.data import class_summary, load_configured_dataset
     from dpaudit.distributed import current
     from dpaudit.models import load_backbone, resolve_model_dir
-    from dpaudit.trainers.batching import EncodedTexts
-    from dpaudit.trainers.recipe import build_classifier, few_steps_warning, released_seed, resolve_device, resolve_privacy, train_bank
 
     say = say or (lambda line: None)
     resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)  # fails before the data and the accounting
     comm = current()
     run = RunDir.claim(run_dir, command="train", force=force_run_dir) if comm.is_main else None
     started = time.perf_counter()
-    ds = load_configured_dataset(cfg)
+    ds = load_configured_dataset(cfg)  # a data error is one line before torch is imported
     say(class_summary(ds, cfg.data.label_column))
+    from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.recipe import (build_classifier, few_steps_warning, released_seed, resolve_device,
+                                         resolve_privacy, train_bank)
+
     backbone, tokenizer, info = load_backbone(cfg.model.path)
     train_ids, holdout, salt = _shared_split(comm, run, cfg, ds, info)
     settings, plan = resolve_privacy(cfg, [len(train_ids)])

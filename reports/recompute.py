@@ -197,7 +197,17 @@ def gated_bounds(report: AuditReport, max_significance: float, threshold: float)
 
 
 def mechanism_mismatch(mc, p, epsilon: float | None) -> str | None:
-    """Why the mechanism check is of another claim or mechanism than the report's, or ``None``."""
+    """Why the mechanism check is of another claim or mechanism than the report's, or ``None``.
+
+    ``dpaudit verify`` tests the add/remove mechanism (a canary present or absent), so a replace-one claim is
+    compared through the add/remove ε of the same σ, q, steps and δ (never larger than the replace-one ε).
+    """
+    if epsilon is not None and getattr(p, "neighbouring", "add_remove") != "add_remove":
+        try:
+            epsilon = _accountant_epsilon(float(p.noise_multiplier), float(p.sample_rate), int(p.steps),
+                                          float(p.delta), str(p.accountant), "add_remove")
+        except (DpauditError, ArithmeticError, ValueError, MemoryError, TypeError):
+            epsilon = None
     if epsilon is None or not math.isclose(epsilon, mc.claimed_epsilon, rel_tol=EPSILON_REL_TOL) or not math.isclose(
             p.delta, mc.delta, rel_tol=1e-9):
         return (f"the mechanism check verified (ε = {mc.claimed_epsilon:.4g}, δ = {mc.delta:.3g}), not the report's "

@@ -26,8 +26,8 @@ def add_parser(subparsers) -> None:
     make.add_argument("--out", required=True, help="new directory to write (refused if it holds files)")
     make.add_argument("--kind", default="mislabeled", help="mislabeled (default: a training row with another "
                       "class) or unique (a made-up text with a random class)")
-    make.add_argument("--text-column", default="text")
-    make.add_argument("--label-column", default="label")
+    make.add_argument("--text-column", default="text", help="the text column of --data (default text)")
+    make.add_argument("--label-column", default="label", help="the label column of --data (default label)")
     make.add_argument("--text-pair-column", help="second text column of text pairs")
     make.add_argument("--split", default="train", help="split of a saved DatasetDict")
     make.add_argument("--seed", type=int, default=0, help="which rows/texts become canaries (public; the coins "

@@ -69,6 +69,9 @@ def check_member_file(path: str) -> Path:
         DataError: it does not exist or is not a file.
     """
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise DataError(f"member id file '{p}' is not a regular file (a FIFO, device or directory); give the "
+                        f"target's split.json (or its training-example ids as a JSON list or one per line).")
     if not p.is_file():
         raise DataError(f"member id file '{p}' does not exist; give the target's split.json (or its training-example "
                         f"ids, indices into the dataset, as a JSON list or one per line).")

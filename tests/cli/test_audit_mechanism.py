@@ -23,7 +23,12 @@ def test_audit_states_the_check_of_its_own_claim_and_reuses_it(tmp_path, capsys,
     mc = report.mechanism_check
     assert mc is not None and mc.num_canaries == 2000
     # The check verified exactly the report's claim: same ε (σ, q, steps of the target's bank) and δ.
-    assert math.isclose(mc.claimed_epsilon, report.privacy.epsilon, rel_tol=1e-6)
+    p = report.privacy  # verify checks the add/remove mechanism (a canary present or absent)
+    from dpaudit.privacy import compute_epsilon
+
+    add_remove = compute_epsilon(noise_multiplier=p.noise_multiplier, sample_rate=p.sample_rate, steps=p.steps,
+                                 delta=p.delta, accountant=p.accountant, neighbouring="add_remove")
+    assert math.isclose(mc.claimed_epsilon, add_remove, rel_tol=1e-6) and add_remove <= p.epsilon
     assert mc.delta == report.privacy.delta and mc.sample_rate == report.privacy.sample_rate
     assert mc.passed and mc.epsilon_lower_bound <= mc.claimed_epsilon
     code, out, err = run_cli(capsys, ["gate", str(run_dir / "audit.json"), "--policy", str(policy)])
