@@ -1,7 +1,10 @@
 """Typed configuration for ``dpaudit train`` and ``dpaudit audit``, loaded from TOML.
 
-Every section is a frozen dataclass; an unknown key, a wrong type, a value out of its range (NaN and ±inf
-included), an unknown option or a missing file is a one-line :class:`~dpaudit.errors.ConfigError` at load.
+Every section is a frozen dataclass whose fields carry their default, range, choices and help in
+``dataclasses.field`` metadata (the one source of :data:`RANGES`, :data:`CHOICES`, :data:`FALLBACKS` and
+``docs/config.md``). Each section checks itself in ``__post_init__`` (:mod:`dpaudit.config_check`), however it
+is built: an unknown key, a wrong type, a value out of its range (NaN and ±inf included), an unknown option or
+a missing file is a one-line :class:`~dpaudit.errors.ConfigError`, from TOML and from Python alike.
 Command-line ``--set section.key=value`` overrides (values parsed as TOML) apply on top of the file, and
 privacy presets fill only what the user left unset.
 
@@ -12,14 +15,14 @@ Presets (:data:`PRESETS`, summarised by :func:`preset_help`): ``high`` (ε = 1),
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dpaudit._validation import check_choice, check_real, short_repr
-from dpaudit.clipping import CLIPPING_MODES, CLIPPING_STYLES, ClippingConfig
+from dpaudit._validation import check_choice, short_repr
+from dpaudit.clipping import ClippingConfig
+from dpaudit.config_check import MAX_ITEMS, MAX_STRING, check_field, field_choices, validate  # noqa: F401 (MAX_*)
 from dpaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -28,27 +31,67 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+def _accountants() -> tuple[str, ...]:
+    from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only; imported late to keep `import config` light
+
+    return tuple(ACCOUNTANTS)
+
+
+def _shadow_recipes() -> tuple[str, ...]:
+    from dpaudit.pipeline.shadows import SHADOW_RECIPES  # no torch at import time
+
+    return tuple(SHADOW_RECIPES.names())
+
+
+def _presets() -> tuple[str, ...]:
+    return tuple(PRESETS)
+
+
+#: Ranges shared by several keys ``(low, high, closed)``. Upper ends are generous sanity caps, not tuning advice:
+#: they refuse absurd values (σ = 1e308, 10**400 examples) that would otherwise overflow or stall deep inside
+#: training.
+_EPSILON, _SIGMA, _DELTA, _LR = (0, 1000, "right"), (0, 1_000_000, "right"), (0, 1, "neither"), (0, 100, "right")
+_EPOCHS, _BATCH, _MICRO = (0, 10_000, "right"), (1, 10_000_000, "both"), (1, 65_536, "both")
+_HINT_EPS = "use privacy.non_private = true for an ε = ∞ reference"
+_HINT_SIGMA = "use privacy.non_private = true to train without noise"
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = "embedded"
-    text_column: str = "text"
-    label_column: str = "label"
-    text_pair_column: str | None = None
-    split: str = "train"
-    max_examples: int | None = None
-    max_length: int = 64
-    holdout_fraction: float = 0.2
+    path: str = field(default="embedded", metadata={
+        "help": "the dataset: 'embedded' (the bundled Rotten Tomatoes), a local file or a Hugging Face dataset"})
+    text_column: str = field(default="text", metadata={"help": "column holding the text"})
+    label_column: str = field(default="label", metadata={"help": "column holding the class label"})
+    text_pair_column: str | None = field(default=None, metadata={
+        "help": "column of the second text of a pair (sentence-pair tasks)"})
+    split: str = field(default="train", metadata={"help": "the dataset split to read"})
+    max_examples: int | None = field(default=None, metadata={
+        "range": (1, 10_000_000, "both"), "help": "use a seeded subset of this many rows"})
+    max_length: int = field(default=64, metadata={
+        "range": (1, 131_072, "both"), "help": "tokens per example (longer texts are truncated)"})
+    holdout_fraction: float = field(default=0.2, metadata={
+        "range": (0, 1, "neither"), "help": "fraction of the rows held out from training"})
+
+    def __post_init__(self) -> None:
+        validate(self, "data")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = "embedded"
-    add_biases: bool = False
-    exclude_modules: tuple[str, ...] = ("pooler",)
-    # the head's input: "mean" (mean of the last hidden states over real tokens) or "pooler" (the backbone's own
-    # pooler output, BERT's tanh(W h_CLS + b): what BertForSequenceClassification computes, so `dpaudit export`
-    # can write the model as a plain HF classifier)
-    pooling: str = "mean"
+    path: str = field(default="embedded", metadata={
+        "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+    add_biases: bool = field(default=False, metadata={
+        "help": "add zero bias terms to the linear layers that have none, so BiTFiT can train them"})
+    exclude_modules: tuple[str, ...] = field(default=("pooler",), metadata={
+        "help": "modules whose biases stay frozen"})
+    # BERT's pooler output tanh(W h_CLS + b) is what BertForSequenceClassification computes, so `dpaudit export`
+    # can write the model as a plain HF classifier
+    pooling: str = field(default="mean", metadata={
+        "choices": ("mean", "pooler"),
+        "help": "the head's input: mean of the last hidden states over real tokens, or the backbone's pooler"})
+
+    def __post_init__(self) -> None:
+        validate(self, "model")
 
 
 @dataclass(frozen=True)
@@ -60,70 +103,115 @@ class PrivacyConfig:
     ``dpaudit.report_schema.PrivacySection`` (the claim ``audit.json`` states, with clipping and δ(ε)).
     """
 
-    preset: str | None = None
-    epsilon: float | None = None
-    noise_multiplier: float | None = None
-    delta: float | None = None
-    accountant: str = "pld"
-    non_private: bool = False
-    force: bool = False
-    #: the relation the (ε, δ) is stated for: "replace_one" (N public) or "add_remove" (N private; only then
-    #: may "prv"/"rdp" be used). docs/design.md, "Release boundary".
-    neighbouring: str = "replace_one"
+    preset: str | None = field(default=None, metadata={
+        "choices": _presets, "help": "fill unset training keys from a privacy preset (see --preset)"})
+    epsilon: float | None = field(default=None, metadata={
+        "range": _EPSILON, "hint": _HINT_EPS, "help": "target ε; σ is calibrated to reach it"})
+    noise_multiplier: float | None = field(default=None, metadata={
+        "range": _SIGMA, "hint": _HINT_SIGMA, "help": "σ, relative to the clipping norm (instead of epsilon)"})
+    delta: float | None = field(default=None, metadata={"range": _DELTA, "help": "target δ"})
+    accountant: str = field(default="pld", metadata={
+        "choices": _accountants, "help": "the privacy accountant"})
+    non_private: bool = field(default=False, metadata={"help": "train without noise (ε = ∞): a reference, never a DP claim"})
+    force: bool = field(default=False, metadata={"help": "turn the refusal of δ ≥ 1/N into a warning"})
+    #: docs/design.md, "Release boundary".
+    neighbouring: str = field(default="replace_one", metadata={
+        "choices": ("replace_one", "add_remove"),
+        "help": "the relation (ε, δ) is stated for: replace_one (N public) or add_remove (N private)"})
 
     def __post_init__(self) -> None:
         from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only
 
-        if self.accountant in ACCOUNTANTS and self.neighbouring not in ACCOUNTANTS.get(self.accountant).relations:
+        validate(self, "privacy")
+        if self.neighbouring not in ACCOUNTANTS.get(self.accountant).relations:
             raise ConfigError(f"privacy.accountant='{self.accountant}' analyses add_remove neighbours only; set "
                               f"privacy.accountant = 'pld' (or privacy.neighbouring = 'add_remove', which keeps the "
                               f"dataset size private).")
 
 
+#: ``head_lr`` = 10 × ``lr``: the zero-initialised head learns a probe of already-useful features, the biases
+#: take small steps (issue 13's sweep: DP-BiTFiT at ε = 8 gained 2.0 points, 0.732 → 0.752, on 2,500 training
+#: snippets; benchmarks/RESULTS.md §2c).
 @dataclass(frozen=True)
 class OptimConfig:
-    optimizer: str = "adam"
-    lr: float | None = None
-    head_lr: float | None = None  # the task head's learning rate (None: lr); see trainers.optim.make_optimizer
-    schedule: str = "constant"
-    warmup_fraction: float = 0.0
-    weight_decay: float = 0.0
-    momentum: float = 0.9
+    optimizer: str = field(default="adam", metadata={"choices": ("adam", "adamw", "sgd"), "help": "the optimizer"})
+    lr: float = field(default=5e-3, metadata={"range": _LR, "help": "step size of the biases"})
+    head_lr: float | None = field(default=5e-2, metadata={
+        "range": _LR, "help": "step size of the task head (none: lr; trainers.optim.make_optimizer)"})
+    schedule: str = field(default="constant", metadata={
+        "choices": ("constant", "linear", "cosine"), "help": "learning-rate schedule"})
+    warmup_fraction: float = field(default=0.0, metadata={
+        "range": (0, 1, "left"), "help": "fraction of the steps spent warming the learning rate up"})
+    weight_decay: float = field(default=0.0, metadata={"range": (0, 100, "both"), "help": "weight decay"})
+    momentum: float = field(default=0.9, metadata={"range": (0, 1, "left"), "help": "SGD momentum"})
+
+    def __post_init__(self) -> None:
+        validate(self, "optim")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: float | None = None
-    batch_size: int | None = None
-    micro_batch_size: int = 64
-    seed: int = 0
-    noise: str = "secure"  # "secure" (OS CSPRNG, every release) or "seeded" (reproducible; never a release)
-    device: str = "auto"
-    autocast: bool = False
-    dropout: bool = False
+    epochs: float = field(default=3.0, metadata={"range": _EPOCHS, "help": "expected passes over the data"})
+    batch_size: int = field(default=256, metadata={"range": _BATCH, "help": "expected (Poisson) batch size"})
+    micro_batch_size: int = field(default=64, metadata={
+        "range": _MICRO, "help": "examples per forward pass (memory only; the batch is the same)"})
+    seed: int = field(default=0, metadata={"range": (0, 2**32 - 1, "both"), "help": "seed of sampling and init"})
+    noise: str = field(default="secure", metadata={
+        "choices": ("secure", "seeded"),
+        "help": "secure: OS CSPRNG noise (every release); seeded: reproducible, never a release"})
+    device: str = field(default="auto", metadata={
+        "pattern": (r"auto|cpu|cuda(:[0-9]{1,3})?", "{auto, cpu, cuda, cuda:N}"),
+        "help": "where to train (whether CUDA is present is checked when the device is opened)"})
+    autocast: bool = field(default=False, metadata={"help": "run the forward in bf16 (CUDA, or a CPU with native bf16)"})
+    dropout: bool = field(default=False, metadata={"help": "keep the backbone's dropout on while training"})
+
+    def __post_init__(self) -> None:
+        validate(self, "train")
 
 
 @dataclass(frozen=True)
 class AuditConfig:
-    num_shadows: int = 8
-    attacks: tuple[str, ...] = ("loss", "shadow", "lira_online", "lira_offline", "rmia")
-    # None: (0.001, 0.01, 0.1) minus the FPRs the population cannot resolve (attacks.membership.population_fprs)
-    fprs: tuple[float, ...] | None = None
-    significance: float = 0.05
-    loo_targets: int = 4
-    canary_guess_fraction: float = 0.1
-    score_batch_size: int = 256
-    shadow_recipe: str = "bitfit"
-    mechanism_check: bool = False  # run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)
-    mechanism_canaries: int = 20_000
-    reference: str = "none"  # "non_private" (a BiTFiT bank) | "full_non_private" (one full fine-tune): context
-    canaries: int = 0  # m crafted canaries added to the population (dpaudit.canaries; 0 = none), a target trained here
-    canary_kind: str = "mislabeled"  # "mislabeled" | "unique" (dpaudit.canaries.CANARY_KINDS)
-    canary_delta: float = 1e-5  # δ of the canary bound (the smaller of it and the claim's δ; see canary_audit)
-    canary_score: str = "loss"  # the canary bound's score rule: "loss" or "lira_offline" (dpaudit.pipeline.canary_audit)
-    reference_lr: float = 5e-5  # the full_non_private reference: AdamW step size
-    reference_epochs: float = 3.0  # ... expected epochs over the target's training set
-    reference_batch_size: int = 32  # ... expected Poisson batch size
+    num_shadows: int = field(default=8, metadata={
+        "range": (2, 1024, "both"), "help": "shadow models trained beside the target (in complementary pairs)"})
+    attacks: tuple[str, ...] = field(default=("loss", "shadow", "lira_online", "lira_offline", "rmia"), metadata={
+        "help": "membership-inference attacks to run"})
+    fprs: tuple[float, ...] | None = field(default=None, metadata={
+        "range": (0, 1, "right"), "help": "false-positive rates the TPR is reported at"})
+    significance: float = field(default=0.05, metadata={
+        "range": (0, 0.5, "right"), "help": "family-wise significance of the ε lower bounds (split over their sources)"})
+    loo_targets: int = field(default=4, metadata={
+        "range": (1, 1025, "both"), "help": "models of the bank audited as the target in turn (leave-one-out)"})
+    canary_guess_fraction: float = field(default=0.1, metadata={
+        "range": (0, 1, "right"), "help": "fraction of the canaries the one-run bound guesses on (k₊ = k₋ = ⌊f·m/2⌋)"})
+    score_batch_size: int = field(default=256, metadata={
+        "range": (1, 65_536, "both"), "help": "examples per forward pass when scoring"})
+    shadow_recipe: str = field(default="bitfit", metadata={
+        "choices": _shadow_recipes, "help": "how the shadow models are trained"})
+    mechanism_check: bool = field(default=False, metadata={
+        "help": "run `dpaudit verify` on the target's own DP step (dpaudit/pipeline/mechanism.py)"})
+    mechanism_canaries: int = field(default=20_000, metadata={
+        "range": (100, 10_000_000, "both"), "help": "canary trials of the mechanism check"})
+    reference: str = field(default="none", metadata={
+        "choices": ("none", "non_private", "full_non_private"),
+        "help": "a non-private reference for context: a BiTFiT bank, or one full fine-tune"})
+    canaries: int = field(default=0, metadata={
+        "range": (0, 1_000_000, "both"),
+        "help": "m crafted canaries added to the population (dpaudit.canaries; 0: none), a target trained here"})
+    canary_kind: str = field(default="mislabeled", metadata={
+        "choices": ("mislabeled", "unique"), "help": "what a canary is (dpaudit.canaries.CANARY_KINDS)"})
+    canary_delta: float = field(default=1e-5, metadata={
+        "range": (0, 1, "neither"), "help": "δ of the canary bound (the smaller of it and the claim's δ)"})
+    canary_score: str = field(default="loss", metadata={
+        "choices": ("loss", "lira_offline"), "help": "the canary bound's score rule (dpaudit.pipeline.canary_audit)"})
+    reference_lr: float = field(default=5e-5, metadata={
+        "range": _LR, "help": "the full_non_private reference: AdamW step size"})
+    reference_epochs: float = field(default=3.0, metadata={
+        "range": _EPOCHS, "help": "the full_non_private reference: expected epochs over the target's training set"})
+    reference_batch_size: int = field(default=32, metadata={
+        "range": _BATCH, "help": "the full_non_private reference: expected Poisson batch size"})
+
+    def __post_init__(self) -> None:
+        validate(self, "audit")
 
 
 @dataclass(frozen=True)
@@ -131,41 +219,56 @@ class TargetConfig:
     """The model under audit (``[target]``): trained here, or from anywhere, and its (ε, δ) claim.
 
     ``kind``: ``"auto"`` (from ``path``: none → ``"train"``, a ``.safetensors`` file → ``"checkpoint"``, a
-    directory → ``"hf"``, ``.npy``/``.csv``/``.parquet`` → ``"scores"``), or one of those names. ``members``:
-    the target's training-example ids (needed for every target not trained here). ``scores_kind``: what a
-    scores file holds (``"logits"`` or ``"probabilities"``). The claim (for ``hf``/``scores`` targets only):
-    ``claim_epsilon`` + ``claim_delta``, or ``claim_noise_multiplier`` + ``claim_sample_rate`` +
-    ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP claim". ``recipe``:
-    how the target was trained, as the user states it (``"unknown"``, or a shadow recipe's name: ``"bitfit"``,
-    ``"full"``); with the same ``audit.shadow_recipe`` and a known privacy recipe, the shadows train like it.
-    ``canaries``: a directory written by ``dpaudit canaries make`` whose training file the target was trained
-    on; the target is then audited on those canaries alone, a one-run bound (docs/canaries.md).
+    directory → ``"hf"``, ``.npy``/``.csv``/``.parquet`` → ``"scores"``), or one of those names. The claim (for
+    ``hf``/``scores`` targets only): ``claim_epsilon`` + ``claim_delta``, or ``claim_noise_multiplier`` +
+    ``claim_sample_rate`` + ``claim_steps`` + ``claim_delta`` (+ ``claim_accountant``); none of them → "no DP
+    claim". ``recipe``: with the same ``audit.shadow_recipe`` and a known privacy recipe, the shadows train like
+    the target. ``canaries``: the target is then audited on those canaries alone, a one-run bound
+    (docs/canaries.md).
     """
 
-    path: str | None = None
-    kind: str = "auto"
-    members: str | None = None
-    scores_kind: str = "logits"
-    claim_epsilon: float | None = None
-    claim_delta: float | None = None
-    claim_noise_multiplier: float | None = None
-    claim_sample_rate: float | None = None
-    claim_steps: int | None = None
-    claim_accountant: str = "prv"
-    recipe: str = "unknown"
-    canaries: str | None = None
+    path: str | None = field(default=None, metadata={"help": "the target: a checkpoint, HF directory or scores"})
+    kind: str = field(default="auto", metadata={
+        "choices": ("auto", "train", "checkpoint", "hf", "scores"), "help": "what path holds (auto: from path)"})
+    members: str | None = field(default=None, metadata={
+        "help": "the target's training-example ids (needed for every target not trained here)"})
+    scores_kind: str = field(default="logits", metadata={
+        "choices": ("logits", "probabilities"), "help": "what a scores file holds"})
+    claim_epsilon: float | None = field(default=None, metadata={"range": _EPSILON, "help": "the claimed ε"})
+    claim_delta: float | None = field(default=None, metadata={"range": _DELTA, "help": "the claimed δ"})
+    claim_noise_multiplier: float | None = field(default=None, metadata={"range": _SIGMA, "help": "the claimed σ"})
+    claim_sample_rate: float | None = field(default=None, metadata={
+        "range": (0, 1, "right"), "help": "the claimed sample rate q"})
+    claim_steps: int | None = field(default=None, metadata={
+        "range": (1, 10**9, "both"), "help": "the claimed number of steps"})
+    claim_accountant: str = field(default="prv", metadata={
+        "choices": _accountants, "help": "accountant that turns the claimed σ, q, steps into ε"})
+    recipe: str = field(default="unknown", metadata={
+        "choices": lambda: ("unknown", *_shadow_recipes()),
+        "help": "how the target was trained, as the user states it ('unknown' or a shadow recipe's name)"})
+    canaries: str | None = field(default=None, metadata={
+        "help": "a directory by `dpaudit canaries make` whose training file the target was trained on"})
+
+    def __post_init__(self) -> None:
+        validate(self, "target")
 
 
 @dataclass(frozen=True)
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    clipping: ClippingConfig = field(default_factory=ClippingConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    audit: AuditConfig = field(default_factory=AuditConfig)
-    target: TargetConfig = field(default_factory=TargetConfig)
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "the dataset"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the backbone and its head"})
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig, metadata={"help": "the privacy asked for"})
+    clipping: ClippingConfig = field(default_factory=ClippingConfig, metadata={"help": "per-sample clipping"})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "the optimizer"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
+    audit: AuditConfig = field(default_factory=AuditConfig, metadata={"help": "the membership audit"})
+    target: TargetConfig = field(default_factory=TargetConfig, metadata={"help": "the model under audit"})
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), _CLASSES[f.name]):
+                raise ConfigError(f"Config.{f.name} must be of type {_CLASSES[f.name].__name__}, got "
+                                  f"{short_repr(getattr(self, f.name))}.")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -198,169 +301,35 @@ MIN_SHADOWS_REFERENCE_ATTACKS = 4
 #: Attacks that need no shadow model beyond the target's pair.
 SHADOW_FREE_ATTACKS = ("loss",)
 
-#: Values used when neither the user nor a preset set them. ``head_lr`` = 10 × ``lr``: the zero-initialised head
-#: learns a probe of already-useful features, the biases take small steps (issue 13's sweep: DP-BiTFiT at ε = 8
-#: gained 2.0 points, 0.732 → 0.752, on 2,500 training snippets; benchmarks/RESULTS.md §2c).
-#: ``max_grad_norm`` = 0.1: every high-loss example is clipped (its norm is 10–30 once the head has grown) and the
-#: easy ones (norm < 0.1) pass whole; the best single lever of issue 13's full-recipe sweep (ε = 8, seed 0: 0.788 vs
-#: 0.783 at C = 1) and the C of its 3-seed grid (§2d).
-FALLBACKS: dict[str, dict[str, Any]] = {
-    "train": {"batch_size": 256, "epochs": 3.0}, "optim": {"lr": 5e-3, "head_lr": 5e-2},
-    "clipping": {"max_grad_norm": 0.1},
-}
-
-#: Allowed ranges of every numeric key ``(low, high, closed)``, checked on load so that a bad value fails with
-#: one line before any work. Upper ends are generous sanity caps, not tuning advice: they refuse absurd values
-#: (σ = 1e308, 10**400 examples) that would otherwise overflow or stall deep inside training.
-RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
-    ("data", "max_examples"): (1, 10_000_000, "both"), ("data", "max_length"): (1, 131_072, "both"),
-    ("data", "holdout_fraction"): (0, 1, "neither"),
-    ("privacy", "epsilon"): (0, 1000, "right"), ("privacy", "noise_multiplier"): (0, 1_000_000, "right"),
-    ("privacy", "delta"): (0, 1, "neither"),
-    ("clipping", "max_grad_norm"): (0, 1_000_000, "right"),
-    ("optim", "lr"): (0, 100, "right"), ("optim", "head_lr"): (0, 100, "right"),
-    ("optim", "warmup_fraction"): (0, 1, "left"),
-    ("optim", "weight_decay"): (0, 100, "both"), ("optim", "momentum"): (0, 1, "left"),
-    ("train", "epochs"): (0, 10_000, "right"), ("train", "batch_size"): (1, 10_000_000, "both"),
-    ("train", "micro_batch_size"): (1, 65_536, "both"), ("train", "seed"): (0, 2**32 - 1, "both"),
-    ("audit", "num_shadows"): (2, 1024, "both"), ("audit", "fprs"): (0, 1, "right"),
-    ("audit", "significance"): (0, 0.5, "right"), ("audit", "loo_targets"): (1, 1025, "both"),
-    ("audit", "canary_guess_fraction"): (0, 1, "right"), ("audit", "score_batch_size"): (1, 65_536, "both"),
-    ("audit", "mechanism_canaries"): (100, 10_000_000, "both"), ("audit", "canaries"): (0, 1_000_000, "both"),
-    ("audit", "canary_delta"): (0, 1, "neither"),
-    ("audit", "reference_lr"): (0, 100, "right"), ("audit", "reference_epochs"): (0, 10_000, "right"),
-    ("audit", "reference_batch_size"): (1, 10_000_000, "both"),
-    ("target", "claim_epsilon"): (0, 1000, "right"), ("target", "claim_delta"): (0, 1, "neither"),
-    ("target", "claim_noise_multiplier"): (0, 1_000_000, "right"), ("target", "claim_sample_rate"): (0, 1, "right"),
-    ("target", "claim_steps"): (1, 10**9, "both"),
-}
-#: Allowed values of the string options. The clipping ones are :mod:`dpaudit.clipping`'s; the optimizer ones
-#: are kept by the trainer too, for direct API use (a test checks that both agree). Accountants come from the
-#: registry in :mod:`dpaudit.privacy` (see :func:`_choices`).
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("clipping", "style"): CLIPPING_STYLES, ("clipping", "mode"): CLIPPING_MODES,
-    ("optim", "optimizer"): ("adam", "adamw", "sgd"), ("optim", "schedule"): ("constant", "linear", "cosine"),
-    ("train", "noise"): ("secure", "seeded"),
-    ("privacy", "neighbouring"): ("replace_one", "add_remove"),
-    ("target", "kind"): ("auto", "train", "checkpoint", "hf", "scores"),
-    ("target", "scores_kind"): ("logits", "probabilities"),
-    ("audit", "reference"): ("none", "non_private", "full_non_private"),
-    ("model", "pooling"): ("mean", "pooler"),
-    ("audit", "canary_kind"): ("mislabeled", "unique"), ("audit", "canary_score"): ("loss", "lira_offline"),
-}
-#: ``train.device``: auto, cpu, cuda or cuda:N (whether CUDA is present is checked when the device is opened).
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
-#: What a message adds after the range for keys whose fix is not a different number.
-_HINTS = {("privacy", "epsilon"): "use privacy.non_private = true for an ε = ∞ reference",
-          ("privacy", "noise_multiplier"): "use privacy.non_private = true to train without noise"}
-#: Longest list (``audit.fprs``, ``audit.attacks``, ``model.exclude_modules``), table and string accepted.
-MAX_ITEMS = 64
-MAX_STRING = 4096
-
 _CLASSES = {"data": DataConfig, "model": ModelConfig, "privacy": PrivacyConfig, "clipping": ClippingConfig,
             "optim": OptimConfig, "train": TrainConfig, "audit": AuditConfig,
             "target": TargetConfig}
 
 
+def _field(section: str, key: str) -> dataclasses.Field | None:
+    return {f.name: f for f in fields(_CLASSES[section])}.get(key)
+
+
+#: Derived from the field metadata (the one source): allowed ranges ``(low, high, closed)`` of every numeric
+#: key, and the fixed choices of the string options. The clipping ones are :mod:`dpaudit.clipping`'s; the
+#: optimizer ones are kept by the trainer too, for direct API use (a test checks that both agree). Choices read
+#: from a registry (accountants, shadow recipes, presets) are resolved by :func:`_choices`.
+RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
+    (s, f.name): f.metadata["range"] for s, cls in _CLASSES.items() for f in fields(cls) if "range" in f.metadata}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    (s, f.name): f.metadata["choices"] for s, cls in _CLASSES.items() for f in fields(cls)
+    if isinstance(f.metadata.get("choices"), tuple)}
+#: The tuned defaults of the training keys a preset also sets (the dataclass defaults; read by the trainer's
+#: own defaults and the CLI help).
+FALLBACKS: dict[str, dict[str, Any]] = {
+    s: {k: _field(s, k).default for k in keys}
+    for s, keys in {"train": ("batch_size", "epochs"), "optim": ("lr", "head_lr"),
+                    "clipping": ("max_grad_norm",)}.items()}
+
+
 def _choices(section: str, key: str) -> tuple[str, ...] | None:
-    if (section, key) in (("privacy", "accountant"), ("target", "claim_accountant")):
-        from dpaudit.privacy import ACCOUNTANTS  # numpy/scipy only; imported here to keep `import config` light
-
-        return tuple(ACCOUNTANTS)
-    if (section, key) in (("audit", "shadow_recipe"), ("target", "recipe")):
-        from dpaudit.pipeline.shadows import SHADOW_RECIPES
-
-        return (*(("unknown",) if section == "target" else ()), *SHADOW_RECIPES.names())
-    return CHOICES.get((section, key))
-
-
-def _check_range(section: str, key: str, value: Any) -> Any:
-    low, high, closed = RANGES[section, key]
-    where = f"{section}.{key}"
-    try:
-        checked = check_real(where, value, low, high, closed=closed)
-    except ConfigError as err:
-        hint = _HINTS.get((section, key))
-        if hint is None:
-            raise
-        raise ConfigError(f"{str(err).rstrip('.')}; {hint}.") from None
-    return value if isinstance(value, int) else checked
-
-
-def _check_item(where: str, value: Any, item: str) -> Any:
-    if item == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {where}={short_repr(value)}.")
-    elif item == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {where}={short_repr(value)}.")
-    elif item == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {where}={short_repr(value)}.")
-        if len(value) > MAX_STRING:
-            raise ConfigError(f"{where} must be at most {MAX_STRING} characters, got {len(value)}.")
-    return value
-
-
-def _check_groups(groups: dict) -> dict:
-    """``clipping.groups``: ``{name = [regex, C_g]}`` with a compilable regex and C_g in the clipping range."""
-    if len(groups) > MAX_ITEMS:
-        raise ConfigError(f"clipping.groups must have at most {MAX_ITEMS} groups, got {len(groups)}.")
-    low, high, closed = RANGES["clipping", "max_grad_norm"]
-    for name, spec in groups.items():
-        where = f"clipping.groups.{name}"
-        if not (isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[0], str)):
-            raise ConfigError(f"{where} must be [regex, threshold], got {where}={short_repr(spec)}.")
-        _check_item(where, spec[0], "str")
-        try:
-            re.compile(spec[0])
-        except re.error as err:
-            raise ConfigError(f"{where} has an invalid regex {short_repr(spec[0])} ({err}).") from None
-        _check_item(f"{where} threshold", spec[1], "float")
-        check_real(f"{where} threshold", spec[1], low, high, closed=closed)
-    return groups
-
-
-def _check_value(section: str, key: str, value: Any, annotation: str) -> Any:
-    """Type, range and choice of one key; returns the value in the dataclass's type."""
-    where = f"{section}.{key}"
-    if value is None:
-        if "None" in annotation:
-            return None
-        raise ConfigError(f"{where} cannot be empty.")
-    if "tuple" in annotation:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {where}={short_repr(value)}.")
-        if len(value) > MAX_ITEMS:
-            raise ConfigError(f"{where} must have at most {MAX_ITEMS} entries, got {len(value)}.")
-        item = "float" if "float" in annotation else "str"
-        out = tuple(_check_item(f"{where}[{i}]", v, item) for i, v in enumerate(value))
-        if (section, key) in RANGES:
-            low, high, closed = RANGES[section, key]
-            out = tuple(check_real(f"{where}[{i}]", v, low, high, closed=closed) for i, v in enumerate(out))
-        return out
-    if "dict" in annotation:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {where}={short_repr(value)}.")
-        return _check_groups(dict(value))
-    if "bool" in annotation:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {where}={short_repr(value)}.")
-        return value
-    for kind in ("float", "int", "str"):
-        if kind in annotation:
-            _check_item(where, value, kind)
-            break
-    if (section, key) in RANGES:
-        value = _check_range(section, key, value)
-        return float(value) if "float" in annotation else value
-    choices = _choices(section, key)
-    if choices is not None:
-        check_choice(where, value, choices)
-    if (section, key) == ("train", "device") and not _DEVICE.fullmatch(value):
-        raise ConfigError(f"train.device must be one of {{auto, cpu, cuda, cuda:N}}, got "
-                          f"train.device={short_repr(value)}.")
-    return value
+    f = _field(section, key)
+    return None if f is None else field_choices(f)
 
 
 def _build(raw: dict) -> Config:
@@ -377,7 +346,7 @@ def _build(raw: dict) -> Config:
         for key, value in values.items():
             if key not in known:
                 raise ConfigError(f"unknown key {short_repr(key)} in [{name}]; known keys: {', '.join(known)}.")
-            kwargs[key] = _check_value(name, key, value, str(known[key].type))
+            kwargs[key] = check_field(name, known[key], value)  # in file order; __post_init__ checks again
         sections[name] = cls(**kwargs)
     return Config(**sections)  # ClippingConfig checks that mode = 'groups' comes with groups
 
@@ -418,7 +387,8 @@ def load_config(path: str | Path | None = None, overrides: list[tuple[str, str, 
     finite numbers only), its allowed values (:data:`CHOICES`, the accountant registry, the device pattern).
 
     Returns:
-        ``(config, notes)`` where ``notes`` lists what the preset or fallbacks filled in, for printing.
+        ``(config, notes)`` where ``notes`` lists what the preset filled in, for printing. Keys neither the
+        user nor a preset set keep the dataclass defaults, so ``load_config()[0] == Config()``.
     """
     raw: dict[str, dict] = {}
     if path is not None:
@@ -449,10 +419,6 @@ def load_config(path: str | Path | None = None, overrides: list[tuple[str, str, 
                         continue
                     raw.setdefault(section, {})[key] = value
                     notes.append(f"preset '{preset}': {section}.{key} = {value}")
-    for section, values in FALLBACKS.items():
-        for key, value in values.items():
-            if raw.get(section, {}).get(key) is None:
-                raw.setdefault(section, {})[key] = value
     cfg = _build(raw)
     return _fit_attacks(cfg, notes, explicit_attacks="attacks" in explicit.get("audit", set())), notes
 

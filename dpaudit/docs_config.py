@@ -1,9 +1,9 @@
 """Writes ``docs/config.md``, the table of every config key, from :mod:`dpaudit.config` itself.
 
-Each ``[section]`` gets a row per key: its type (the dataclass annotation), its default (what
-:func:`dpaudit.config.load_config` resolves with no file, no flags and no preset: dataclass defaults, then
-``FALLBACKS``) and what it allows (``RANGES`` as an interval, the choices the loader checks). The page is
-generated, never edited: ``tests/test_docs.py`` fails when it is stale.
+Each ``[section]`` gets a row per key, read off the field and its ``dataclasses.field`` metadata: its type
+(the annotation), its default (the dataclass default, which is what :func:`dpaudit.config.load_config` resolves
+with no file, no flags and no preset), what it allows (the ``"range"`` as an interval, the ``"choices"``) and
+its ``"help"``. The page is generated, never edited: ``tests/test_docs.py`` fails when it is stale.
 
 Usage::
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import Field, fields
 from pathlib import Path
 
 from dpaudit import config as cfg
+from dpaudit.config_check import field_choices
 
 __all__ = ["render", "main"]
 
@@ -47,18 +48,18 @@ def _number(v: float) -> str:
     return str(v) if isinstance(v, int) else f"{v:g}"
 
 
-def _allowed(section: str, key: str, annotation: str) -> str:
-    parts = []
-    if (section, key) in cfg.RANGES:
-        low, high, closed = cfg.RANGES[section, key]
+def _allowed(section: str, f: Field) -> str:
+    key, annotation, parts = f.name, str(f.type), []
+    if "range" in f.metadata:
+        low, high, closed = f.metadata["range"]
         left, right = _BRACKETS[closed]
         each = "each in " if "tuple" in annotation else ""
         parts.append(f"{each}{left}{_number(low)}, {_number(high)}{right}")
-    choices = tuple(cfg.PRESETS) if (section, key) == ("privacy", "preset") else cfg._choices(section, key)
+    choices = field_choices(f)
     if choices is not None:
         parts.append(", ".join(f"`{c}`" for c in choices))
-    if (section, key) == ("train", "device"):
-        parts.append("`auto`, `cpu`, `cuda`, `cuda:N`")
+    if "pattern" in f.metadata:
+        parts.append(", ".join(f"`{p.strip()}`" for p in f.metadata["pattern"][1].strip("{}").split(",")))
     if (section, key) == ("audit", "num_shadows"):
         parts.append(f"even; attacks other than `loss` need ≥ {cfg.MIN_SHADOWS_REFERENCE_ATTACKS} (with fewer and "
                      f"`attacks` unset, only `loss` runs)")
@@ -84,16 +85,15 @@ def _default(section: str, key: str, value) -> str:
 
 def render() -> str:
     """The page's Markdown text (deterministic: the same config code gives the same bytes)."""
-    resolved, _ = cfg.load_config()
+    defaults = cfg.Config()
     out = [_HEADER]
     for section, cls in cfg._CLASSES.items():
-        out += [f"\n## `[{section}]`\n", "| key | type | default | allowed |", "|---|---|---|---|"]
-        values = getattr(resolved, section)
+        out += [f"\n## `[{section}]`\n", "| key | type | default | allowed | what |", "|---|---|---|---|---|"]
+        values = getattr(defaults, section)
         for f in fields(cls):
-            annotation = str(f.type)
-            kind = annotation.replace("|", "or")
+            kind, what = str(f.type).replace("|", "or"), f.metadata["help"].replace("|", r"\|")
             out.append(f"| `{f.name}` | {kind} | {_default(section, f.name, getattr(values, f.name))} | "
-                       f"{_allowed(section, f.name, annotation)} |")
+                       f"{_allowed(section, f)} | {what} |")
     return "\n".join(out) + "\n"
 
 

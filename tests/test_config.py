@@ -111,3 +111,64 @@ def test_presets_resolve_to_issue_13s_recipe(preset, lr, head_lr, batch):
 def test_the_demo_config_uses_the_sweeps_learning_rates():
     cfg, _ = load_config(ROOT / "configs" / "demo.toml")
     assert (cfg.optim.lr, cfg.optim.head_lr) == (5e-3, 5e-2)
+
+
+# Python-built sections are refused exactly as the TOML loader refuses them: same check, same one-line message.
+_BAD = [("data", "max_length", 0), ("data", "holdout_fraction", 1.0), ("data", "path", 3),
+        ("optim", "lr", float("nan")), ("optim", "schedule", "step"), ("optim", "lr", None),
+        ("train", "batch_size", 0), ("train", "device", "tpu"), ("train", "epochs", "3"), ("train", "dropout", 1),
+        ("audit", "significance", 7.0), ("audit", "fprs", [0.1, 2.0]), ("audit", "shadow_recipe", "lora"),
+        ("privacy", "epsilon", -1.0), ("privacy", "accountant", "gdp"), ("privacy", "preset", "max"),
+        ("clipping", "max_grad_norm", 0.0), ("clipping", "style", "clip"),
+        ("target", "claim_delta", 1.0), ("target", "recipe", "lora"), ("model", "exclude_modules", "pooler")]
+
+
+@pytest.mark.parametrize("section,key,value", _BAD, ids=[f"{s}.{k}={v!r}" for s, k, v in _BAD])
+def test_python_built_configs_refuse_what_the_loader_refuses(section, key, value):
+    from dpaudit.config import _CLASSES
+
+    with pytest.raises(ConfigError) as loaded:
+        load_config(None, [(section, key, value)])
+    with pytest.raises(ConfigError) as built:
+        Config(**{section: _CLASSES[section](**{key: value})})
+    assert str(built.value) == str(loaded.value) and "\n" not in str(built.value)
+
+
+def test_the_researchers_example_is_refused_and_config_errors_are_value_errors():
+    from dpaudit.config import AuditConfig
+
+    with pytest.raises(ValueError, match=r"audit.significance must be in \(0, 0.5\]"):
+        Config(audit=AuditConfig(num_shadows=3, significance=7.0))
+    with pytest.raises(ConfigError, match="Config.audit must be of type AuditConfig"):
+        Config(audit={"num_shadows": 4})
+
+
+def test_python_built_values_are_stored_in_the_declared_types():
+    from dpaudit.config import AuditConfig, OptimConfig
+
+    assert AuditConfig(fprs=[0.1, 1]).fprs == (0.1, 1.0) and isinstance(OptimConfig(lr=1).lr, float)
+
+
+def test_the_dataclass_defaults_are_what_the_loader_resolves():
+    from dpaudit.config import FALLBACKS
+
+    assert Config() == load_config()[0]
+    assert (Config().optim.lr, Config().optim.head_lr, Config().train.batch_size, Config().train.epochs,
+            Config().clipping.max_grad_norm) == (5e-3, 5e-2, 256, 3.0, 0.1)
+    assert FALLBACKS["train"]["batch_size"] == 256 and FALLBACKS["clipping"]["max_grad_norm"] == 0.1
+    # a preset still fills only what the user left unset
+    assert _load("privacy.preset='high'").train.batch_size == 512
+    assert _load("privacy.preset='high'", "train.batch_size=256").train.batch_size == 256
+
+
+def test_every_field_carries_its_help_and_the_tables_are_read_off_the_fields():
+    from dpaudit.config import _CLASSES
+
+    for f in fields(Config):
+        assert f.metadata.get("help"), f.name
+    for section, cls in _CLASSES.items():
+        for f in fields(cls):
+            assert isinstance(f.metadata.get("help"), str) and f.metadata["help"].strip(), f"{section}.{f.name}"
+            assert RANGES.get((section, f.name)) == f.metadata.get("range"), f"{section}.{f.name}"
+            if isinstance(f.metadata.get("choices"), tuple):
+                assert CHOICES[section, f.name] == f.metadata["choices"]

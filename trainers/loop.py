@@ -66,7 +66,8 @@ class TrainSettings:
     schedule: str = _OPTIM.schedule
     warmup_fraction: float = _OPTIM.warmup_fraction
     noise_multiplier: float = 1.0  # resolved σ; the config leaves it to calibration from ε
-    clipping: ClippingConfig = field(default_factory=ClippingConfig)
+    # C = 1, not the config's 0.1: a trainer built directly clips at the unit norm, as it always has
+    clipping: ClippingConfig = field(default_factory=lambda: ClippingConfig(max_grad_norm=1.0))
     non_private: bool = _PRIVACY.non_private
     target_epsilon: float | None = None
     delta: float = 1e-5  # resolved δ; the config's default is 1/(10·N), known only with the data
