@@ -14,11 +14,9 @@ already beside an ``audit.json`` (``dpaudit gate --write-verdict`` calls it).
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 from dpaudit.errors import ConfigError
-from dpaudit.fileio import refuse_symlink
 from dpaudit.gating import FORMATS, WRITERS as _WRITERS
 from dpaudit.rundir import RunDir
 
@@ -71,18 +69,6 @@ def _record_sign_off(run_dir: Path, report, pairs: list[str], *, force: bool):
     return report
 
 
-def _write(report, out: Path, formats: tuple[str, ...], *, echo: bool = True) -> list[Path]:
-    """Write ``formats`` of ``report`` into ``out`` (HTML and Markdown before the PDF); ``echo``: print each path."""
-    written = []
-    for fmt in sorted(formats, key=FORMATS.index):
-        module_name, function, filename = _WRITERS[fmt]
-        writer = getattr(importlib.import_module(module_name), function)
-        written.append(writer(report, out / filename))
-        if echo:
-            print(f"wrote {written[-1]}")
-    return written
-
-
 def render_existing(report, directory: str | Path) -> list[Path]:
     """Re-render every report file (``report.html``, ``report.md``, ``report.pdf``) already in ``directory``.
 
@@ -93,9 +79,15 @@ def render_existing(report, directory: str | Path) -> list[Path]:
     Raises:
         ConfigError: a renderer failed (e.g. Chromium missing for ``report.pdf``); the others are written.
     """
+    from dpaudit.gating import render
+
     directory = Path(directory)
-    present = tuple(fmt for fmt, (_, _, name) in _WRITERS.items() if (directory / name).is_file())
-    return _write(report, directory, present, echo=False) if present else []
+    present = [fmt for fmt, (_, _, name) in _WRITERS.items() if (directory / name).is_file()]
+    others = [fmt for fmt in present if fmt != "pdf"]
+    written = render(report, directory, others, force=True) if others else []
+    if "pdf" in present:  # last, so that a missing PDF engine leaves the others re-rendered
+        written += render(report, directory, ("pdf",), force=True)
+    return written
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,20 +109,11 @@ def run(args: argparse.Namespace) -> int:
         from dpaudit.verify.attach import attach_mechanism_check
 
         report = attach_mechanism_check(report, args.mechanism_check)
-    filenames = {name for _, _, name in _WRITERS.values()}
-    if args.output:
-        out = Path(args.output)
-        refuse_symlink(out)
-        if out.is_dir() and not args.force_run_dir and any(p.name not in filenames for p in out.iterdir()):
-            raise ConfigError(f"--output '{out}' holds files other than reports; choose a new or empty directory, "
-                              f"or pass --force-run-dir.")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ConfigError(f"cannot create output directory {out}: {err}") from None
+    if args.output:  # render() refuses a directory holding other files unless --force-run-dir
+        out, force = Path(args.output), args.force_run_dir
     else:  # a run directory someone else made (a model dir, a home dir) is not written into
-        out = RunDir.open_existing(run_dir, force=args.force_run_dir).path
-    written = render(report, out, args.format, force=True)  # the directory was checked above
+        out, force = RunDir.open_existing(run_dir, force=args.force_run_dir).path, True
+    written = render(report, out, args.format, force=force)
     for path in written:
         print(f"wrote {path}")
     return 0
