@@ -175,10 +175,8 @@ def quiet_hf_loading(model_dir: Path, what: str, needs: str = ""):
 
 def _refused_pickle(err: BaseException) -> bool:
     """Whether ``err`` (or its cause) is torch's ``weights_only`` refusal of a pickle holding more than tensors."""
-    import pickle
-
-    while err is not None:
-        if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in str(err):
+    while err is not None:  # matched by name: dpaudit never imports pickle
+        if type(err).__name__ == "UnpicklingError" or "Weights only load failed" in str(err):
             return True
         err = err.__cause__ or err.__context__
     return False
