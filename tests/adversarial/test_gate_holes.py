@@ -6,36 +6,16 @@ one of them exited 0 (or, for estimates, was gated as a bound).
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from dpaudit.cli.main import main as run_cli
 from dpaudit.reports import summary as S
 from dpaudit.reports.html import render_html
 from dpaudit.reports.markdown import render_markdown
 from dpaudit.report_schema import AuditReport
+from tests.adversarial._gate_cli import gate as _gate, no_github, row as _row  # noqa: F401 (autouse fixture)
 from tests.reports import sample
-
-
-@pytest.fixture(autouse=True)
-def _no_github(monkeypatch):
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-
-
-def _gate(tmp_path, capsys, data: dict, policy: str) -> tuple[int, str, str]:
-    report = tmp_path / "audit.json"
-    report.write_text(json.dumps(data, allow_nan=False), encoding="utf-8")
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(policy, encoding="utf-8")
-    code = run_cli(["gate", str(report), "--policy", str(policy_path)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _row(out: str, check: str) -> str:
-    return next(line for line in out.splitlines() if line.startswith(check + " "))
 
 
 def _one_error_line(err: str, *fragments: str) -> None:

@@ -7,36 +7,17 @@ passed the gate (exit 0).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import pytest
 
-from dpaudit.cli.main import main as run_cli
 from dpaudit.privacy import compute_epsilon
 from dpaudit.privacy.one_run import one_run_epsilon
 from dpaudit.report_schema import AuditReport, MechanismCheck
 from dpaudit.reports.gate import evaluate
 from dpaudit.reports.policy import parse_policy
+from tests.adversarial._gate_cli import gate as _gate, no_github, row as _row  # noqa: F401 (autouse fixture)
 from tests.reports import sample
-
-
-@pytest.fixture(autouse=True)
-def _no_github(monkeypatch):
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-
-
-def _gate(tmp_path, capsys, data: dict, policy: str) -> tuple[int, str, str]:
-    report = tmp_path / "audit.json"
-    report.write_text(json.dumps(data, allow_nan=False), encoding="utf-8")
-    (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
-    code = run_cli(["gate", str(report), "--policy", str(tmp_path / "policy.toml")])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _row(out: str, check: str) -> str:
-    return next(line for line in out.splitlines() if line.startswith(check + " "))
 
 
 def _target(data: dict, kind: str) -> dict:
