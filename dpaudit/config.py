@@ -64,6 +64,8 @@ class DataConfig:
     label_column: str = field(default="label", metadata={"help": "column holding the class label"})
     text_pair_column: str | None = field(default=None, metadata={
         "help": "column of the second text of a pair (sentence-pair tasks)"})
+    completion_column: str | None = field(default=None, metadata={
+        "help": "causal LM: column of the completion learned after the text (none: learn every token)"})
     split: str = field(default="train", metadata={"help": "the dataset split to read"})
     max_examples: int | None = field(default=None, metadata={
         "range": (1, 10_000_000, "both"), "help": "use a seeded subset of this many rows"})
@@ -80,6 +82,9 @@ class DataConfig:
 class ModelConfig:
     path: str = field(default="embedded", metadata={
         "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+    task: str = field(default="classification", metadata={
+        "choices": ("classification", "causal_lm"),
+        "help": "what is trained: a sequence classifier, or next-token prediction (docs/causal-lm.md)"})
     add_biases: bool = field(default=False, metadata={
         "help": "add zero bias terms to the linear layers that have none, so BiTFiT can train them"})
     exclude_modules: tuple[str, ...] = field(default=("pooler",), metadata={
