@@ -42,6 +42,7 @@ class LMLira(LMAttack):
 
     paper = "Carlini et al. 2022, arXiv 2112.03570"
     needs_reference = True
+    min_references = 4  # complementary pairs: with 2 shadows every text has exactly one OUT shadow
 
     def _score(self, signals: LMSignals, ref_membership, *, target: int, reference) -> np.ndarray:
         s = -signals.mean_nll()
@@ -55,6 +56,7 @@ class LMRmia(LMAttack):
 
     paper = "Zarifzadeh et al. 2024, arXiv 2312.03262"
     needs_reference = True
+    min_references = 2
 
     def _score(self, signals: LMSignals, ref_membership, *, target: int, reference) -> np.ndarray:
         log_p = -signals.mean_nll()

@@ -81,6 +81,8 @@ class LMAttack(abc.ABC):
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False
+    #: Fewest reference models the attack can fit (LiRA's OUT variance needs two OUT shadows of some text).
+    min_references: ClassVar[int] = 0
 
     def score(self, signals: LMSignals, membership: np.ndarray, *, target: int,
               reference: Sequence[int] = ()) -> np.ndarray:

@@ -432,8 +432,8 @@ def _fit_attacks(cfg: Config, notes: list[str], *, explicit_attacks: bool) -> Co
     """With ``audit.attacks`` unset and fewer than :data:`MIN_SHADOWS_REFERENCE_ATTACKS` shadows, only the
     attacks that can run (``loss``), with a note; attacks the user named are checked by the audit."""
     a = cfg.audit
-    if explicit_attacks or a.num_shadows >= MIN_SHADOWS_REFERENCE_ATTACKS:
-        return cfg
+    if explicit_attacks or a.num_shadows >= MIN_SHADOWS_REFERENCE_ATTACKS or cfg.model.task == "causal_lm":
+        return cfg  # a causal LM runs the LM attacks its shadows allow (dpaudit.pipeline.lm_audit)
     kept = tuple(x for x in a.attacks if x in SHADOW_FREE_ATTACKS)
     dropped = [x for x in a.attacks if x not in kept]
     if dropped:
