@@ -26,6 +26,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from dpaudit.config import Config
+from dpaudit.lm_canaries import exposure, exposure_section
+from dpaudit.pipeline.canary_audit import canary_section
 from dpaudit.rundir import RunDir
 
 #: Fixed prompts of the before/after generations: no text of the data (no member's text in any file).
@@ -87,21 +89,25 @@ def _total_nll(stats: dict, model: int = 0) -> np.ndarray:
 
 def _canaries(cfg: Config, canaries, lm, tokenizer, stats, base_stats, membership, n_nat: int, significance: float):
     """``(canaries section, exposure section)`` for the target (row 0)."""
-    from dpaudit.lm_canaries import exposure, exposure_section
     from dpaudit.lm_training import encode_lm
-    from dpaudit.pipeline.canary_audit import canary_section
     from dpaudit.trainers.lm_scores import token_stats
 
     cols = np.arange(n_nat, n_nat + len(canaries))
-    included = membership[0, cols]
-    target_nll, base_nll = _total_nll(stats)[cols], _total_nll(base_stats)[cols]
-    section = canary_section(base_nll - target_nll, included, kind="lm_secret", delta=cfg.audit.canary_delta,
-                             significance=significance, guess_fraction=cfg.audit.canary_guess_fraction,
-                             score_rule="ref_ratio")
     cand = encode_lm(SimpleNamespace(texts=canaries.candidates, pairs=None), tokenizer, cfg)
     cand_nll = _total_nll(token_stats(lm, cand, models=[0], batch_size=cfg.audit.score_batch_size))
-    exp = exposure(target_nll, cand_nll, canaries.space_bits)
-    return section, exposure_section(exp, included, space_bits=canaries.space_bits, n_candidates=len(cand_nll))
+    return canary_results(_total_nll(stats)[cols], _total_nll(base_stats)[cols], cand_nll, membership[0, cols],
+                          space_bits=canaries.space_bits, delta=cfg.audit.canary_delta, significance=significance,
+                          guess_fraction=cfg.audit.canary_guess_fraction)
+
+
+def canary_results(target_nll: np.ndarray, base_nll: np.ndarray, candidate_nll: np.ndarray, included: np.ndarray, *,
+                   space_bits: float, delta: float, significance: float, guess_fraction: float) -> tuple[dict, dict]:
+    """``(canaries section, exposure section)`` from total NLLs (nats): the target's and the base model's on the
+    m canaries, the target's on the candidates; ``included`` (m,) the target's coins. Score ``NLL_base − NLL_target``."""
+    section = canary_section(base_nll - target_nll, included, kind="lm_secret", delta=delta,
+                             significance=significance, guess_fraction=guess_fraction, score_rule="ref_ratio")
+    exp = exposure(target_nll, candidate_nll, space_bits)
+    return section, exposure_section(exp, included, space_bits=space_bits, n_candidates=len(candidate_nll))
 
 
 def _utility(stats, membership, n_nat: int):
