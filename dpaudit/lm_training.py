@@ -20,12 +20,26 @@ from dpaudit.config import Config
 from dpaudit.rundir import RunDir
 
 
+def lm_path(cfg: Config) -> str:
+    """The causal LM of ``cfg``: ``model.path``, with the classifier default ``"embedded"`` read as ``"embedded-lm"``."""
+    return "embedded-lm" if cfg.model.path in ("", "embedded") else cfg.model.path
+
+
+def check_single_process() -> None:
+    """Causal-LM runs are single-process for now (docs/causal-lm.md, "Limits"); refuse torchrun up front."""
+    from dpaudit.distributed import current
+    from dpaudit.errors import ConfigError
+
+    if current().world_size > 1:
+        raise ConfigError("model.task = 'causal_lm' runs in one process; run it without torchrun.")
+
+
 def build_lm(cfg: Config, *, num_models: int, device, path: str | None = None):
     """``(BankedCausalLM, tokenizer, ModelInfo)`` for ``cfg`` (``path``: another backbone directory)."""
     from dpaudit.models import load_causal_lm
     from dpaudit.trainers.causal_lm import BankedCausalLM
 
-    backbone, tokenizer, info = load_causal_lm(path or cfg.model.path, max_length=cfg.data.max_length)
+    backbone, tokenizer, info = load_causal_lm(path or lm_path(cfg), max_length=cfg.data.max_length)
     has_bias = any(n.endswith(".bias") for n, _ in backbone.named_parameters())
     lm = BankedCausalLM.from_backbone(backbone.to(device), num_models=num_models,
                                       exclude_modules=[m for m in cfg.model.exclude_modules if m != "pooler"],
@@ -55,7 +69,8 @@ def train_lm_run(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
     from dpaudit.distributed import current
 
     say = say or (lambda line: None)
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)
+    check_single_process()
+    resolve_model_dir(lm_path(cfg), max_length=cfg.data.max_length)
     comm = current()
     run = RunDir.claim(run_dir, command="train", force=force_run_dir)
     started = time.perf_counter()

@@ -127,7 +127,10 @@ def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
 
     from dpaudit.attacks.canary import guess_counts
 
-    resolve_model_dir(cfg.model.path, max_length=cfg.data.max_length)
+    from dpaudit.lm_training import check_single_process, lm_path
+
+    check_single_process()
+    resolve_model_dir(lm_path(cfg), max_length=cfg.data.max_length)
     if cfg.audit.canaries:  # refused before anything trains
         guess_counts(cfg.audit.canaries, cfg.audit.canary_guess_fraction)
     rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
