@@ -1,13 +1,16 @@
 """Membership-inference attacks on numpy signals, their metrics and the evaluation that feeds audit.json.
 
 Importing this package registers every attack in :data:`attacks.registry.ATTACKS`: ``loss``,
-``shadow``, ``lira_online``, ``lira_offline``, ``rmia``. All attack scores follow one convention:
+``shadow``, ``lira_online``, ``lira_offline``, ``rmia``; and the causal-LM attacks in
+:data:`attacks.lm_signals.LM_ATTACKS`: ``lm_loss``, ``zlib``, ``min_k``, ``min_k_pp``, ``ref_ratio``, ``lm_lira``,
+``lm_rmia``. All attack scores follow one convention:
 **higher score = member**.
 """
 
 from __future__ import annotations
 
 from dpaudit.attacks import lira, loss, rmia, shadow  # noqa: F401  (registration side effect of the package)
+from dpaudit.attacks import lm_loss, lm_reference, mink  # noqa: F401  (the causal-LM attacks, LM_ATTACKS)
 from dpaudit.attacks.base import Attack
 from dpaudit.attacks.canary import canary_audit
 from dpaudit.attacks.evaluate import evaluate_attack

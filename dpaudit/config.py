@@ -64,6 +64,8 @@ class DataConfig:
     label_column: str = field(default="label", metadata={"help": "column holding the class label"})
     text_pair_column: str | None = field(default=None, metadata={
         "help": "column of the second text of a pair (sentence-pair tasks)"})
+    completion_column: str | None = field(default=None, metadata={
+        "help": "causal LM: column of the completion learned after the text (none: learn every token)"})
     split: str = field(default="train", metadata={"help": "the dataset split to read"})
     max_examples: int | None = field(default=None, metadata={
         "range": (1, 10_000_000, "both"), "help": "use a seeded subset of this many rows"})
@@ -80,6 +82,9 @@ class DataConfig:
 class ModelConfig:
     path: str = field(default="embedded", metadata={
         "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+    task: str = field(default="classification", metadata={
+        "choices": ("classification", "causal_lm"),
+        "help": "what is trained: a sequence classifier, or next-token prediction (docs/causal-lm.md)"})
     add_biases: bool = field(default=False, metadata={
         "help": "add zero bias terms to the linear layers that have none, so BiTFiT can train them"})
     exclude_modules: tuple[str, ...] = field(default=("pooler",), metadata={
@@ -427,8 +432,8 @@ def _fit_attacks(cfg: Config, notes: list[str], *, explicit_attacks: bool) -> Co
     """With ``audit.attacks`` unset and fewer than :data:`MIN_SHADOWS_REFERENCE_ATTACKS` shadows, only the
     attacks that can run (``loss``), with a note; attacks the user named are checked by the audit."""
     a = cfg.audit
-    if explicit_attacks or a.num_shadows >= MIN_SHADOWS_REFERENCE_ATTACKS:
-        return cfg
+    if explicit_attacks or a.num_shadows >= MIN_SHADOWS_REFERENCE_ATTACKS or cfg.model.task == "causal_lm":
+        return cfg  # a causal LM runs the LM attacks its shadows allow (dpaudit.pipeline.lm_audit)
     kept = tuple(x for x in a.attacks if x in SHADOW_FREE_ATTACKS)
     dropped = [x for x in a.attacks if x not in kept]
     if dropped:

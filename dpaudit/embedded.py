@@ -131,10 +131,11 @@ def pin_text() -> str:
     return importlib.resources.files("dpaudit").joinpath(_PIN_FILE).read_text(encoding="utf-8")
 
 
-def pins() -> tuple[Pin, ...]:
-    """The pinned wheels, parsed from :func:`pin_text` (``name==version --hash=sha256:HEX`` per line)."""
+def pins(text: str | None = None) -> tuple[Pin, ...]:
+    """The pinned wheels, parsed from ``text`` (default :func:`pin_text`; ``name==version --hash=sha256:HEX``
+    per line)."""
     out = []
-    for line in pin_text().splitlines():
+    for line in (pin_text() if text is None else text).splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

@@ -56,6 +56,10 @@ def resolve_model_dir(path: str | Path | None, *, max_length: int | None = None)
     """
     if path in (None, "", "embedded"):
         model_dir, name = embedded_model_dir(), EMBEDDED_MODEL
+    elif path == "embedded-lm":
+        from dpaudit.embedded_lm import EMBEDDED_LM, embedded_lm_dir
+
+        model_dir, name = embedded_lm_dir(), EMBEDDED_LM
     else:
         model_dir, name = Path(path), Path(path).name
         if not model_dir.is_dir():
@@ -195,3 +199,19 @@ def load_backbone(path: str | Path | None, *, max_length: int | None = None):
     if not hasattr(encoder.config, "hidden_size"):
         raise ModelError(f"model in '{model_dir}' has no hidden_size in its config; dpaudit needs a text encoder.")
     return encoder, tokenizer, ModelInfo(name=name, source=str(model_dir), sha256=backbone_sha256(model_dir))
+
+
+def load_causal_lm(path: str | Path | None, *, max_length: int | None = None):
+    """Load ``(causal LM, tokenizer, ModelInfo)`` (``AutoModelForCausalLM``; ``"embedded-lm"``: SmolLM2-135M) from a
+    local directory, offline, never running code from it. The tokenizer gets a padding id (its EOS) if it has none:
+    padding is masked out of every loss and score."""
+    model_dir, name = resolve_model_dir("embedded-lm" if path in (None, "", "embedded") else path,
+                                        max_length=max_length)
+    with quiet_hf_loading(model_dir, "a causal language model", "with its tokenizer"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, ModelInfo(name=name, source=str(model_dir), sha256=backbone_sha256(model_dir))

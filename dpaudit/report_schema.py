@@ -514,6 +514,9 @@ class AuditReport(_Serial):
     #: what the audit could have seen (dpaudit.protection.audit_power): measurable, reason, steps, num_shadows,
     #: canaries, canary_cap, reference_leaked. Stated for the reader; the gate recomputes it.
     power: dict[str, Any] | None = None
+    #: ``dpaudit audit --task causal-lm`` (dpaudit.pipeline.lm_audit): attacks (the LM attack names run),
+    #: exposure (the Secret Sharer's, of included/excluded canaries), generations (prompts/before/after), loss.
+    causal_lm: dict[str, Any] | None = None
 
     _NESTED = {"run": RunInfo, "privacy": PrivacySection, "utility": UtilitySection,
                "attacks": AttackResult, "verdict": Verdict, "mechanism_check": MechanismCheck,

@@ -87,6 +87,7 @@ def render_markdown(report: AuditReport) -> str:
     if mechanism:
         lines += ["", "### Implementation check", ""]
         lines += _table(("", ""), mechanism)
+    lines += _causal_lm_lines(report)
     lines += _sign_off_lines(report)
     u = report.utility
     lines += ["", f"Utility: {escape_md(u.metric)} {S.fmt(u.value)} on {S.plural(u.n_eval, 'example')} "
@@ -94,6 +95,26 @@ def render_markdown(report: AuditReport) -> str:
                   f"non-private reference {S.fmt(u.non_private_reference)}). "
                   f"Run {escape_md(report.run.run_id)}, dpaudit {escape_md(report.run.dpaudit_version)}."]
     return "\n".join(lines) + "\n"
+
+
+def _causal_lm_lines(report: AuditReport) -> list[str]:
+    """Causal LM audits: canary exposure and the before/after generations (docs/causal-lm.md)."""
+    lm = report.causal_lm
+    if not lm:
+        return []
+    lines = ["", "### Causal language model", ""]
+    exp = lm.get("exposure")
+    if exp:
+        rows = [(side, str(exp[side]["n"]), S.fmt(exp[side]["mean"]), S.fmt(exp[side]["max"]))
+                for side in ("included", "excluded")]
+        lines += [f"Secret Sharer exposure (bits; log2 |R| = {exp['space_bits']:.1f}, resolution "
+                  f"{exp['resolution_bits']:.1f} bits from {exp['n_candidates']} sampled candidates):", ""]
+        lines += _table(("canaries", "n", "mean exposure", "max exposure"), rows) + [""]
+    gen = lm.get("generations")
+    if gen:
+        lines += _table(("prompt", "before fine-tuning", "after fine-tuning"),
+                        list(zip(gen["prompts"], gen["before"], gen["after"])))
+    return lines
 
 
 def _sign_off_lines(report: AuditReport) -> list[str]:

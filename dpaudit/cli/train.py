@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from dpaudit.config import load_config
     from dpaudit.distributed import current
     from dpaudit.rundir import removed_if_unfinished
+    from dpaudit.lm_training import train_lm_run
     from dpaudit.training import train_run
 
     cfg, notes = load_config(args.config, overrides_from_args(args))
@@ -53,9 +54,17 @@ def run(args: argparse.Namespace) -> int:
     run_path = args.run_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
     check_inputs(cfg, run_path, command="train", force_run_dir=args.force_run_dir)  # before torch is imported
     with removed_if_unfinished(run_path, owner=current().is_main):
-        done = train_run(cfg, run_path, progress=not args.quiet, force_run_dir=args.force_run_dir,
-                         on_plan=_print_plan, say=print)
+        trainer = train_lm_run if cfg.model.task == "causal_lm" else train_run
+        done = trainer(cfg, run_path, progress=not args.quiet, force_run_dir=args.force_run_dir,
+                       on_plan=_print_plan, say=print)
     if done is None:  # a rank other than 0 under torchrun
+        return 0
+    if cfg.model.task == "causal_lm":
+        m = done.metrics
+        print(f"held-out perplexity {m['heldout_perplexity']:.2f} (before fine-tuning "
+              f"{m['heldout_perplexity_before']:.2f}); "
+              + ("ε = ∞ (non-private)" if done.plan.non_private else f"ε = {m['epsilon']:.3f}")
+              + f" at δ = {done.plan.delta:.3g}; run directory {done.run.path}")
         return 0
     _print_result(done.outcome, done.plan, done.metrics["heldout_accuracy"], done.metrics["majority_baseline"],
                   done.plan.epsilon(done.outcome.steps), done.run.path)
