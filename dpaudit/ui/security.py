@@ -9,7 +9,7 @@
 * **Size.** A POST needs a ``Content-Length`` (411) of at most the upload limit plus 1 MiB of form (413);
   the body is counted as it arrives and cut off past its declared length.
 * **Headers.** A strict CSP (scripts and styles from ``/static`` only), ``X-Frame-Options: DENY``,
-  ``nosniff``, ``no-referrer``, ``no-store``.
+  ``nosniff``, ``Referrer-Policy: same-origin`` (so that a form POST carries its ``Origin``), ``no-store``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SESSION_COOKIE = "dpaudit_session"
 CSRF_COOKIE = "dpaudit_csrf"
 TOKEN_ENV = "DPAUDIT_UI_TOKEN"
 FORM_OVERHEAD = 1 << 20  # bytes of form fields allowed beside the largest upload
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 #: The rendered report, shown in a sandboxed frame of this site: no script, no network, only its own styles.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
@@ -158,7 +158,7 @@ def _headers(raw: list, request: Request) -> list:
     names = {k.lower() for k, _ in raw}
     out = list(raw)
     defaults = {b"content-security-policy": CSP.encode(), b"x-frame-options": b"DENY",
-                b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
+                b"x-content-type-options": b"nosniff", b"referrer-policy": b"same-origin",
                 b"cache-control": b"no-store", b"cross-origin-opener-policy": b"same-origin"}
     for key, value in defaults.items():
         if key not in names:
