@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install dpaudit with its pinned CPU torch and the embedded assets.
-# Usage: scripts/setup.sh [--test]   (--test also installs pytest, the Triton interpreter for kernel tests
+# Usage: scripts/setup.sh [--test]   (--test also installs pytest, the Triton interpreter for kernel tests, the web UI (ui extra)
 #        and mkdocs for tests/test_docs.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ fi
 # A regular (not editable) install: setuptools prints a warning block for every editable mode with the
 # package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
 if [ "${1:-}" = "--test" ]; then
-  python -m pip install -q ".[test,gpu,docs]"
+  python -m pip install -q ".[test,gpu,docs,ui]"
 else
   python -m pip install -q .
 fi

@@ -16,7 +16,7 @@ from pathlib import Path
 from dpaudit.errors import ConfigError
 
 DESCRIPTION = "serve the local web application (new audit, live runs, reports, gate, sign-off)"
-INSTALL_HINT = "error: `dpaudit ui` needs the ui extra (fastapi, uvicorn, python-multipart): pip install 'dpaudit[ui]'."
+INSTALL_HINT = "`dpaudit ui` needs the ui extra (fastapi, uvicorn, python-multipart): pip install 'dpaudit[ui]'."
 
 
 def add_parser(subparsers) -> None:
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         import multipart  # noqa: F401
         import uvicorn
     except ImportError:
-        print(INSTALL_HINT, flush=True)
-        return 2
+        raise ConfigError(INSTALL_HINT) from None
     from dpaudit.ui.app import create_app
 
     settings = settings_from(args)

@@ -65,6 +65,12 @@ def report_context(request: Request, job, **extra) -> dict:
 
 
 def add_report_routes(app: FastAPI) -> None:
+    """The report's pages and downloads, then its actions (PDF, gate, sign-off, export)."""
+    _view_routes(app)
+    _action_routes(app)
+
+
+def _view_routes(app: FastAPI) -> None:
     pages = app.state.pages
 
     @app.get("/runs/{job_id}/report", response_class=HTMLResponse)
@@ -86,6 +92,9 @@ def add_report_routes(app: FastAPI) -> None:
     @app.get("/runs/{job_id}/summary.json")
     def summary(request: Request, job_id: str):  # public: the release boundary's shareable file
         return _download(job_or_404(request, job_id), "summary.json")
+
+def _action_routes(app: FastAPI) -> None:
+    pages = app.state.pages
 
     @app.post("/runs/{job_id}/pdf")
     async def pdf(request: Request, job_id: str):
