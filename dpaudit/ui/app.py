@@ -68,8 +68,10 @@ def job_or_404(request: Request, job_id: str) -> Job:
 def job_view(job: Job) -> dict:
     """What the live page shows (and ``status.json`` returns): status, progress, log tail, error line."""
     lines = log_lines(job.log)
+    steps = progress(lines) if job.status in ("queued", "running") else {
+        **progress(lines), "stage": {"done": "finished"}.get(job.status, job.status), "step": None, "eta": None}
     return {"id": job.id, "label": job.state.get("label"), "status": job.status,
-            "created": job.state.get("created"), "has_report": job.has_report, **progress(lines),
+            "created": job.state.get("created"), "has_report": job.has_report, **steps,
             "resumable": job.is_ui and job.status in RESUMABLE, "error": error_line(lines),
             "log": lines[-LOG_TAIL:], "ui": job.is_ui}
 
