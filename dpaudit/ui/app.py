@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.store, app.state.worker, app.state.pages = settings, store, worker, Pages()
+    app.add_exception_handler(HTTPException, _plain_error)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _job_routes(app)
     from dpaudit.ui.report_pages import add_report_routes
@@ -96,6 +97,11 @@ def create_app(settings: Settings) -> FastAPI:
     add_report_routes(app)
     app.add_middleware(Guard, token=settings.token, max_body=settings.max_upload + FORM_OVERHEAD)
     return app
+
+
+async def _plain_error(request: Request, exc: HTTPException) -> PlainTextResponse:
+    """Refusals as one plain line (``403: missing or wrong CSRF token; …``), escaped by being text."""
+    return PlainTextResponse(f"{exc.status_code}: {exc.detail}", status_code=exc.status_code)
 
 
 def _job_routes(app: FastAPI) -> None:

@@ -224,8 +224,8 @@ class Worker:
         with self.lock:
             if self.stopping or (self.store.get(job.id) or job).status != "queued":
                 return
-            with open(job.log, "ab") as log:
-                os.chmod(job.log, 0o600)
+            fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "ab") as log:
                 log.write(f"$ dpaudit audit {' '.join(job.state['argv'])}   [{_now()}]\n".encode())
                 log.flush()
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -59,7 +59,7 @@ def report_context(request: Request, job, **extra) -> dict:
     settings = request.app.state.settings
     return {"job": {"id": job.id, "label": job.state.get("label"), "status": job.status},
             "present": {n: (job.run_dir / n).is_file() for n in DOWNLOADS}, "downloads": DOWNLOADS,
-            "policies": [p.name for p in settings.policies], "sign_off": report.sign_off,
+            "policies": [p.name for p in settings.policies], "exportable": (job.run_dir / "metrics.json").is_file(), "sign_off": report.sign_off,
             "verdict": report.verdict, "epsilon": report.privacy.epsilon, "protection": report.verdict.protection_level,
             **extra}
 

@@ -91,6 +91,12 @@ def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_pa
     outcome = driver.find_element(By.ID, "gate-outcome").text
     assert outcome.startswith("policy.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
     assert len(driver.find_elements(By.CSS_SELECTOR, "table.checks tbody tr")) >= 5
+    policy = tmp_path / "lenient.toml"
+    policy.write_text('name = "lenient"\nmax_auc = 0.99\n', encoding="utf-8")
+    driver.find_element(By.ID, "policy-file").send_keys(str(policy))
+    driver.find_element(By.ID, "write-verdict").click()
+    driver.find_element(By.ID, "gate").click()
+    assert driver.find_element(By.ID, "gate-outcome").text == "lenient.toml: pass (stored in the report)"
     _fill(driver, {"reviewer": "Ada Lovelace", "role": "DPO"})
     Select(driver.find_element(By.ID, "decision")).select_by_value("reject")
     driver.find_element(By.ID, "sign").click()
@@ -98,4 +104,6 @@ def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_pa
     run_dir = next((server.runs).iterdir()) / "run"
     sign_off = json.loads((run_dir / "audit.json").read_text())["sign_off"]
     assert sign_off["reviewer"] == "Ada Lovelace" and sign_off["decision"] == "reject"
+    verdict = json.loads((run_dir / "audit.json").read_text())["verdict"]
+    assert verdict["policy"] == "lenient" and verdict["passed"] is True
     assert "Ada Lovelace" in (run_dir / "report.html").read_text()  # the reports beside it were re-rendered
