@@ -28,8 +28,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                         help="a folder whose model directories and data files the form may name (repeatable; "
                              "default: the current directory)")
-    parser.add_argument("--token", default=None, help=f"the access token (default: ${{{'DPAUDIT_UI_TOKEN'}}} or a "
-                        "new random one, printed)")
+    parser.add_argument("--token", default=None, help="the access token (default: $DPAUDIT_UI_TOKEN, else a new random "
+                        "one, printed; an argument shows in `ps`, the variable does not)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest data upload in MiB (default 50)")
     parser.add_argument("--policy", action="append", default=[], metavar="TOML",
                         help="a release policy the gate form offers (repeatable; default: the shipped configs/policy.toml)")
