@@ -1,6 +1,7 @@
 """A server killed in the middle of a job: the job's child dies with it, the restarted server lists the job
 as interrupted (the runs folder is the history), and resuming reruns the CLI's command in the same run
-directory, keeping every stage finished before the kill."""
+directory, keeping every stage finished before the kill. A second job waits queued behind the first; a job
+whose process is killed fails alone (resumable) while the server keeps serving."""
 
 from __future__ import annotations
 
@@ -70,8 +71,17 @@ def test_killed_server_shows_the_job_interrupted_and_resumable(world):
         assert web.post(f"/runs/{job.name}/resume", {})[0] == 200
         _wait(lambda: json.loads(web.get(f"/runs/{job.name}/status.json")[1])["status"] == "running",
               what="the resumed job to run")
-        assert web.post(f"/runs/{job.name}/cancel", {})[0] == 200
-        assert json.loads(web.get(f"/runs/{job.name}/status.json")[1])["status"] == "cancelled"
+        code, body, _ = web.post("/new", {**LONGER, "label": "second", "model_path": str(world / "models" / "tiny")},
+                                 {"data_file": ("data.csv", (world / "data.csv").read_bytes())})
+        second = next(p for p in srv.runs.iterdir() if p != job)
+        assert json.loads(web.get(f"/runs/{second.name}/status.json")[1])["status"] == "queued"  # one at a time
+        assert web.post(f"/runs/{second.name}/cancel", {})[0] == 200
+        pid = json.loads((job / "ui-job.json").read_text())["pid"]
+        os.kill(pid, 9)  # the job crashes (an out-of-memory kill): it fails alone, resumable; the server stays up
+        status = _wait(lambda: (s := json.loads(web.get(f"/runs/{job.name}/status.json")[1]))["status"] == "failed"
+                       and s, what="the killed job to be failed")
+        assert status["resumable"] and web.get("/")[0] == 200
+        assert not (second / "ui.log").exists()  # cancelled while queued: it never started
         assert (job / "ui.log").read_text().count("$ dpaudit audit ") == 2  # the same command, twice
     finally:
         srv.stop()
