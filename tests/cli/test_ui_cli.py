@@ -24,7 +24,7 @@ def test_without_the_ui_extra_it_prints_the_install_line_and_exits_2(monkeypatch
     (["--policy", "/no/such.toml"], "--policy /no/such.toml is not a file"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, fragment):
-    pytest.importorskip("fastapi", reason="the ui extra is not installed")
+    pytest.importorskip("fastapi", reason="the ui extra is not installed", exc_type=ImportError)
     from dpaudit.cli.ui import settings_from
     from dpaudit.errors import ConfigError
 
@@ -34,7 +34,7 @@ def test_bad_flags_are_one_line(tmp_path, flags, fragment):
 
 
 def test_a_token_is_always_set_generated_or_given(tmp_path, monkeypatch):
-    pytest.importorskip("fastapi", reason="the ui extra is not installed")
+    pytest.importorskip("fastapi", reason="the ui extra is not installed", exc_type=ImportError)
     from dpaudit.cli.ui import settings_from
 
     monkeypatch.delenv("DPAUDIT_UI_TOKEN", raising=False)

@@ -15,8 +15,20 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "ui-test-token-0123456789"
+#: the new-audit form of a tiny audit: ~20 s on one CPU core.
+TINY = {"label": "tiny", "data_source": "upload", "model_source": "path", "privacy": "epsilon", "epsilon": "8",
+        "shadows": "2", "epochs": "1", "batch_size": "32", "max_length": "16"}
+
+
+def needs_ui() -> None:
+    """Skip the calling test module, with the reason, when the ui extra is not installed."""
+    for module in ("fastapi", "uvicorn", "multipart"):
+        pytest.importorskip(module, reason="the ui extra is not installed: pip install 'dpaudit[ui]'",
+                            exc_type=ImportError)
 
 
 class Server:

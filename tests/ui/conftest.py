@@ -1,15 +1,12 @@
-"""Fixtures of the UI tests: skipped cleanly without the ui extra; a tiny model and CSV under the allowed root."""
+"""Fixtures of the UI tests: a tiny model and CSV under the allowed root, a server, a logged-in client.
+The test modules that need the ui extra skip themselves without it (``tests.ui._server.needs_ui``)."""
 
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("fastapi", reason="the ui extra is not installed: pip install 'dpaudit[ui]'")
-pytest.importorskip("uvicorn", reason="the ui extra is not installed: pip install 'dpaudit[ui]'")
-pytest.importorskip("multipart", reason="the ui extra is not installed: pip install 'dpaudit[ui]'")
-
-from tests.cli._helpers import save_tiny_model, write_csv  # noqa: E402
-from tests.ui._server import Client, Server  # noqa: E402
+from tests.cli._helpers import save_tiny_model, write_csv
+from tests.ui._server import Client, Server
 
 
 @pytest.fixture
@@ -30,8 +27,3 @@ def server(world):
 @pytest.fixture
 def client(server):
     return Client(server).login()
-
-
-#: the new-audit form of a tiny audit: ~20 s on one CPU core.
-TINY = {"label": "tiny", "data_source": "upload", "model_source": "path", "privacy": "epsilon", "epsilon": "8",
-        "shadows": "2", "epochs": "1", "batch_size": "32", "max_length": "16"}

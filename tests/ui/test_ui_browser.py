@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui._server import needs_ui
+
+needs_ui()
+
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from dpaudit.ui.security import safe_filename, under_roots
+from tests.ui._server import needs_ui
+
+needs_ui()
+
+from dpaudit.ui.security import safe_filename, under_roots  # noqa: E402
 
 
 @pytest.mark.parametrize("name, expected", [

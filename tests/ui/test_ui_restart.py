@@ -11,8 +11,12 @@ import time
 
 import pytest
 
-from tests.ui._server import Client, Server
-from tests.ui.conftest import TINY
+from tests.ui._server import needs_ui
+
+needs_ui()
+
+from tests.ui._server import Client, Server  # noqa: E402
+from tests.ui._server import TINY  # noqa: E402
 
 LONGER = {**TINY, "epochs": "30", "batch_size": "4"}  # ~300 steps: still training when the server is killed
 

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui._server import Client, Server
+from tests.ui._server import needs_ui
+
+needs_ui()
+
+from tests.ui._server import Client, Server  # noqa: E402
 
 HOSTILE = '<script>alert("x")</script>'
 
