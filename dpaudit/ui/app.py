@@ -73,7 +73,8 @@ def job_view(job: Job) -> dict:
     return {"id": job.id, "label": job.state.get("label"), "status": job.status,
             "created": job.state.get("created"), "has_report": job.has_report, **steps,
             "resumable": job.is_ui and job.status in RESUMABLE, "error": error_line(lines),
-            "log": lines[-LOG_TAIL:], "ui": job.is_ui}
+            "log": lines[-LOG_TAIL:], "ui": job.is_ui, "exportable": job.exportable,
+            "command": job.state.get("command", "audit")}
 
 
 def create_app(settings: Settings) -> FastAPI:

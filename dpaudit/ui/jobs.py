@@ -9,8 +9,9 @@ stage is already committed in ``run/`` (:mod:`dpaudit.rundir`). Resuming reruns 
 same run directory, which is how the CLI resumes. Statuses: ``queued``, ``running``, ``done``, ``failed``,
 ``cancelled``, ``interrupted`` (the server stopped while it ran); the last three can be resumed.
 
-Other audit run directories in the runs folder (made by ``dpaudit audit --run-dir RUNS/NAME``) are listed
-too, read-only (status ``done`` with an ``audit.json``, else ``incomplete``).
+Other run directories in the runs folder (made by ``dpaudit audit`` or ``dpaudit train --run-dir RUNS/NAME``)
+are listed too, read-only (status ``done`` with an ``audit.json`` / ``metrics.json``, else ``incomplete``); a
+finished train run can be exported from its page.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class Job:
         return str(self.state.get("status", "incomplete"))
 
     @property
+    def exportable(self) -> bool:
+        """A finished ``dpaudit train`` run (``dpaudit export`` takes a single model with its metrics)."""
+        return (self.run_dir / "metrics.json").is_file() and (self.run_dir / "models.safetensors").is_file()
+
+    @property
     def has_report(self) -> bool:
         return (self.run_dir / "audit.json").is_file()
 
@@ -103,10 +109,11 @@ class JobStore:
             except (OSError, ValueError):
                 return None
         marker = folder / MARKER
-        if marker.is_file() and _marker_command(marker) == "audit":
-            return Job(folder, {"status": "done" if (folder / "audit.json").is_file() else "incomplete",
-                                "label": job_id, "created": time.strftime(
-                                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(marker.stat().st_mtime))})
+        command = _marker_command(marker) if marker.is_file() else None
+        if command in ("audit", "train"):
+            done = (folder / ("audit.json" if command == "audit" else "metrics.json")).is_file()
+            return Job(folder, {"status": "done" if done else "incomplete", "label": job_id, "command": command,
+                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(marker.stat().st_mtime))})
         return None
 
     def all(self) -> list[Job]:

@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from dpaudit.errors import DpauditError
 from dpaudit.sanitize import clean_text
-from dpaudit.ui.app import job_or_404, posted_form
+from dpaudit.ui.app import job_or_404, job_view as _job_view, posted_form
 from dpaudit.ui.jobs import child_env
 from dpaudit.ui.security import REPORT_CSP, safe_filename
 
@@ -59,7 +59,7 @@ def report_context(request: Request, job, **extra) -> dict:
     settings = request.app.state.settings
     return {"job": {"id": job.id, "label": job.state.get("label"), "status": job.status},
             "present": {n: (job.run_dir / n).is_file() for n in DOWNLOADS}, "downloads": DOWNLOADS,
-            "policies": [p.name for p in settings.policies], "exportable": (job.run_dir / "metrics.json").is_file(), "sign_off": report.sign_off,
+            "policies": [p.name for p in settings.policies], "exportable": job.exportable, "sign_off": report.sign_off,
             "verdict": report.verdict, "epsilon": report.privacy.epsilon, "protection": report.verdict.protection_level,
             **extra}
 
@@ -138,13 +138,16 @@ def _action_routes(app: FastAPI) -> None:
     @app.post("/runs/{job_id}/export")
     async def export(request: Request, job_id: str):
         await posted_form(request)
-        job = _finished(request, job_id)
+        job = job_or_404(request, job_id)
+        if not job.exportable:
+            raise HTTPException(status_code=409, detail="only a finished `dpaudit train` run can be exported")
         from starlette.concurrency import run_in_threadpool
 
         try:
             data = await run_in_threadpool(_export_zip, job.run_dir)
         except DpauditError as err:
-            return _report_error(request, job, err)
+            return pages.render(request, "job.html", status_code=400, error=f"error: {clean_text(str(err), max_len=2000)}",
+                                job=_job_view(job))
         return Response(data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{job.id}-model.zip"', "Cache-Control": "no-store"})
 

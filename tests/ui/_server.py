@@ -83,9 +83,9 @@ class Client:
         req = urllib.request.Request(self.server.url + path, data=data, headers=headers or {})
         try:
             with self.opener.open(req, timeout=60) as resp:
-                return resp.status, resp.read(), dict(resp.headers)
+                return resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
         except urllib.error.HTTPError as err:
-            return err.code, err.read(), dict(err.headers)
+            return err.code, err.read(), {k.lower(): v for k, v in err.headers.items()}
 
     def get(self, path: str, headers: dict | None = None):
         return self.request(path, headers=headers)

@@ -4,7 +4,6 @@ validation messages."""
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from pathlib import Path
@@ -144,6 +143,19 @@ def test_security_headers(public, web):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
     assert headers["cache-control"] == "no-store"
-    cookies = [v for k, v in headers.items() if k.lower() == "set-cookie"]
-    assert all("SameSite=Strict" in c or "samesite=strict" in c.lower() for c in cookies)
-    assert os.environ.get("DPAUDIT_UI_TOKEN") is None or True
+    _, _, fresh = Client(public).get("/new", headers={"Authorization": f"Bearer {public.token}"})
+    assert fresh["set-cookie"].startswith("dpaudit_csrf=") and "HttpOnly" in fresh["set-cookie"]
+    assert "SameSite=Strict" in fresh["set-cookie"]
+    import http.client
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(public.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.request("GET", f"/runs?token={public.token}")
+    login = conn.getresponse()  # 303 to the same page without the token in the address
+    assert login.status == 303 and login.getheader("location") == "/runs"
+    session = login.getheader("set-cookie")
+    assert session.startswith("dpaudit_session=") and "HttpOnly" in session and "SameSite=strict" in session
+    conn.close()
+    _, _, view = web.get("/static/ui.js")
+    assert view["x-content-type-options"] == "nosniff"
