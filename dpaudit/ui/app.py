@@ -72,7 +72,7 @@ def job_view(job: Job) -> dict:
         **progress(lines), "stage": {"done": "finished"}.get(job.status, job.status), "step": None, "eta": None}
     return {"id": job.id, "label": job.state.get("label"), "status": job.status,
             "created": job.state.get("created"), "has_report": job.has_report, **steps,
-            "resumable": job.is_ui and job.status in RESUMABLE, "error": error_line(lines),
+            "resumable": job.is_ui and job.status in RESUMABLE, "error": error_line(lines) or job.state.get("error"),
             "log": lines[-LOG_TAIL:], "ui": job.is_ui, "exportable": job.exportable,
             "command": job.state.get("command", "audit")}
 

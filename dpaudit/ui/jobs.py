@@ -17,6 +17,7 @@ finished train run can be exported from its page.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from dpaudit.fileio import write_json_atomic
 from dpaudit.rundir import MARKER
 from dpaudit.ui.security import RUN_NAME
 
+logger = logging.getLogger(__name__)
 STATE, LOG, UPLOADS, RUN = "ui-job.json", "ui.log", "upload", "run"
 RESUMABLE = frozenset({"failed", "cancelled", "interrupted"})
 ACTIVE = frozenset({"queued", "running"})
@@ -223,7 +225,12 @@ class Worker:
                 self.wake.wait(timeout=2.0)
                 self.wake.clear()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception as err:  # noqa: BLE001 - a job that cannot start fails alone; the queue goes on
+                logger.error("job %s could not run: %s", job.id, err)
+                self.current = None
+                self.store.set(job, "failed", pid=None, error=f"could not start: {err}")
 
     def _run(self, job: Job) -> None:
         argv = [sys.executable, "-m", "dpaudit", "audit", *job.state["argv"], "--run-dir", str(job.run_dir)]
