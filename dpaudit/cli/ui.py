@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
                         "one, printed; an argument shows in `ps`, the variable does not)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest data upload in MiB (default 50)")
     parser.add_argument("--policy", action="append", default=[], metavar="TOML",
-                        help="a release policy the gate form offers (repeatable; default: the shipped configs/policy.toml)")
+                        help="a release policy the gate form offers (repeatable; default: the shipped "
+                             "configs/policy.toml)")
     parser.set_defaults(func=run)
 
 

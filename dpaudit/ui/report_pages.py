@@ -146,8 +146,8 @@ def _action_routes(app: FastAPI) -> None:
         try:
             data = await run_in_threadpool(_export_zip, job.run_dir)
         except DpauditError as err:
-            return pages.render(request, "job.html", status_code=400, error=f"error: {clean_text(str(err), max_len=2000)}",
-                                job=_job_view(job))
+            message = f"error: {clean_text(str(err), max_len=2000)}"
+            return pages.render(request, "job.html", status_code=400, error=message, job=_job_view(job))
         return Response(data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{job.id}-model.zip"', "Cache-Control": "no-store"})
 

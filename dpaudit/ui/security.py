@@ -26,8 +26,8 @@ SESSION_COOKIE = "dpaudit_session"
 CSRF_COOKIE = "dpaudit_csrf"
 TOKEN_ENV = "DPAUDIT_UI_TOKEN"
 FORM_OVERHEAD = 1 << 20  # bytes of form fields allowed beside the largest upload
-CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 #: The rendered report, shown in a sandboxed frame of this site: no script, no network, only its own styles.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
 _PUBLIC = re.compile(r"^/(static/[A-Za-z0-9._-]+|runs/[A-Za-z0-9._-]+/summary\.json)$")

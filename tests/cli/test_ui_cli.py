@@ -42,7 +42,8 @@ def test_a_token_is_always_set_generated_or_given(tmp_path, monkeypatch):
     two = settings_from(build_parser().parse_args(["ui", "--runs-dir", str(tmp_path)]))
     assert len(one.token) >= 32 and one.token != two.token
     monkeypatch.setenv("DPAUDIT_UI_TOKEN", "from-the-environment-123")
-    assert settings_from(build_parser().parse_args(["ui", "--runs-dir", str(tmp_path)])).token == "from-the-environment-123"
+    given = settings_from(build_parser().parse_args(["ui", "--runs-dir", str(tmp_path)]))
+    assert given.token == "from-the-environment-123"
 
 
 def test_loopback():
