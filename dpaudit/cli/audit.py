@@ -176,7 +176,9 @@ def _audit(cfg, run_dir: Path, args: argparse.Namespace):
         return audit(cfg, run_dir=run_dir, progress=not args.quiet, force_run_dir=args.force_run_dir, rerun=args.rerun)
 
 
-def run(args: argparse.Namespace) -> int:
+def audit_config(args: argparse.Namespace):
+    """The resolved config and preset notes of parsed ``audit`` arguments (``dpaudit ui`` validates its form
+    through this, so its messages are the CLI's). Raises ConfigError (one line)."""
     from dpaudit.config import load_config
 
     overrides = overrides_from_args(args)
@@ -197,7 +199,11 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(("audit", "canaries", args.canary_count))
     if args.canary_kind:
         overrides.append(("audit", "canary_kind", args.canary_kind))
-    cfg, notes = load_config(args.config, overrides)
+    return load_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg, notes = audit_config(args)
     for note in notes:
         print(note)
     show_progress_messages()

@@ -21,7 +21,7 @@ from dpaudit import __version__
 from dpaudit.errors import ConfigError, DpauditError
 
 #: Subcommand modules under ``dpaudit.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS = ("train", "audit", "canaries", "verify", "report", "gate", "export", "env", "fetch-assets")
+SUBCOMMANDS = ("train", "audit", "canaries", "verify", "report", "gate", "export", "ui", "env", "fetch-assets")
 
 
 class _OneLineParser(argparse.ArgumentParser):
