@@ -28,6 +28,7 @@ import numpy as np
 from dpaudit.config import Config
 from dpaudit.lm_canaries import exposure, exposure_section
 from dpaudit.pipeline.canary_audit import canary_section
+from dpaudit.privacy import source_significance
 from dpaudit.rundir import RunDir
 
 #: Fixed prompts of the before/after generations: no text of the data (no member's text in any file).
@@ -71,16 +72,39 @@ def _signals(lm, encoded, texts, base_stats, batch: int):
                      mean_nll(base_stats)[0]), st
 
 
+def _attack_names(num_shadows: int) -> list[str]:
+    """The LM attacks this audit runs, fixed by the configuration alone (those needing more shadows left out)."""
+    from dpaudit.attacks.lm_signals import LM_ATTACKS
+
+    return [n for n in LM_ATTACKS.names() if LM_ATTACKS.get(n).min_references <= num_shadows]
+
+
 def _attacks(cfg: Config, signals, membership, n_nat: int, delta: float, significance: float):
     from dpaudit.attacks.lm_evaluate import evaluate_lm_attack
     from dpaudit.attacks.lm_signals import LM_ATTACKS, LMSignals
 
     nat = LMSignals(signals.logprob[:, :n_nat], signals.mu[:, :n_nat], signals.sigma[:, :n_nat],
                     signals.weight[:n_nat], signals.zlib[:n_nat], signals.base_nll[:n_nat])
-    names = [n for n in LM_ATTACKS.names() if LM_ATTACKS.get(n).min_references <= len(membership) - 1]
     return [evaluate_lm_attack(LM_ATTACKS.get(n)(), nat, membership[:, :n_nat], delta=delta,
                                significance=significance, fprs=cfg.audit.fprs or (0.01, 0.1),
-                               guess_fraction=cfg.audit.canary_guess_fraction) for n in names]
+                               guess_fraction=cfg.audit.canary_guess_fraction)
+            for n in _attack_names(len(membership) - 1)]
+
+
+def _family(results, canary_sec: dict | None, significance: float):
+    """``(results, canary_sec, family)``: every bound tagged as a member of the audit's Bonferroni family (the
+    LM attacks + the secret canaries, each at ``significance / size``; no natural-example canary), as
+    :func:`dpaudit.pipeline.attack.run_attacks` tags the classifier audit's, and the family's bound."""
+    from dpaudit.privacy import bonferroni_family, with_family
+
+    members = [(r.name, r.epsilon_lb) for r in results] + ([("canaries", canary_sec["epsilon_lb"])]
+                                                             if canary_sec is not None else [])
+    family = bonferroni_family(members, significance=significance)
+    tag = dict(family_size=family["size"], family_significance=significance)
+    results = [dataclasses.replace(r, epsilon_lb=with_family(r.epsilon_lb, **tag)) for r in results]
+    if canary_sec is not None:
+        canary_sec = {**canary_sec, "epsilon_lb": with_family(canary_sec["epsilon_lb"], **tag)}
+    return results, canary_sec, family
 
 
 def _total_nll(stats: dict, model: int = 0) -> np.ndarray:
@@ -154,16 +178,19 @@ def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
     t = time.perf_counter()
     signals, stats = _signals(lm, encoded, texts, base_stats, batch)
     n_nat = len(ds)
-    share = cfg.audit.significance / (1 + (canaries is not None))
+    # Bonferroni family fixed from the config before any result: every LM attack + the secret canaries.
+    n_bounds = len(_attack_names(len(membership) - 1)) + (canaries is not None)
+    share = source_significance(cfg.audit.significance, n_bounds)
     results = _attacks(cfg, signals, membership, n_nat, plan.delta, share)
     canary_sec = exposure_sec = None
     if canaries is not None:
         canary_sec, exposure_sec = _canaries(cfg, canaries, lm, tokenizer, stats, base_stats, membership, n_nat, share)
+    results, canary_sec, family = _family(results, canary_sec, cfg.audit.significance)
     after = generate(lm, tokenizer, PROMPTS, model=0)
     times.update(attack=time.perf_counter() - t, total=time.perf_counter() - t0)
     extra = {"exposure": exposure_sec, "generations": {"prompts": list(PROMPTS), "before": before, "after": after}}
     return _report(cfg, rundir, ds, info, lm, plan, settings, outcome, stats, membership, n_nat, results,
-                   canary_sec, extra, device, times)
+                   canary_sec, family, extra, device, times)
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -181,7 +208,7 @@ def _train(cfg, lm, encoded, membership, settings, plan, rundir, progress):
 
 
 def _report(cfg, rundir, ds, info, lm, plan, settings, outcome, stats, membership, n_nat, results, canary_sec,
-            extra, device, times):
+            family, extra, device, times):
     from dpaudit.pipeline.claim import plan_claim
     from dpaudit.pipeline.report import assemble, privacy_section, run_info
     from dpaudit.pipeline.run import AuditOutcome
@@ -198,7 +225,7 @@ def _report(cfg, rundir, ds, info, lm, plan, settings, outcome, stats, membershi
               "shadow_recipe": "bitfit", "recipe_differs": False, "warning": None}
     run = run_info(cfg, rundir.path, pop, target, facts, seeds, device, times)
     report = assemble(run, privacy_section(claim, settings.clipping), _utility(stats, membership, n_nat), results,
-                      None, None, None, canary_sec, num_shadows=len(membership) - 1)
+                      None, family, None, canary_sec, num_shadows=len(membership) - 1)
     section = {"attacks": [r.name for r in results], **extra, "loss": "mean next-token NLL per text (nats)"}
     report = dataclasses.replace(report, causal_lm=section)
     dump_report(report, rundir.file("audit.json"))  # confidential (0600), generations included
