@@ -3,7 +3,8 @@
 1. Population: the corpus's texts, then ``audit.canaries`` secret canaries (:mod:`dpaudit.lm_canaries`).
    Membership (M = 1 + num_shadows, N): row 0, the target's, a fair coin per text and canary from the OS CSPRNG
    (seeded only under ``--seeded-noise``); shadow rows from :func:`attacks.membership.make_membership`
-   (complementary pairs). Committed as ``membership.npy`` (0600).
+   (complementary pairs). Committed as ``membership.npy`` (0600), the canaries' secrets and exposure candidates
+   as ``lm_canaries.json`` (0600, :func:`dpaudit.lm_canaries.canaries_record`).
 2. One BiasBank trains the target and the shadows together (:class:`trainers.causal_lm.BankedCausalLM`).
 3. Per-token statistics of every model on every text (:mod:`trainers.lm_scores`), and of the base model
    (before fine-tuning) for the reference ratio; every LM attack in :data:`attacks.lm_signals.LM_ATTACKS`
@@ -26,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from dpaudit.config import Config
-from dpaudit.lm_canaries import exposure, exposure_section
+from dpaudit.lm_canaries import CANARIES_FILE, canaries_record, exposure, exposure_section
 from dpaudit.pipeline.canary_audit import canary_section
 from dpaudit.privacy import source_significance
 from dpaudit.rundir import RunDir
@@ -162,6 +163,8 @@ def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
     ds, canaries, texts, pairs = _population(cfg)
     membership = _membership(cfg, len(texts))
     rundir.write("membership.npy", _npy(membership))
+    if canaries is not None:  # secret (0600), beside the coins: exposure and the bound can be recomputed
+        rundir.write_json(CANARIES_FILE, canaries_record(canaries, len(ds)))
     from dpaudit.lm_training import build_lm, encode_lm
     from dpaudit.trainers.lm_scores import generate, token_stats
     from dpaudit.trainers.recipe import resolve_device, resolve_privacy
@@ -207,13 +210,24 @@ def _train(cfg, lm, encoded, membership, settings, plan, rundir, progress):
                       seeds=seeds, run=rundir, meta={"task": "causal_lm"}, progress=progress)
 
 
+def lm_audit_summary(cfg: Config, report) -> dict:
+    """The public ``summary.json`` of an LM audit: :func:`dpaudit.release.audit_summary` with the LM attacks
+    the configuration runs. Nothing of the ``causal_lm`` section (exposure, generations), the canaries or any
+    attack result: they are functions of the target's secret membership."""
+    from dpaudit.release import audit_summary
+
+    summary = audit_summary(cfg, report)
+    summary["audit"]["attacks"] = _attack_names(cfg.audit.num_shadows)
+    return summary
+
+
 def _report(cfg, rundir, ds, info, lm, plan, settings, outcome, stats, membership, n_nat, results, canary_sec,
             family, extra, device, times):
     from dpaudit.pipeline.claim import plan_claim
     from dpaudit.pipeline.report import assemble, privacy_section, run_info
     from dpaudit.pipeline.run import AuditOutcome
     from dpaudit.pipeline.target import OBTAINED
-    from dpaudit.release import SUMMARY, audit_summary
+    from dpaudit.release import SUMMARY
     from dpaudit.report_io import dump_report
 
     claim = plan_claim(plan, outcome.steps, outcome.epsilon_history, "accountant",
@@ -229,7 +243,5 @@ def _report(cfg, rundir, ds, info, lm, plan, settings, outcome, stats, membershi
     section = {"attacks": [r.name for r in results], **extra, "loss": "mean next-token NLL per text (nats)"}
     report = dataclasses.replace(report, causal_lm=section)
     dump_report(report, rundir.file("audit.json"))  # confidential (0600), generations included
-    summary = audit_summary(cfg, report)
-    summary["audit"]["attacks"] = [r.name for r in results]
-    rundir.write_json(SUMMARY, summary)
+    rundir.write_json(SUMMARY, lm_audit_summary(cfg, report))
     return AuditOutcome(run_dir=rundir.path, report=report)

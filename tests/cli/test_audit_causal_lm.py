@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from dpaudit.lm_canaries import CANARIES_FILE, read_canaries_record
 from dpaudit.report_io import load_report
 
 from tests.cli._helpers import run_cli
@@ -39,6 +40,11 @@ def test_audit_causal_lm_end_to_end(tmp_path, capsys):
     assert "Secret Sharer exposure" in md and "the secret number is" in md
     summary = (run / "summary.json").read_text()
     assert "secret number" not in summary and "auc" not in summary
+    saved, first = read_canaries_record(json.loads((run / CANARIES_FILE).read_text()))  # secret: 0600 (below)
+    assert len(saved) == 20 and first == 40 and len(saved.candidates) == 200
+    public = [f for f in run.iterdir() if f.stat().st_mode & 0o077]
+    assert [f.name for f in public] == ["summary.json"]
+    assert not any(s in f.read_text() for f in public for s in saved.secrets)  # no public file holds a secret
     assert json.loads(summary)["audit"]["attacks"] == names
     for f in run.iterdir():  # every file but the public summary is private (0600): coins, scores, generations
         assert f.name == "summary.json" or f.stat().st_mode & 0o077 == 0, f.name
