@@ -146,6 +146,18 @@ def _utility(stats, membership, n_nat: int):
                           per_model=tuple(per_model))
 
 
+def refuse_used_run_dir(run_dir: str | Path, *, force: bool = False) -> None:
+    """Refuse a run directory that already holds a dpaudit audit's files, finished or interrupted, before
+    anything is written: the causal-LM audit does not resume yet, and a second run would draw new coins and
+    secrets over the first one's (``membership.npy``, ``lm_canaries.json``, ``audit.json``)."""
+    from dpaudit.errors import ConfigError
+
+    record = RunDir.check_claimable(run_dir, command="audit", force=force)
+    if record and record.get("files"):
+        raise ConfigError(f"run directory '{run_dir}' already holds a dpaudit audit ({len(record['files'])} files); "
+                          f"the causal-LM audit does not resume yet: use a new --run-dir (nothing was changed).")
+
+
 def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, force_run_dir: bool = False):
     """Run the audit of the module docstring into ``run_dir``; an :class:`~dpaudit.pipeline.run.AuditOutcome`."""
     from dpaudit.models import resolve_model_dir
@@ -155,6 +167,7 @@ def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
     from dpaudit.lm_training import check_single_process, lm_path
 
     check_single_process()
+    refuse_used_run_dir(run_dir, force=force_run_dir)
     resolve_model_dir(lm_path(cfg), max_length=cfg.data.max_length)
     if cfg.audit.canaries:  # refused before anything trains
         guess_counts(cfg.audit.canaries, cfg.audit.canary_guess_fraction)

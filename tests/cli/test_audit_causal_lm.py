@@ -48,3 +48,8 @@ def test_audit_causal_lm_end_to_end(tmp_path, capsys):
     assert json.loads(summary)["audit"]["attacks"] == names
     for f in run.iterdir():  # every file but the public summary is private (0600): coins, scores, generations
         assert f.name == "summary.json" or f.stat().st_mode & 0o077 == 0, f.name
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    code, out, err = run_cli(capsys, ["audit", "--task", "causal-lm", "--model", str(model), "--data", str(data),
+                                      "--max-length", "12", "--run-dir", str(run), "--quiet"])
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "new --run-dir" in err
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == before  # the finished audit is untouched
