@@ -4,7 +4,9 @@
    Membership (M = 1 + num_shadows, N): row 0, the target's, a fair coin per text and canary from the OS CSPRNG
    (seeded only under ``--seeded-noise``); shadow rows from :func:`attacks.membership.make_membership`
    (complementary pairs). Committed as ``membership.npy`` (0600), the canaries' secrets and exposure candidates
-   as ``lm_canaries.json`` (0600, :func:`dpaudit.lm_canaries.canaries_record`).
+   as ``lm_canaries.json`` (0600, :func:`dpaudit.lm_canaries.canaries_record`). A rerun into the same run
+   directory (bound to the config's inputs, the corpus and the backbone) reuses both and resumes the training
+   from its last checkpoint (:meth:`trainers.loop.Trainer.try_resume`); the scores are recomputed.
 2. One BiasBank trains the target and the shadows together (:class:`trainers.causal_lm.BankedCausalLM`).
 3. Per-token statistics of every model on every text (:mod:`trainers.lm_scores`), and of the base model
    (before fine-tuning) for the reference ratio; every LM attack in :data:`attacks.lm_signals.LM_ATTACKS`
@@ -30,18 +32,20 @@ from dpaudit.config import Config
 from dpaudit.lm_canaries import CANARIES_FILE, canaries_record, exposure, exposure_section
 from dpaudit.pipeline.canary_audit import canary_section
 from dpaudit.privacy import source_significance
-from dpaudit.rundir import RunDir
+from dpaudit.rundir import RunDir, config_inputs
 
 #: Fixed prompts of the before/after generations: no text of the data (no member's text in any file).
 PROMPTS = ("The movie", "I think that", "the secret number is ")
 
 
-def _population(cfg: Config):
+def _population(cfg: Config, saved=None):
+    """The corpus, then the canaries: ``saved`` (a resumed run's :class:`~dpaudit.lm_canaries.LMCanaries`) or
+    fresh CSPRNG secrets."""
     from dpaudit.lm_canaries import TEMPLATE, make_lm_canaries
     from dpaudit.lm_data import load_configured_lm_texts
 
     ds = load_configured_lm_texts(cfg)
-    canaries = make_lm_canaries(cfg.audit.canaries) if cfg.audit.canaries else None
+    canaries = (saved or make_lm_canaries(cfg.audit.canaries)) if cfg.audit.canaries else None
     texts, pairs = list(ds.texts), None if ds.pairs is None else list(ds.pairs)
     if canaries is not None and pairs is None:
         texts += list(canaries.texts)
@@ -146,16 +150,36 @@ def _utility(stats, membership, n_nat: int):
                           per_model=tuple(per_model))
 
 
-def refuse_used_run_dir(run_dir: str | Path, *, force: bool = False) -> None:
-    """Refuse a run directory that already holds a dpaudit audit's files, finished or interrupted, before
-    anything is written: the causal-LM audit does not resume yet, and a second run would draw new coins and
-    secrets over the first one's (``membership.npy``, ``lm_canaries.json``, ``audit.json``)."""
-    from dpaudit.errors import ConfigError
+def _open(cfg: Config, rundir: RunDir, model_sha256: str):
+    """``(ds, canaries, texts, pairs, membership)`` of this run: bound to the run directory (the config's inputs,
+    the corpus and the backbone), the committed membership and secrets reused when it holds them (a resumed
+    run: the same coins and secrets, never new ones over the old), else drawn and committed (0600)."""
+    import json
 
-    record = RunDir.check_claimable(run_dir, command="audit", force=force)
-    if record and record.get("files"):
-        raise ConfigError(f"run directory '{run_dir}' already holds a dpaudit audit ({len(record['files'])} files); "
-                          f"the causal-LM audit does not resume yet: use a new --run-dir (nothing was changed).")
+    from dpaudit._validation import check_mask
+    from dpaudit.errors import ConfigError
+    from dpaudit.lm_canaries import read_canaries_record
+
+    saved = rundir.verified(CANARIES_FILE)
+    record = None if saved is None else read_canaries_record(json.loads(saved.read_text(encoding="utf-8")))
+    ds, canaries, texts, pairs = _population(cfg, None if record is None else record[0])
+    rundir.bind({"config": config_inputs(cfg.to_dict()), "dataset_sha256": ds.sha256, "n_examples": len(ds),
+                 "model_sha256": model_sha256, "task": "causal_lm"})
+    if record is not None and (canaries is None or record[1] != len(ds) or len(record[0]) != cfg.audit.canaries):
+        raise ConfigError(f"{CANARIES_FILE} in run directory '{rundir.path}' is not this audit's; use a new --run-dir.")
+    path = rundir.verified("membership.npy")
+    if path is not None:
+        membership = check_mask(f"membership.npy in run directory '{rundir.path}'", np.load(path, allow_pickle=False),
+                                (cfg.audit.num_shadows + 1, len(texts)), hint="use a new --run-dir for another audit")
+        if canaries is not None and record is None:
+            raise ConfigError(f"run directory '{rundir.path}' has membership.npy but not {CANARIES_FILE}; use a new "
+                              f"--run-dir.")
+        return ds, canaries, texts, pairs, membership
+    membership = _membership(cfg, len(texts))
+    if canaries is not None:  # secret (0600), beside the coins: exposure and the bound can be recomputed
+        rundir.write_json(CANARIES_FILE, canaries_record(canaries, len(ds)))
+    rundir.write("membership.npy", _npy(membership))
+    return ds, canaries, texts, pairs, membership
 
 
 def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, force_run_dir: bool = False):
@@ -167,23 +191,18 @@ def run_lm_audit(cfg: Config, run_dir: str | Path, *, progress: bool = True, for
     from dpaudit.lm_training import check_single_process, lm_path
 
     check_single_process()
-    refuse_used_run_dir(run_dir, force=force_run_dir)
     resolve_model_dir(lm_path(cfg), max_length=cfg.data.max_length)
     if cfg.audit.canaries:  # refused before anything trains
         guess_counts(cfg.audit.canaries, cfg.audit.canary_guess_fraction)
     rundir = RunDir.claim(run_dir, command="audit", force=force_run_dir)
     t0 = time.perf_counter()
-    ds, canaries, texts, pairs = _population(cfg)
-    membership = _membership(cfg, len(texts))
-    rundir.write("membership.npy", _npy(membership))
-    if canaries is not None:  # secret (0600), beside the coins: exposure and the bound can be recomputed
-        rundir.write_json(CANARIES_FILE, canaries_record(canaries, len(ds)))
     from dpaudit.lm_training import build_lm, encode_lm
     from dpaudit.trainers.lm_scores import generate, token_stats
     from dpaudit.trainers.recipe import resolve_device, resolve_privacy
 
     device = resolve_device(cfg.train.device)
-    lm, tokenizer, info = build_lm(cfg, num_models=len(membership), device=device)
+    lm, tokenizer, info = build_lm(cfg, num_models=cfg.audit.num_shadows + 1, device=device)
+    ds, canaries, texts, pairs, membership = _open(cfg, rundir, info.sha256)
     encoded = encode_lm(SimpleNamespace(texts=texts, pairs=pairs), tokenizer, cfg)
     settings, plan = resolve_privacy(cfg, [int(r.sum()) for r in membership])
     batch = cfg.audit.score_batch_size

@@ -21,10 +21,10 @@ def test_audit_causal_lm_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     data = _corpus(tmp_path / "c.csv", n=40)
     run = tmp_path / "audit"
-    code, out, err = run_cli(capsys, ["audit", "--task", "causal-lm", "--model", str(model), "--data", str(data),
-                                      "--max-length", "12", "--epsilon", "8", "--epochs", "1", "--batch-size", "8",
-                                      "--shadows", "2", "--set", "audit.canaries=20", "--run-dir", str(run),
-                                      "--quiet", "--format", "md"])
+    args = ["audit", "--task", "causal-lm", "--model", str(model), "--data", str(data), "--max-length", "12",
+            "--epsilon", "8", "--epochs", "1", "--batch-size", "8", "--shadows", "2", "--set", "audit.canaries=20",
+            "--run-dir", str(run), "--quiet", "--format", "md"]
+    code, out, err = run_cli(capsys, args)
     assert code == 0, err
     report = load_report(run / "audit.json")  # validates against the schema
     names = [a.name for a in report.attacks]
@@ -48,8 +48,15 @@ def test_audit_causal_lm_end_to_end(tmp_path, capsys):
     assert json.loads(summary)["audit"]["attacks"] == names
     for f in run.iterdir():  # every file but the public summary is private (0600): coins, scores, generations
         assert f.name == "summary.json" or f.stat().st_mode & 0o077 == 0, f.name
-    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    kept = {name: (run / name).read_bytes() for name in ("membership.npy", CANARIES_FILE, "models.safetensors")}
     code, out, err = run_cli(capsys, ["audit", "--task", "causal-lm", "--model", str(model), "--data", str(data),
-                                      "--max-length", "12", "--run-dir", str(run), "--quiet"])
-    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "new --run-dir" in err
-    assert {f.name: f.read_bytes() for f in run.iterdir()} == before  # the finished audit is untouched
+                                      "--max-length", "12", "--epsilon", "4", "--epochs", "1", "--batch-size", "8",
+                                      "--shadows", "2", "--set", "audit.canaries=20", "--run-dir", str(run),
+                                      "--quiet"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "holds a run of other inputs" in err, err
+    code, out, err = run_cli(capsys, args)  # the same audit again: resumed, never new coins or secrets
+    assert code == 0, err
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    again = load_report(run / "audit.json")
+    assert [(a.name, a.auc) for a in again.attacks] == [(a.name, a.auc) for a in report.attacks]
+    assert again.canaries == report.canaries and again.causal_lm == report.causal_lm
