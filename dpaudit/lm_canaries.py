@@ -81,3 +81,36 @@ def exposure_section(exp: np.ndarray, included: np.ndarray, *, space_bits: float
 
     return {"space_bits": float(space_bits), "n_candidates": int(n_candidates),
             "resolution_bits": float(math.log2(max(1, n_candidates))), "included": stats(inc), "excluded": stats(~inc)}
+
+
+#: The secret record of an LM audit's canaries (0600, beside ``membership.npy``; never a public file).
+CANARIES_FILE = "lm_canaries.json"
+_RECORD_FORMAT = "dpaudit-lm-canaries-1"
+
+
+def canaries_record(canaries: LMCanaries, first_column: int) -> dict:
+    """What ``dpaudit audit --task causal-lm`` saves as :data:`CANARIES_FILE`: the secrets, the exposure
+    candidates and the canaries' membership columns (canary i is column ``first_column + i`` of
+    ``membership.npy``, whose row 0 holds the target's coins). With the saved models, exposure and the one-run
+    bound can be recomputed after the run."""
+    return {"format": _RECORD_FORMAT, "template": TEMPLATE, "digits": int(canaries.digits),
+            "first_column": int(first_column), "secrets": list(canaries.secrets),
+            "candidates": [c[len(TEMPLATE):] for c in canaries.candidates]}
+
+
+def read_canaries_record(data: object) -> tuple[LMCanaries, int]:
+    """``(canaries, first_column)`` from a :func:`canaries_record` dict. Raises DataError if malformed."""
+    from dpaudit.errors import DataError
+
+    ok = isinstance(data, dict) and data.get("format") == _RECORD_FORMAT and data.get("template") == TEMPLATE
+    digits = data.get("digits") if ok else None
+    ok = ok and type(digits) is int and 1 <= digits <= 18 and type(data.get("first_column")) is int \
+        and data["first_column"] >= 0
+    lists = [data.get(k) for k in ("secrets", "candidates")] if ok else []
+    ok = ok and all(isinstance(v, list) and all(isinstance(s, str) and len(s) == digits and s.isascii()
+                                                and s.isdigit() for s in v) for v in lists)
+    if not ok or len(set(lists[0])) != len(lists[0]) or set(lists[0]) & set(lists[1]):
+        raise DataError(f"{CANARIES_FILE} is not a dpaudit LM canary record ({_RECORD_FORMAT}); rerun the audit.")
+    secrets_, candidates = lists
+    return LMCanaries(tuple(TEMPLATE + s for s in secrets_), tuple(secrets_), digits,
+                      tuple(TEMPLATE + c for c in candidates)), data["first_column"]

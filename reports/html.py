@@ -18,6 +18,7 @@ from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport, SignOff
 from dpaudit.sanitize import clean_text
 from dpaudit.reports import figures as F
+from dpaudit.reports import lm_rows as L
 from dpaudit.reports import signoff as O
 from dpaudit.reports import summary as S
 
@@ -52,6 +53,10 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
         reference_note=S.reference_note(report),
         privacy_rows=S.privacy_rows(report), utility_rows=S.utility_rows(report),
         mechanism_rows=S.mechanism_rows(report),
+        causal_lm=L.has_causal_lm(report), lm_bound_rows=L.canary_bound_rows(report),
+        exposure_caption=L.exposure_caption(report), exposure_columns=L.EXPOSURE_COLUMNS,
+        exposure_rows=L.exposure_rows(report), generation_columns=L.GENERATION_COLUMNS,
+        generation_rows=L.generation_rows(report),
         provenance_rows=S.provenance_rows(report), bound_note=S.bound_note(report),
         sign_off=report.sign_off or SignOff(), sign_off_scope=O.scope_rows(report),
         decision_marks=O.decision_marks(report.sign_off),

@@ -18,6 +18,7 @@ from pathlib import Path
 from dpaudit.fileio import write_text_atomic
 from dpaudit.report_schema import AuditReport
 from dpaudit.sanitize import clean_text
+from dpaudit.reports import lm_rows as L
 from dpaudit.reports import signoff as O
 from dpaudit.reports import summary as S
 
@@ -98,22 +99,21 @@ def render_markdown(report: AuditReport) -> str:
 
 
 def _causal_lm_lines(report: AuditReport) -> list[str]:
-    """Causal LM audits: canary exposure and the before/after generations (docs/causal-lm.md)."""
-    lm = report.causal_lm
-    if not lm:
+    """Causal LM audits: the secret canaries' bound, their exposure and the before/after generations
+    (docs/causal-lm.md; rows from :mod:`reports.lm_rows`, every cell escaped: generations are model output)."""
+    if not L.has_causal_lm(report):
         return []
     lines = ["", "### Causal language model", ""]
-    exp = lm.get("exposure")
-    if exp:
-        rows = [(side, str(exp[side]["n"]), S.fmt(exp[side]["mean"]), S.fmt(exp[side]["max"]))
-                for side in ("included", "excluded")]
-        lines += [f"Secret Sharer exposure (bits; log2 |R| = {exp['space_bits']:.1f}, resolution "
-                  f"{exp['resolution_bits']:.1f} bits from {exp['n_candidates']} sampled candidates):", ""]
-        lines += _table(("canaries", "n", "mean exposure", "max exposure"), rows) + [""]
-    gen = lm.get("generations")
-    if gen:
-        lines += _table(("prompt", "before fine-tuning", "after fine-tuning"),
-                        list(zip(gen["prompts"], gen["before"], gen["after"])))
+    bound = L.canary_bound_rows(report)
+    if bound:
+        lines += _table(("", ""), bound) + [""]
+    caption = L.exposure_caption(report)
+    if caption:
+        lines += [escape_md(caption), ""]
+        lines += _table(L.EXPOSURE_COLUMNS, L.exposure_rows(report)) + [""]
+    generations = L.generation_rows(report)
+    if generations:
+        lines += _table(L.GENERATION_COLUMNS, generations)
     return lines
 
 

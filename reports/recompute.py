@@ -30,8 +30,8 @@ from typing import Any
 from dpaudit.errors import DpauditError
 from dpaudit.report_schema import AuditReport, is_estimate
 
-__all__ = ["CLAIM_SOURCES", "EPSILON_REL_TOL", "Recomputed", "claim_problem", "gated_bounds", "mechanism_mismatch",
-           "mechanism_power", "recompute_epsilon", "target_kind"]
+__all__ = ["CLAIM_SOURCES", "EPSILON_REL_TOL", "LM_ATTACK_NAMES", "Recomputed", "claim_problem", "gated_bounds",
+           "is_lm_audit", "mechanism_mismatch", "mechanism_power", "recompute_epsilon", "target_kind"]
 
 #: Largest relative difference between the stated and the recomputed ε (the PRV accountant is
 #: deterministic; the slack only absorbs float formatting).
@@ -40,6 +40,10 @@ EPSILON_REL_TOL = 1e-3
 #: ``run.target.kind`` → the ``privacy.claim_source`` values that kind of target produces.
 CLAIM_SOURCES = {"train": ("accountant",), "checkpoint": ("checkpoint",), "hf": ("user", "none"),
                  "scores": ("user", "none")}
+
+#: The causal-LM attacks (``attacks.lm_signals.LM_ATTACKS``; tests/adversarial/test_gate_lm.py keeps the two equal),
+#: named here so that the gate never imports the attack package.
+LM_ATTACK_NAMES = frozenset({"lm_loss", "zlib", "ref_ratio", "lm_lira", "lm_rmia", "min_k", "min_k_pp"})
 
 #: Relative tolerance when comparing a stated significance with the gate's.
 _SIGNIFICANCE_REL_TOL = 1e-6
@@ -120,6 +124,21 @@ def recompute_epsilon(report: AuditReport) -> Recomputed:
     return Recomputed(eps, True)
 
 
+def is_lm_audit(report: AuditReport) -> bool:
+    """Whether ``report`` is a causal-LM audit throughout (``dpaudit audit --task causal-lm``, docs/causal-lm.md).
+
+    Such an audit runs no one-run audit over natural examples: its Bonferroni family is its LM attacks + its
+    secret canaries, so the gate does not ask for ``canary``. It must be one throughout: a ``causal_lm`` section
+    that lists exactly the report's attacks, every one an LM attack, no natural-example ``canary``, and canaries
+    (if any) of kind ``lm_secret``. Anything else (a classifier report with a ``causal_lm`` section pasted in and
+    its failing canary deleted) is not one, and its missing canary stays inconclusive.
+    """
+    lm, canaries = report.causal_lm, report.canaries
+    names = [a.name for a in report.attacks]
+    return (isinstance(lm, dict) and report.canary is None and bool(names) and lm.get("attacks") == names
+            and set(names) <= LM_ATTACK_NAMES and (canaries is None or canaries.get("kind") == "lm_secret"))
+
+
 def _counts(lb: dict[str, Any]) -> tuple[int, int, int] | None:
     """``(num_correct, num_guesses, num_canaries)`` of a one-run bound, or ``None`` when not all stated."""
     names = ("num_correct", "num_guesses", "n_in", "n_out")
@@ -138,7 +157,9 @@ def _entries(report: AuditReport):
         if not is_estimate(a.epsilon_lb):
             yield a.name, a.epsilon_lb, None
     lb = report.canary
-    if lb is None:
+    if lb is None and is_lm_audit(report):
+        pass  # an LM audit has no natural-example canary (is_lm_audit)
+    elif lb is None:
         yield "canary", None, "missing from the report"
     elif is_estimate(lb):
         yield "canary", None, "only an estimate, not a bound"
@@ -161,8 +182,8 @@ def _at(lb: dict[str, Any], counts: tuple[int, int, int], significance: float, d
 def gated_bounds(report: AuditReport, max_significance: float, threshold: float):
     """``(label, status, reason, value, saturated)`` per lower bound, at the policy's significance.
 
-    Each bound is gated at ``α = max_significance / n``, n = attacks + 1 (the canary) + 1 when the report has
-    crafted canaries (``canaries``): the family
+    Each bound is gated at ``α = max_significance / n``, n = attacks + 1 (the canary; none in a causal-LM audit,
+    :func:`is_lm_audit`) + 1 when the report has crafted canaries (``canaries``): the family
     ``dpaudit audit`` fixes from its configuration (estimates included, which spend their share unused). A one-run bound with its counts is
     recomputed at α (and at the smaller of its own δ and the claim's δ: a larger δ only lowers the bound).
     A bound without counts is used as stated when stated at α; stated at a larger significance (a larger,
@@ -170,7 +191,8 @@ def gated_bounds(report: AuditReport, max_significance: float, threshold: float)
     holds; the other direction is inconclusive.
     """
     entries = list(_entries(report))
-    n = len(report.attacks) + 1 + (report.canaries is not None)  # the audit's family: + the crafted canaries
+    # the audit's family: the attacks, the natural-example canary (none in an LM audit), the crafted canaries
+    n = len(report.attacks) + (not is_lm_audit(report)) + (report.canaries is not None)
     alpha = max_significance / n
     for label, lb, missing in entries:
         if lb is None:

@@ -58,3 +58,26 @@ def test_secrets_are_distinct_fresh_and_outside_the_candidates():
     assert len(set(a.secrets)) == 50 and set(a.secrets) != set(b.secrets)
     assert all(t == TEMPLATE + s and len(s) == 6 and s.isdigit() for t, s in zip(a.texts, a.secrets))
     assert not set(a.texts) & set(a.candidates)
+
+
+def test_the_secrets_are_saved_private_and_round_trip(tmp_path):
+    """lm_canaries.json (what the audit writes beside membership.npy) is 0600 and gives back the same secrets,
+    candidates and columns, so exposure and the one-run bound can be recomputed; a tampered record is refused."""
+    import json
+    import stat
+
+    from dpaudit.errors import DataError
+    from dpaudit.lm_canaries import CANARIES_FILE, canaries_record, read_canaries_record
+    from dpaudit.rundir import RunDir
+
+    canaries = make_lm_canaries(8, candidates=16)
+    rundir = RunDir.claim(tmp_path / "run", command="audit")
+    path = rundir.write_json(CANARIES_FILE, canaries_record(canaries, 40))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert read_canaries_record(data) == (canaries, 40)
+    for bad in ({**data, "secrets": data["secrets"][:-1] + data["candidates"][:1]},  # a secret among candidates
+                {**data, "secrets": [s[:-1] for s in data["secrets"]]}, {**data, "format": "x"},
+                {**data, "first_column": -1}):
+        with pytest.raises(DataError):
+            read_canaries_record(bad)
