@@ -167,7 +167,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata={
         "pattern": (r"auto|cpu|cuda(:[0-9]{1,3})?", "{auto, cpu, cuda, cuda:N}"),
         "help": "where to train (whether CUDA is present is checked when the device is opened)"})
-    autocast: bool = field(default=False, metadata={"help": "run the forward in bf16 (CUDA, or a CPU with native bf16)"})
+    autocast: bool = field(default=False, metadata={"help": "run the forward in bf16 (CUDA, or a CPU with native bf16), in training and in the audit's scoring"})
     dropout: bool = field(default=False, metadata={"help": "keep the backbone's dropout on while training"})
 
     def __post_init__(self) -> None:

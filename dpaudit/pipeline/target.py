@@ -114,6 +114,7 @@ def open_target(cfg: Config, kind: str, ds, backbone_sha256: str) -> TargetSourc
 def _checkpoint_logits(src: TargetSource, cfg: Config, pop, device) -> np.ndarray:
     from dpaudit.trainers.batching import EncodedTexts
     from dpaudit.trainers.checkpoint import read_models
+    from dpaudit.trainers.loop import bf16_autocast
     from dpaudit.trainers.predict import predict_logits
     from dpaudit.trainers.recipe import build_classifier
 
@@ -126,7 +127,9 @@ def _checkpoint_logits(src: TargetSource, cfg: Config, pop, device) -> np.ndarra
                               f"mis-shaped table {str(err)[:200]}); was it trained with the same model and "
                               f"labels?") from None
     encoded = EncodedTexts.from_dataset(pop.ds, pop.tokenizer, max_length=cfg.data.max_length)
-    return predict_logits(clf, encoded, batch_size=cfg.audit.score_batch_size)[0]
+    # scored like the shadows (dpaudit.pipeline.shadows.bitfit): bf16 under train.autocast
+    return predict_logits(clf, encoded, batch_size=cfg.audit.score_batch_size,
+                          bf16=bf16_autocast(cfg.train.autocast, device))[0]
 
 
 def target_stage(run: RunDir, src: TargetSource, cfg: Config, pop, device) -> np.ndarray | None:

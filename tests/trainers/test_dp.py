@@ -217,6 +217,23 @@ def test_cpu_bf16_autocast_clips_in_float32_and_trains_like_float32():
     assert (trained[1] - trained[0]).norm() < 0.2 * moved  # same seeds, same noise: bf16 rounding only
 
 
+def test_bf16_scoring_runs_in_bf16_and_stays_close_to_float32(monkeypatch):
+    """predict_logits(bf16=True) scores under autocast (the bank's scoring with train.autocast): the logits
+    differ from float32 by rounding only."""
+    from dpaudit.trainers.loop import cpu_has_native_bf16
+    from dpaudit.trainers.predict import predict_logits
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    enc, _ = tiny_population(12)
+    clf = _clf(2, dtype=torch.float32)
+    exact = predict_logits(clf, enc, batch_size=5)
+    rounded = predict_logits(clf, enc, batch_size=5, bf16=True)
+    assert rounded.dtype == np.float32 and rounded.shape == exact.shape
+    assert not np.array_equal(rounded, exact)  # the forward really ran in bf16
+    assert np.abs(rounded - exact).max() < 0.05 * max(1.0, np.abs(exact).max())
+
+
 def test_autocast_refused_on_a_cpu_without_bf16(monkeypatch):
     from dpaudit.trainers import loop
 
