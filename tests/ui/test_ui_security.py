@@ -27,7 +27,8 @@ def public(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui-sec")
     save_tiny_model(root / "models" / "tiny")
     write_csv(root / "data.csv", n=80)
-    srv = Server(root, "--host", "0.0.0.0", "--max-upload-mb", "1")
+    (root / "tmp").mkdir(mode=0o700)  # the server's TMPDIR: what it leaves there is seen
+    srv = Server(root, "--host", "0.0.0.0", "--max-upload-mb", "1", env={"TMPDIR": str(root / "tmp")})
     srv.url = srv.url.replace("0.0.0.0", "127.0.0.1")
     yield srv
     srv.stop()
@@ -159,3 +160,30 @@ def test_security_headers(public, web):
     conn.close()
     _, _, view = web.get("/static/ui.js")
     assert view["x-content-type-options"] == "nosniff"
+
+
+def test_an_uploaded_policy_on_a_cli_made_run_leaves_no_file_behind(public, web):
+    """A run `dpaudit audit --run-dir RUNS/NAME` wrote is its own folder: the uploaded policy is not saved into
+    it (nor left in a temporary folder) — only a UI job keeps it, in its ``upload/`` folder."""
+    import json
+    import shutil
+
+    from dpaudit.report_io import dump_report
+    from dpaudit.rundir import MARKER
+    from tests.reports.sample import make_report
+
+    run = public.runs / "cli-run"
+    run.mkdir()
+    try:
+        dump_report(make_report(), run / "audit.json")
+        (run / MARKER).write_text(json.dumps({"command": "audit"}), encoding="utf-8")
+        before = sorted(p.name for p in run.iterdir())
+        policy = b'name = "lenient"\nmax_auc = 0.99\n'
+        code, body, _ = web.post("/runs/cli-run/gate", {}, {"policy_file": (f"{HOSTILE}.toml", policy)})
+        assert code == 200 and b'id="gate-outcome"' in body and b"script_.toml: pass" in body, body[-800:]
+        assert sorted(p.name for p in run.iterdir()) == before
+        assert list((public.tmp / "tmp").iterdir()) == []  # the temporary folder is gone
+        code, body, _ = web.post("/runs/cli-run/gate", {}, {"policy_file": ("bad.toml", b"max_auc = 'x'\n")})
+        assert code == 400 and b"error: " in body and list((public.tmp / "tmp").iterdir()) == []
+    finally:
+        shutil.rmtree(run)
