@@ -1,5 +1,7 @@
 """The web UI in a real browser (Debian's chromium + chromium-driver through Selenium): upload a CSV, run a
-tiny audit, watch it finish, open the report, download the PDF, gate it and sign it off."""
+tiny audit, watch it finish, open the report, download the PDF, gate it and sign it off. The one browser flow
+of the default suite: the session's shared server (tests/ui/conftest.py), the smallest audit that still runs
+every stage (40 rows, 2 shadows, 1 epoch, 8 tokens)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli._helpers import write_csv
 from tests.ui._server import needs_ui
 
 needs_ui()
@@ -66,16 +69,19 @@ def _wait_file(folder: Path, suffix: str, timeout: float = 60) -> Path:
     raise AssertionError(f"no {suffix} downloaded into {folder}")
 
 
-def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_path):
-    wait = WebDriverWait(driver, 90)
+def test_upload_audit_report_pdf_gate_and_sign_off(shared, driver, tmp_path):
+    server, world = shared, shared.tmp
+    write_csv(tmp_path / "data.csv", n=40)
+    before = {p.name for p in server.runs.iterdir()} if server.runs.exists() else set()
+    wait = WebDriverWait(driver, 120)
     driver.get(f"{server.url}/?token={server.token}")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Runs"
     driver.find_element(By.ID, "nav-new").click()
-    driver.find_element(By.ID, "data-file").send_keys(str(world / "data.csv"))
+    driver.find_element(By.ID, "data-file").send_keys(str(tmp_path / "data.csv"))
     driver.find_element(By.ID, "model-pathsrc").click()
     driver.find_element(By.ID, "privacy-epsilon").click()
     _fill(driver, {"label": "browser <b>run</b>", "model-path": str(world / "models" / "tiny"), "epsilon": "8",
-                   "shadows": "2", "epochs": "1", "batch-size": "32", "max-length": "16"})
+                   "shadows": "2", "epochs": "1", "batch-size": "10", "max-length": "8"})
     driver.find_element(By.ID, "start").click()
     # the live page follows the job by itself (status.json polling) until the report link shows
     wait.until(lambda d: d.find_element(By.ID, "status").text in ("done", "failed"))
@@ -91,10 +97,10 @@ def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_pa
     driver.find_element(By.ID, "pdf").click()
     pdf = _wait_file(tmp_path / "downloads", ".pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
-    Select(driver.find_element(By.ID, "policy")).select_by_visible_text("policy.toml")
+    Select(driver.find_element(By.ID, "policy")).select_by_visible_text("default.toml")  # shipped in the package
     driver.find_element(By.ID, "gate").click()
     outcome = driver.find_element(By.ID, "gate-outcome").text
-    assert outcome.startswith("policy.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
+    assert outcome.startswith("default.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
     assert len(driver.find_elements(By.CSS_SELECTOR, "table.checks tbody tr")) >= 5
     policy = tmp_path / "lenient.toml"
     policy.write_text('name = "lenient"\nmax_auc = 0.99\n', encoding="utf-8")
@@ -106,7 +112,8 @@ def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_pa
     Select(driver.find_element(By.ID, "decision")).select_by_value("reject")
     driver.find_element(By.ID, "sign").click()
     assert driver.find_element(By.ID, "reviewer").get_attribute("value") == "Ada Lovelace"
-    run_dir = next((server.runs).iterdir()) / "run"
+    (job,) = {p.name for p in server.runs.iterdir()} - before
+    run_dir = server.runs / job / "run"
     sign_off = json.loads((run_dir / "audit.json").read_text())["sign_off"]
     assert sign_off["reviewer"] == "Ada Lovelace" and sign_off["decision"] == "reject"
     verdict = json.loads((run_dir / "audit.json").read_text())["verdict"]
