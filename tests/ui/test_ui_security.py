@@ -192,3 +192,39 @@ def test_an_uploaded_policy_on_a_cli_made_run_leaves_no_file_behind(public, web)
         assert code == 400 and b"error: " in body and not _left(public)
     finally:
         shutil.rmtree(run)
+
+
+@pytest.mark.parametrize("case", ["zip-slip", "absolute", "backslash", "drive", "symlink", "bomb", "not-an-image",
+                                  "wrong-magic", "duplicate", "flat", "empty", "not-a-zip", "hostile-name"])
+def test_hostile_image_zips_are_refused_before_any_job(public, web, case):
+    """Each refusal of :mod:`dpaudit.ui.uploads` over HTTP: 400 with its line (escaped), no job folder, nothing
+    written outside (the member-count and size limits: tests/ui/test_ui_image_upload.py)."""
+    from tests.ui._zips import HOSTILE as ZIPS
+    from tests.ui._zips import PNG, make_zip
+
+    extra = {"not-a-zip": (b"PNG? no: " + PNG, "not a zip archive"),
+             "hostile-name": (make_zip({f"../{HOSTILE}.png": PNG + b"x"}), "leaves its folder")}
+    data, fragment = {**ZIPS, **extra}[case]
+    before = _jobs(public)
+    code, body, _ = web.post("/new", _form(public.tmp, data_source="upload"), {"data_file": ("images.zip", data)})
+    assert code == 400 and fragment.encode() in body, body[-600:]
+    assert HOSTILE.encode() not in body
+    assert _jobs(public) == before
+    assert not list(public.tmp.parent.rglob("evil.png")) and not list(public.tmp.parent.rglob("*script*"))
+
+
+def test_a_good_image_zip_reaches_the_cli_checks(public, web):
+    """An accepted zip becomes ``--data DIR`` and meets the CLI's pre-flight checks (a text model here: either
+    a job, or the CLI's one line; never a server error)."""
+    from tests.ui._zips import image_folder, make_zip
+
+    before = _jobs(public)
+    code, body, _ = web.post("/new", _form(public.tmp, data_source="upload"),
+                             {"data_file": ("pets.zip", make_zip(image_folder(per_class=2)))})
+    assert code == 200 or (code == 400 and b"error: " in body), body[-600:]
+    if code == 200:
+        (job,) = _jobs(public) - before
+        web.post(f"/runs/{job}/cancel", {})
+        assert (public.runs / job / "upload" / "pets" / "cat" / "0.png").is_file()
+    else:
+        assert _jobs(public) == before
