@@ -1,5 +1,5 @@
 """The web UI in a real browser (Debian's chromium + chromium-driver through Selenium): upload a CSV, run a
-tiny audit, watch it finish, open the report, download the PDF, gate it and sign it off. The one browser flow
+tiny audit, watch it finish, open the report, gate it, sign it off and download the PDF. The one browser flow
 of the default suite: the session's shared server (tests/ui/conftest.py), the smallest audit that still runs
 every stage (40 rows, 2 shadows, 1 epoch, 8 tokens)."""
 
@@ -19,6 +19,7 @@ needs_ui()
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -59,6 +60,13 @@ def _fill(driver, values: dict) -> None:
         box.send_keys(text)
 
 
+def _submit(driver, wait, button: str) -> None:
+    """Click the form button ``button`` and wait for the page it loads (no element of the old page is read)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, button).click()
+    wait.until(staleness_of(page))
+
+
 def _wait_file(folder: Path, suffix: str, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,11 +102,8 @@ def test_upload_audit_report_pdf_gate_and_sign_off(shared, driver, tmp_path):
     driver.switch_to.frame(frame)
     assert "membership" in driver.find_element(By.TAG_NAME, "body").text.lower()
     driver.switch_to.default_content()
-    driver.find_element(By.ID, "pdf").click()
-    pdf = _wait_file(tmp_path / "downloads", ".pdf")
-    assert pdf.read_bytes().startswith(b"%PDF")
     Select(driver.find_element(By.ID, "policy")).select_by_visible_text("default.toml")  # shipped in the package
-    driver.find_element(By.ID, "gate").click()
+    _submit(driver, wait, "gate")
     outcome = driver.find_element(By.ID, "gate-outcome").text
     assert outcome.startswith("default.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
     assert len(driver.find_elements(By.CSS_SELECTOR, "table.checks tbody tr")) >= 5
@@ -106,12 +111,16 @@ def test_upload_audit_report_pdf_gate_and_sign_off(shared, driver, tmp_path):
     policy.write_text('name = "lenient"\nmax_auc = 0.99\n', encoding="utf-8")
     driver.find_element(By.ID, "policy-file").send_keys(str(policy))
     driver.find_element(By.ID, "write-verdict").click()
-    driver.find_element(By.ID, "gate").click()
+    _submit(driver, wait, "gate")
     assert driver.find_element(By.ID, "gate-outcome").text == "lenient.toml: pass (stored in the report)"
     _fill(driver, {"reviewer": "Ada Lovelace", "role": "DPO"})
     Select(driver.find_element(By.ID, "decision")).select_by_value("reject")
-    driver.find_element(By.ID, "sign").click()
+    _submit(driver, wait, "sign")
     assert driver.find_element(By.ID, "reviewer").get_attribute("value") == "Ada Lovelace"
+    # the PDF last: the verdict and sign-off re-render only html and md (one Chromium render in the test)
+    driver.find_element(By.ID, "pdf").click()
+    pdf = _wait_file(tmp_path / "downloads", ".pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
     (job,) = {p.name for p in server.runs.iterdir()} - before
     run_dir = server.runs / job / "run"
     sign_off = json.loads((run_dir / "audit.json").read_text())["sign_off"]
