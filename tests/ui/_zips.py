@@ -40,8 +40,9 @@ def image_folder(per_class: int = 6, top: str = "", size: int = 8) -> dict[str, 
 
 #: name → (zip bytes, a fragment of the refusal)
 HOSTILE = {
-    "zip-slip": (make_zip({"cat/1.png": PNG + b"x", "../../evil.png": PNG + b"x"}), "leaves its folder"),
-    "absolute": (make_zip({"cat/1.png": PNG + b"x", "/tmp/evil.png": PNG + b"x"}), "absolute"),
+    # well-formed image folders but for the path: only the path check stands between them and a write outside
+    "zip-slip": (make_zip({"../cat/evil.png": PNG + b"x", "../dog/evil.png": PNG + b"x"}), "leaves its folder"),
+    "absolute": (make_zip({"/cat/evil.png": PNG + b"x", "/dog/evil.png": PNG + b"x"}), "absolute"),
     "backslash": (make_zip({"cat/1.png": PNG + b"x", "..\\evil.png": PNG + b"x"}), "absolute or non-portable"),
     "drive": (make_zip({"cat/1.png": PNG + b"x", "C:/evil.png": PNG + b"x"}), "absolute or non-portable"),
     "symlink": (make_zip({"cat/1.png": PNG + b"x"}, links={"dog/2.png": "/etc/passwd"}), "link or special"),
