@@ -226,16 +226,19 @@ def _power_keys(data: dict[str, Any], kw: dict[str, Any]) -> None:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy TOML file.
+    """Read and validate a policy TOML file, or a shipped one by name (``default``: :mod:`dpaudit.policies`).
 
     Raises:
         ConfigError: missing/unreadable file, invalid TOML, or an invalid key (one line, naming it).
     """
-    path = Path(path)
+    from dpaudit.policies import policy_file
+
+    path = policy_file(path)
     try:
         raw = read_capped(path, MAX_POLICY_BYTES, what="policy file", error=ConfigError)
     except FileNotFoundError:
-        raise ConfigError(f"policy file not found: {path}; pass --policy with a TOML file.") from None
+        raise ConfigError(f"policy file not found: {path}; pass --policy with a TOML file (or `default`, the "
+                          "shipped one).") from None
     except OSError as err:
         raise ConfigError(f"cannot read policy file {path}: {err.strerror or err}") from None
     try:

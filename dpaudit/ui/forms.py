@@ -17,7 +17,7 @@ from dpaudit.errors import DpauditError
 from dpaudit.sanitize import clean_text
 from dpaudit.ui.security import safe_filename, under_roots
 
-DATA_TYPES = {".csv": "text", ".tsv": "text", ".jsonl": "text", ".parquet": "parquet"}
+DATA_TYPES = {".csv": "text", ".tsv": "text", ".jsonl": "text", ".parquet": "parquet", ".zip": "images"}
 PRESETS = ("high", "balanced", "utility")
 REFERENCES = ("none", "non-private", "full-non-private")
 #: form field → CLI flag, passed through as text (argparse converts and refuses, in the CLI's words).
@@ -42,6 +42,8 @@ def check_upload(name: str, data: bytes, *, limit: int) -> str:
         raise FormError(f"the upload has {len(data)} bytes, at most {limit}; upload a smaller file.")
     if not data:
         raise FormError("the uploaded file is empty; upload the data file.")
+    if DATA_TYPES[suffix] == "images" and not data.startswith(b"PK\x03\x04"):
+        raise FormError(f"'{clean}' is not a zip archive (no PK header); zip the image folder and upload it.")
     if DATA_TYPES[suffix] == "parquet" and not data.startswith(b"PAR1"):
         raise FormError(f"'{clean}' is not a Parquet file (no PAR1 header); upload the real file.")
     if DATA_TYPES[suffix] == "text":
@@ -54,6 +56,23 @@ def check_upload(name: str, data: bytes, *, limit: int) -> str:
         if b"\x00" in head:
             raise FormError(f"'{clean}' holds NUL bytes: not a text file; upload a CSV, TSV or JSONL file.")
     return clean
+
+
+def save_upload(name: str, data: bytes, folder: Path, *, limit: int) -> Path:
+    """Save an accepted data upload into the job's ``folder`` (0600) and return what ``--data`` names: a data
+    file as sent, a zip of an image folder extracted into ``folder/STEM/`` (:mod:`dpaudit.ui.uploads`; the
+    class folders' parent). ``FormError`` for anything refused."""
+    from dpaudit.fileio import write_bytes_atomic
+
+    clean = check_upload(name, data, limit=limit)
+    if DATA_TYPES[Path(clean).suffix.lower()] != "images":
+        return write_bytes_atomic(folder / clean, data, private=True)
+    from dpaudit.ui.uploads import UnsafeArchive, extract_image_zip
+
+    try:
+        return extract_image_zip(data, folder / Path(clean).stem)
+    except UnsafeArchive as err:
+        raise FormError(f"error: {clean_text(str(err), max_len=1000)}") from None
 
 
 def label_of(form) -> str:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import subprocess
@@ -26,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from dpaudit.errors import DpauditError
 from dpaudit.sanitize import clean_text
 from dpaudit.ui.app import job_or_404, job_view as _job_view, posted_form
-from dpaudit.ui.jobs import child_env
+from dpaudit.ui.jobs import UPLOADS, child_env
 from dpaudit.ui.security import REPORT_CSP, safe_filename
 
 #: name → (media type, confidential?)
@@ -115,8 +116,8 @@ def _action_routes(app: FastAPI) -> None:
         from starlette.concurrency import run_in_threadpool
 
         try:
-            policy = await _policy_path(request, form, job)
-            result = await run_in_threadpool(_gate, job, policy, bool(form.get("write_verdict")))
+            chosen, upload = await _policy_choice(request, form)
+            result = await run_in_threadpool(_gate, job, chosen, upload, bool(form.get("write_verdict")))
         except DpauditError as err:
             return _report_error(request, job, err)
         return pages.render(request, "report.html", **report_context(request, job, gate=result))
@@ -165,10 +166,9 @@ def _render_pdf(run_dir: Path) -> None:
     render(load_report(run_dir / "audit.json"), run_dir, ("pdf",), force=True)
 
 
-async def _policy_path(request: Request, form, job) -> Path:
-    """The chosen shipped policy, or the uploaded TOML saved (0600) beside the job's uploads."""
+async def _policy_choice(request: Request, form) -> tuple[Path | None, tuple[str, bytes] | None]:
+    """The chosen shipped policy ``(path, None)``, or the uploaded TOML ``(None, (name, bytes))``."""
     from dpaudit.errors import ConfigError
-    from dpaudit.fileio import write_bytes_atomic
 
     upload = form.get("policy_file")
     if upload is not None and getattr(upload, "filename", None):
@@ -177,23 +177,38 @@ async def _policy_path(request: Request, form, job) -> Path:
         if not name.endswith(".toml") or len(data) > MAX_POLICY_BYTES:
             raise ConfigError(f"a policy is a .toml file of at most {MAX_POLICY_BYTES} bytes; got '{name}' "
                               f"({len(data)} bytes).")
-        folder = job.folder / "upload" if job.is_ui else Path(tempfile.mkdtemp(prefix="dpaudit-ui-policy-"))
-        folder.mkdir(mode=0o700, exist_ok=True)
-        return write_bytes_atomic(folder / name, data, private=True)
+        return None, (name, data)
     chosen = str(form.get("policy") or "")
     for path in request.app.state.settings.policies:
         if path.name == chosen:
-            return path
+            return path, None
     raise ConfigError(f"choose a policy ({', '.join(p.name for p in request.app.state.settings.policies)}) or "
                       "upload one.")
 
 
-def _gate(job, policy: Path, write_verdict: bool) -> dict:
+@contextlib.contextmanager
+def _policy_file(job, chosen: Path | None, upload: tuple[str, bytes] | None):
+    """The policy to gate with. An upload is saved 0600: beside a UI job's uploads (kept, like its data), or,
+    for a CLI-made run (whose folder is its run directory), in a private temporary folder removed after use."""
+    from dpaudit.fileio import write_bytes_atomic
+
+    if upload is None:
+        yield chosen
+    elif job.is_ui:
+        (job.folder / UPLOADS).mkdir(mode=0o700, exist_ok=True)
+        yield write_bytes_atomic(job.folder / UPLOADS / upload[0], upload[1], private=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="dpaudit-ui-policy-") as tmp:  # mkdtemp: 0700
+            yield write_bytes_atomic(Path(tmp) / upload[0], upload[1], private=True)
+
+
+def _gate(job, chosen: Path | None, upload: tuple[str, bytes] | None, write_verdict: bool) -> dict:
     from dpaudit.cli.report import render_existing
     from dpaudit.gating import gate
     from dpaudit.report_io import dump_report
 
-    result = gate(job.run_dir / "audit.json", policy)
+    with _policy_file(job, chosen, upload) as policy:
+        result = gate(job.run_dir / "audit.json", policy)
     if write_verdict:
         dump_report(result.with_verdict(), job.run_dir / "audit.json")
         render_existing(result.with_verdict(), job.run_dir)

@@ -34,11 +34,11 @@ def needs_ui() -> None:
 class Server:
     """``python -m dpaudit ui --port 0 …`` started in ``tmp``; ``url`` once it listens."""
 
-    def __init__(self, tmp: Path, *extra: str, token: str | None = TOKEN) -> None:
+    def __init__(self, tmp: Path, *extra: str, token: str | None = TOKEN, env: dict | None = None) -> None:
         self.tmp, self.runs = tmp, tmp / "runs"
         argv = [sys.executable, "-m", "dpaudit", "ui", "--port", "0", "--runs-dir", str(self.runs),
                 "--allow-root", str(tmp), *extra] + (["--token", token] if token else [])
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
         env.pop("DPAUDIT_UI_TOKEN", None)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                      cwd=tmp)

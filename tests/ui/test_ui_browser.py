@@ -1,5 +1,7 @@
 """The web UI in a real browser (Debian's chromium + chromium-driver through Selenium): upload a CSV, run a
-tiny audit, watch it finish, open the report, download the PDF, gate it and sign it off."""
+tiny audit, watch it finish, open the report, gate it, sign it off and download the PDF. The one browser flow
+of the default suite: the session's shared server (tests/ui/conftest.py), the smallest audit that still runs
+every stage (40 rows, 2 shadows, 1 epoch, 8 tokens)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli._helpers import write_csv
 from tests.ui._server import needs_ui
 
 needs_ui()
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,6 +60,13 @@ def _fill(driver, values: dict) -> None:
         box.send_keys(text)
 
 
+def _submit(driver, wait, button: str) -> None:
+    """Click the form button ``button`` and wait for the page it loads (no element of the old page is read)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, button).click()
+    wait.until(staleness_of(page))
+
+
 def _wait_file(folder: Path, suffix: str, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,16 +77,19 @@ def _wait_file(folder: Path, suffix: str, timeout: float = 60) -> Path:
     raise AssertionError(f"no {suffix} downloaded into {folder}")
 
 
-def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_path):
-    wait = WebDriverWait(driver, 90)
+def test_upload_audit_report_pdf_gate_and_sign_off(shared, driver, tmp_path):
+    server, world = shared, shared.tmp
+    write_csv(tmp_path / "data.csv", n=40)
+    before = {p.name for p in server.runs.iterdir()} if server.runs.exists() else set()
+    wait = WebDriverWait(driver, 120)
     driver.get(f"{server.url}/?token={server.token}")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Runs"
     driver.find_element(By.ID, "nav-new").click()
-    driver.find_element(By.ID, "data-file").send_keys(str(world / "data.csv"))
+    driver.find_element(By.ID, "data-file").send_keys(str(tmp_path / "data.csv"))
     driver.find_element(By.ID, "model-pathsrc").click()
     driver.find_element(By.ID, "privacy-epsilon").click()
     _fill(driver, {"label": "browser <b>run</b>", "model-path": str(world / "models" / "tiny"), "epsilon": "8",
-                   "shadows": "2", "epochs": "1", "batch-size": "32", "max-length": "16"})
+                   "shadows": "2", "epochs": "1", "batch-size": "10", "max-length": "8"})
     driver.find_element(By.ID, "start").click()
     # the live page follows the job by itself (status.json polling) until the report link shows
     wait.until(lambda d: d.find_element(By.ID, "status").text in ("done", "failed"))
@@ -88,25 +102,27 @@ def test_upload_audit_report_pdf_gate_and_sign_off(server, world, driver, tmp_pa
     driver.switch_to.frame(frame)
     assert "membership" in driver.find_element(By.TAG_NAME, "body").text.lower()
     driver.switch_to.default_content()
-    driver.find_element(By.ID, "pdf").click()
-    pdf = _wait_file(tmp_path / "downloads", ".pdf")
-    assert pdf.read_bytes().startswith(b"%PDF")
-    Select(driver.find_element(By.ID, "policy")).select_by_visible_text("policy.toml")
-    driver.find_element(By.ID, "gate").click()
+    Select(driver.find_element(By.ID, "policy")).select_by_visible_text("default.toml")  # shipped in the package
+    _submit(driver, wait, "gate")
     outcome = driver.find_element(By.ID, "gate-outcome").text
-    assert outcome.startswith("policy.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
+    assert outcome.startswith("default.toml: ") and outcome.split(": ")[1] in ("fail", "inconclusive")
     assert len(driver.find_elements(By.CSS_SELECTOR, "table.checks tbody tr")) >= 5
     policy = tmp_path / "lenient.toml"
     policy.write_text('name = "lenient"\nmax_auc = 0.99\n', encoding="utf-8")
     driver.find_element(By.ID, "policy-file").send_keys(str(policy))
     driver.find_element(By.ID, "write-verdict").click()
-    driver.find_element(By.ID, "gate").click()
+    _submit(driver, wait, "gate")
     assert driver.find_element(By.ID, "gate-outcome").text == "lenient.toml: pass (stored in the report)"
     _fill(driver, {"reviewer": "Ada Lovelace", "role": "DPO"})
     Select(driver.find_element(By.ID, "decision")).select_by_value("reject")
-    driver.find_element(By.ID, "sign").click()
+    _submit(driver, wait, "sign")
     assert driver.find_element(By.ID, "reviewer").get_attribute("value") == "Ada Lovelace"
-    run_dir = next((server.runs).iterdir()) / "run"
+    # the PDF last: the verdict and sign-off re-render only html and md (one Chromium render in the test)
+    driver.find_element(By.ID, "pdf").click()
+    pdf = _wait_file(tmp_path / "downloads", ".pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    (job,) = {p.name for p in server.runs.iterdir()} - before
+    run_dir = server.runs / job / "run"
     sign_off = json.loads((run_dir / "audit.json").read_text())["sign_off"]
     assert sign_off["reviewer"] == "Ada Lovelace" and sign_off["decision"] == "reject"
     verdict = json.loads((run_dir / "audit.json").read_text())["verdict"]

@@ -68,7 +68,10 @@ def _restart(world, job):
     return srv, web
 
 
+@pytest.mark.slow
 def test_killed_server_shows_the_job_interrupted_and_resumable(world):
+    """Slow (two servers, a 300-step training): the default suite covers the claims with
+    tests/ui/test_ui_jobs.py (interrupted and resumable after a restart; a failing job fails alone)."""
     job = _start_and_kill(world, LONGER)
     srv, web = _restart(world, job)
     try:
@@ -93,6 +96,7 @@ def test_killed_server_shows_the_job_interrupted_and_resumable(world):
 
 @pytest.mark.slow
 def test_resume_after_a_restart_finishes_keeping_the_finished_stages(world):
+    """Slow: a resumed audit run to its report (the run-dir resume itself is covered by tests/cli)."""
     job = _start_and_kill(world, {**TINY, "epochs": "12", "batch_size": "4"})
     before = (job / "run" / "membership.npy").read_bytes()
     srv, web = _restart(world, job)
