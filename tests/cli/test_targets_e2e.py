@@ -65,7 +65,12 @@ def test_opacus_target_with_the_claim_its_trainer_printed(tmp_path, capsys):
     assert best is not None
 
 
+@pytest.mark.slow
 def test_black_box_logits_file_matches_the_hf_audit(tmp_path, capsys, hf_target, hf_audit):
+    """``slow``: the default suite proves its claims on a tiny classifier in tests/cli/test_audit_targets.py —
+    dpaudit's scoring of an HF dir equals logits computed with plain transformers
+    (``test_hf_classifier_with_user_rate_claim``), and a logits file is audited as a claim-less target
+    (``test_scores_file_without_claim_is_gated_as_not_private``); equal logits give equal attacks."""
     scores = tmp_path / "scores.npy"
     np.save(scores, black_box_logits(hf_target["model"]))
     run_dir = tmp_path / "run"
@@ -83,7 +88,12 @@ def test_black_box_logits_file_matches_the_hf_audit(tmp_path, capsys, hf_target,
     assert best.auc == pytest.approx(hf_best.auc, abs=0.02)
 
 
+@pytest.mark.slow
 def test_datasets_directory_population_with_full_shadows(tmp_path, capsys, monkeypatch, hf_target, hf_audit):
+    """``slow`` (4 full fine-tunes of the 22M-weight encoder): the default suite covers a ``datasets``
+    directory as the population in tests/test_data.py (``test_dpaudit_train_on_a_saved_dataset``), ``full``
+    shadows trained and resumed without retraining in tests/adversarial/test_any_target_e2e.py
+    (``test_rerun_shadows_retrains_full_shadows``), and the full recipe itself in tests/trainers/test_full.py."""
     from datasets import ClassLabel, Dataset, Features, Value
 
     import dpaudit.trainers.full as full
