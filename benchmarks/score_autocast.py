@@ -7,6 +7,7 @@ of each pass (their ratio is what a shared machine can measure) and the largest 
 held-out accuracy of every model and the canaries' AUC (score log p(label)) under each.
 
 Usage (repo root, 1 thread):  python benchmarks/score_autocast.py RUN_DIR [--examples 600]
+``--smoke``: no run directory; an untrained bank of 2 on 40 snippets + 10 canaries (checks the code path only).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", nargs="?")
     p.add_argument("--examples", type=int, default=600)
+    p.add_argument("--smoke", action="store_true", help="untrained bank of 2, 40 snippets: the code path only")
     args = p.parse_args()
+    if not args.smoke and args.run_dir is None:
+        p.error("RUN_DIR is required (a finished run of configs/demo.toml), or --smoke")
     import torch
     from scipy.special import log_softmax
     from sklearn.metrics import roc_auc_score
@@ -40,18 +44,25 @@ def main() -> None:
     from dpaudit.trainers.recipe import build_classifier
 
     torch.set_num_threads(1)
-    run = Path(args.run_dir)
-    cfg, _ = load_config(ROOT / "configs" / "demo.toml", [])
+    smoke = [("data", "max_examples", 40), ("audit", "canaries", 10), ("data", "max_length", 16),
+             ("audit", "fprs", [0.1])] if args.smoke else []
+    cfg, _ = load_config(ROOT / "configs" / "demo.toml", smoke)
     pop = load_population(cfg)
-    tables, _, _ = read_checkpoint(run / "models.safetensors")
-    membership = np.load(run / "membership.npy")
+    if args.smoke:
+        run, args.examples = None, 20
+        membership = np.random.default_rng(0).random((2, len(pop.ds))) < 0.5
+    else:
+        run = Path(args.run_dir)
+        tables, _, _ = read_checkpoint(run / "models.safetensors")
+        membership = np.load(run / "membership.npy")
     clf = build_classifier(pop.backbone, cfg, num_models=len(membership), num_labels=pop.ds.num_classes,
                            device=torch.device("cpu"))
-    clf.load_trainable_state(tables)
+    if run is not None:
+        clf.load_trainable_state(tables)
     encoded = EncodedTexts.from_dataset(pop.ds, pop.tokenizer, max_length=cfg.data.max_length)
     n_nat = pop.n_natural
     ex = np.r_[np.arange(args.examples), np.arange(n_nat, len(pop.ds))]  # naturals, then every canary
-    out = {"run_dir": str(run), "examples": int(len(ex)), "models": int(len(membership))}
+    out = {"run_dir": str(run) if run else "smoke", "examples": int(len(ex)), "models": int(len(membership))}
     logits = {}
     for name, on in (("float32", False), ("bf16", True)):
         t = time.process_time()
@@ -64,8 +75,8 @@ def main() -> None:
         lp = log_softmax(lg[0][~nat].astype(np.float64), axis=1)[np.arange((~nat).sum()), y[~nat]]
         out[f"heldout_acc_{name}"] = [round(a, 4) for a in acc]
         out[f"target_canary_auc_{name}"] = round(float(roc_auc_score(membership[0, ex[~nat]], lp)), 4)
-    stored = run / "model_logits.npy"  # the audit's own float32 scores: the reload is the same bank
-    if stored.is_file():
+    stored = run / "model_logits.npy" if run else None  # the audit's own float32 scores: the same bank
+    if stored is not None and stored.is_file():
         out["float32_vs_stored_max_diff"] = round(float(np.abs(np.load(stored)[:, ex] - logits["float32"]).max()), 5)
     out["max_abs_logit_diff"] = round(float(np.abs(logits["bf16"] - logits["float32"]).max()), 4)
     out["argmax_flips"] = int((logits["bf16"].argmax(2) != logits["float32"].argmax(2)).sum())
