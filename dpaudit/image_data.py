@@ -141,10 +141,11 @@ def _decode(path: Path):
 
     try:
         with Image.open(path) as im:
-            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                raise DataError(f"image '{path}' is {im.size[0]}×{im.size[1]} pixels, more than "
-                                f"{MAX_IMAGE_PIXELS:,}; refused (a decompression bomb, or far too large).")
-            im.load()
-            return im.convert("L") if im.mode in ("1", "L", "I;16", "I", "F") else im.convert("RGB")
+            size = im.size
+            if size[0] * size[1] <= MAX_IMAGE_PIXELS:
+                im.load()
+                return im.convert("L") if im.mode in ("1", "L", "I;16", "I", "F") else im.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"image '{path}' cannot be decoded ({type(err).__name__}: {str(err)[:120]}).") from None
+    raise DataError(f"image '{path}' is {size[0]}×{size[1]} pixels, more than {MAX_IMAGE_PIXELS:,}; refused "
+                    f"before decoding (a decompression bomb, or far too large).")

@@ -54,6 +54,24 @@ def is_vision_model(path) -> bool:
         return False
 
 
+def image_preprocessor(model_dir: Path, config):
+    """The :class:`~trainers.image_batching.ImagePreprocessor` of a vision model directory: its
+    ``AutoImageProcessor`` when it has a ``preprocessor_config.json``, else the stated default; ``config``: the
+    model's transformers config (``num_channels``, ``image_size``)."""
+    from dpaudit.models import quiet_hf_loading
+    from dpaudit.trainers.image_batching import ImagePreprocessor
+
+    processor = None
+    if (model_dir / "preprocessor_config.json").is_file():
+        with quiet_hf_loading(model_dir, "an image processor"):
+            from transformers import AutoImageProcessor
+
+            processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+    size = getattr(config, "image_size", None)
+    size = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+    return ImagePreprocessor(num_channels=int(config.num_channels), image_size=size, processor=processor)
+
+
 def load_vision_backbone(path):
     """Load ``(backbone, ImagePreprocessor, ModelInfo)`` from a local vision model directory (or
     ``"embedded-vision"``); never touches the network and never runs code from the directory."""
@@ -61,18 +79,11 @@ def load_vision_backbone(path):
 
     model_dir, name = resolve_model_dir(path)
     with quiet_hf_loading(model_dir, "a vision model", "of a vision architecture"):
-        from transformers import AutoImageProcessor, AutoModel  # after the offline switches are set
+        from transformers import AutoModel  # after the offline switches are set
 
         backbone = AutoModel.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
-        processor = None
-        if (model_dir / "preprocessor_config.json").is_file():
-            processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
     if getattr(backbone, "main_input_name", None) != "pixel_values":
         raise ModelError(f"model in '{model_dir}' ({type(backbone).__name__}) does not read pixel_values; dpaudit "
                          f"needs an image backbone for image data.")
-    from dpaudit.trainers.image_batching import ImagePreprocessor
-
-    size = getattr(backbone.config, "image_size", None)
-    size = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-    prep = ImagePreprocessor(num_channels=int(backbone.config.num_channels), image_size=size, processor=processor)
+    prep = image_preprocessor(model_dir, backbone.config)
     return backbone, prep, ModelInfo(name=name, source=str(model_dir), sha256=backbone_sha256(model_dir))

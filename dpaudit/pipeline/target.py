@@ -143,7 +143,7 @@ def target_stage(run: RunDir, src: TargetSource, cfg: Config, pop, device) -> np
     ds = pop.ds
     if src.kind == "scores":
         logits = read_scores(src.path, n=len(ds), num_classes=ds.num_classes, kind=cfg.target.scores_kind,
-                             texts=list(ds.texts))
+                             texts=list(ds.texts) if hasattr(ds, "texts") else None)
         _warn_if_unordered(logits, ds.labels, src.members.mask, src.path)
     elif src.kind == "hf":
         from dpaudit.pipeline.hf_target import hf_logits
