@@ -79,7 +79,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = field(default="embedded", metadata={
-        "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+        "help": "the backbone: 'embedded' (the bundled MiniLM), 'embedded-vision', a local directory or a Hugging "
+                "Face model; a vision model makes the data images (docs/vision-models.md)"})
     add_biases: bool = field(default=False, metadata={
         "help": "add zero bias terms to the linear layers that have none, so BiTFiT can train them"})
     exclude_modules: tuple[str, ...] = field(default=("pooler",), metadata={

@@ -17,7 +17,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="override any config key, e.g. --set optim.lr=0.01 (repeatable)")
     parser.add_argument("--run-dir", help="output directory (created; an existing run there is resumed)")
     parser.add_argument("--data", help="CSV/TSV/JSONL/Parquet file, saved Hugging Face datasets directory, or 'embedded' (default: Rotten Tomatoes)")
-    parser.add_argument("--model", help="local Hugging Face checkpoint dir, or 'embedded' (all-MiniLM-L6-v2)")
+    parser.add_argument("--model", help="local Hugging Face checkpoint dir (text or vision), 'embedded' (all-MiniLM-L6-v2) or "
+                        "'embedded-vision'; a vision model reads the data as images")
     parser.add_argument("--text-column", help=f"column holding the text (data.text_column; default "
                         f"'{DataConfig.text_column}')")
     parser.add_argument("--label-column", help=f"column holding the class label (data.label_column; default "
