@@ -72,7 +72,13 @@ def test_audit_and_gate_an_image_folder(world, capsys):
     assert 0.0 <= report["canaries"]["auc"] <= 1.0
     assert report["reference"]["kind"] == "full_non_private" and report["reference"]["canaries"]["count"] == 12
     assert {a["name"] for a in report["attacks"]} >= {"loss", "lira_offline"}
-    assert (run / "report.html").is_file()
+    html = (run / "report.html").read_text(encoding="utf-8")
+    pictures = json.loads((run / "canary_images.json").read_text())["canaries"]
+    assert 1 <= len(pictures) <= 8 and html.count('alt="canary trained as') == len(pictures)
+    assert (run / "canary_images.json").stat().st_mode & 0o077 == 0  # confidential, like audit.json
+    public = (run / "summary.json").read_text(encoding="utf-8")
+    assert "image/png" not in public and pictures[0]["png"][:40] not in public
+    assert pictures[0]["png"][:40] not in (run / "audit.json").read_text(encoding="utf-8")
     code, out, err = run_cli(capsys, ["gate", str(run / "audit.json"), "--policy", "configs/policy.toml"])
     assert code in (0, 1, 3), err  # a verdict, whichever it is: the gate reads an image audit like any other
     assert "policy" in out
