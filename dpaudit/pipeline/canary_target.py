@@ -116,7 +116,7 @@ def _logits(cfg: Config, kind: str, ds, device) -> np.ndarray:
     from dpaudit.pipeline.hf_target import check_labels, hf_logits
 
     resolve_model_dir(path)
-    check_labels(path, ds.num_classes)
+    check_labels(path, ds.num_classes, images=hasattr(ds, "pixels"))
     return hf_logits(path, ds, max_length=cfg.data.max_length, batch_size=cfg.audit.score_batch_size,
                      device=device)
 

@@ -35,18 +35,21 @@ def _column_order(config, label_names: list[str]) -> list[int]:
     return list(range(config.num_labels))
 
 
-def check_labels(path: Path, num_classes: int) -> None:
+def check_labels(path: Path, num_classes: int, *, images: bool = False) -> None:
     """Refuse a directory that is not a sequence classifier (``architectures`` in its config.json names no
-    ``*ForSequenceClassification``: a bare encoder would be audited with a randomly initialised head) or
-    whose label count differs from the data's classes (reads config.json only)."""
+    ``*ForSequenceClassification``: a bare encoder would be audited with a randomly initialised head) — with
+    ``images``, no ``*ForImageClassification`` — or whose label count differs from the data's classes (reads
+    config.json only)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     names = [a for a in (config.architectures or []) if isinstance(a, str)]
-    if not any(a.endswith("ForSequenceClassification") for a in names):
-        raise CheckpointError(f"target model '{path}' is not a sequence classifier (architectures: "
+    kind, auto = ("an image", "AutoModelForImageClassification") if images else \
+        ("a sequence", "AutoModelForSequenceClassification")
+    if not any(a.endswith("ForImageClassification" if images else "ForSequenceClassification") for a in names):
+        raise CheckpointError(f"target model '{path}' is not {kind} classifier (architectures: "
                               f"{', '.join(names)[:120] or 'none stated'}); give a directory saved from an "
-                              f"AutoModelForSequenceClassification, with its trained classification head.")
+                              f"{auto}, with its trained classification head.")
     if int(config.num_labels) != num_classes:
         raise CheckpointError(f"target model '{path}' has {config.num_labels} labels; the dataset has {num_classes} "
                               f"classes; audit it on the data it was trained for.")
@@ -96,7 +99,7 @@ def _image_logits(path: Path, ds, *, batch_size: int, device) -> np.ndarray:
 
     resolve_model_dir(path)  # refuses auto_map
     label_names = list(ds.label_names)
-    check_labels(path, len(label_names))
+    check_labels(path, len(label_names), images=True)
     with quiet_hf_loading(path, "the target image classifier"):
         from transformers import AutoModelForImageClassification
 

@@ -102,7 +102,7 @@ def open_target(cfg: Config, kind: str, ds, backbone_sha256: str) -> TargetSourc
         from dpaudit.pipeline.hf_target import check_labels, dir_sha256
 
         resolve_model_dir(path)
-        check_labels(path, ds.num_classes)
+        check_labels(path, ds.num_classes, images=hasattr(ds, "pixels"))
         return TargetSource(kind, path, members, dir_sha256(path))
     if path.is_dir():
         raise ConfigError(f"target '{path}' is a directory, not a scores file; use target.kind = 'hf'.")

@@ -56,6 +56,14 @@ def test_train_and_export_an_image_folder(world, capsys):
 
     model = AutoModelForImageClassification.from_pretrained(root / "exported")
     assert model.config.id2label == {0: "bars", 1: "blob", 2: "lines"}
+    # the exported model audited as a target trained elsewhere (an image-classifier directory)
+    code, out, err = run_cli(capsys, [
+        "audit", "--data", str(data), "--model", str(vit), "--run-dir", str(root / "external"), "--target",
+        str(root / "exported"), "--target-members", str(root / "train" / "split.json"), "--batch-size", "12",
+        "--epochs", "1", "--shadows", "4", "--attacks", "loss,lira_offline", "--quiet"])
+    assert code == 0, err
+    report = json.loads((root / "external" / "audit.json").read_text())
+    assert report["run"]["target"]["kind"] == "hf"
 
 
 def test_audit_and_gate_an_image_folder(world, capsys):
