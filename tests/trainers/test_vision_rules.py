@@ -123,3 +123,30 @@ def test_channel_matching_and_default_preprocessing():
     torch.testing.assert_close(same, torch.from_numpy(grey).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
     x, mask = enc.collate(np.array([2, 0]), torch.device("cpu"))
     assert mask is None and torch.equal(x, enc.pixel_values[[2, 0]]) and enc.lengths.tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("family", ["convnext", "resnet"])
+def test_per_sample_hooks_on_an_image_classifier_match_per_example_loop(family):
+    """A user's own ``*ForImageClassification`` (make_private's path): biases + classifier trainable; ResNet's
+    BatchNorm pinned by freeze_batchnorm; per-sample gradients = a per-example loop."""
+    from transformers import AutoModelForImageClassification
+
+    from dpaudit.trainers.batchnorm import freeze_batchnorm
+    from tests.trainers._vision_tiny import tiny_config
+
+    torch.manual_seed(4)
+    model = AutoModelForImageClassification.from_config(tiny_config(family)).double()
+    for n, p in model.named_parameters():
+        p.requires_grad = n.endswith("bias") or n.startswith("classifier")
+    freeze_batchnorm(model)
+    ref = copy.deepcopy(model).eval()
+    hooks = PerSampleHooks(model, loss_reduction="sum")
+    x, y = torch.randn(3, 1, 16, 16), torch.tensor([0, 2, 1])
+    model.train()
+    nn.functional.cross_entropy(model(pixel_values=x).logits, y, reduction="sum").backward()
+    for i in range(3):
+        ref.zero_grad()
+        nn.functional.cross_entropy(ref(pixel_values=x[i : i + 1]).logits, y[i : i + 1], reduction="sum").backward()
+        grads = dict(ref.named_parameters())
+        for t in hooks.tracked:
+            torch.testing.assert_close(t.per_sample[i], grads[t.name].grad, rtol=1e-6, atol=1e-10)
