@@ -81,7 +81,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = field(default="embedded", metadata={
-        "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+        "help": "the backbone: 'embedded' (the bundled MiniLM), 'embedded-lm', 'embedded-vision', a local directory "
+                "or a Hugging Face model; a vision model makes the data images (docs/vision-models.md)"})
     task: str = field(default="classification", metadata={
         "choices": ("classification", "causal_lm"),
         "help": "what is trained: a sequence classifier, or next-token prediction (docs/causal-lm.md)"})
