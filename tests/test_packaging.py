@@ -38,6 +38,8 @@ def built_wheel(tmp_path_factory) -> Path:
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"dpaudit"}, top
     assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
+    assert {f"dpaudit/assets/embedded-vision/{f}" for f in ("config.json", "model.safetensors",
+                                                             "preprocessor_config.json")} <= set(names)
     return wheel
 
 
