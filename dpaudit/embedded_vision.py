@@ -21,9 +21,9 @@ from dpaudit.errors import ModelError
 EMBEDDED_VISION = "embedded-vision"
 #: SHA-256 of each file of the shipped folder (printed by scripts/pretrain_vision.py).
 FILE_SHA256 = {
-    "config.json": "",
-    "model.safetensors": "",
-    "preprocessor_config.json": "",
+    "config.json": "787ae85a8f48e8f267b2d6bbdd579eee431506e3d23c7cec818b59cc8e5c486c",
+    "model.safetensors": "47cc209e951e9ec1678960410884abb1d379ab723477be1c34db5bb89d4f69ee",
+    "preprocessor_config.json": "07a36433d7d1eb6dd06ccc40acb60d9f318c7c30e0662caf3eda386c7ffddbc0",
 }
 
 
