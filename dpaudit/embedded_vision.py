@@ -21,8 +21,8 @@ from dpaudit.errors import ModelError
 EMBEDDED_VISION = "embedded-vision"
 #: SHA-256 of each file of the shipped folder (printed by scripts/pretrain_vision.py).
 FILE_SHA256 = {
-    "config.json": "787ae85a8f48e8f267b2d6bbdd579eee431506e3d23c7cec818b59cc8e5c486c",
-    "model.safetensors": "47cc209e951e9ec1678960410884abb1d379ab723477be1c34db5bb89d4f69ee",
+    "config.json": "0c0159c2f4495ec7920f46337a32ae7440f56e52cd6696f8383095feb18edc4d",
+    "model.safetensors": "a7dba7a3805656f9f155aef43e089f99a621de7c8e52c1dc29c5d868550028ce",
     "preprocessor_config.json": "07a36433d7d1eb6dd06ccc40acb60d9f318c7c30e0662caf3eda386c7ffddbc0",
 }
 

@@ -1,21 +1,25 @@
 #!/usr/bin/env python
 """Pretrain dpaudit's embedded vision backbone (``--model embedded-vision``) on public Fashion-MNIST classes.
 
-The backbone is a tiny ViT (Dosovitskiy et al., arXiv:2010.11929v2) built through transformers: 28×28 grey
-input, 4×4 patches (49 tokens + CLS), 4 layers of width 64, 4 heads, MLP 128. It is trained from a fixed
-seed on the **public** classes 0-4 of the Fashion-MNIST *train* split (T-shirt/top, Trouser, Pullover,
-Dress, Coat: 30,000 images); the embedded private task (``--data embedded-images``) is the other five
-classes (5-9: Sandal, Shirt, Sneaker, Bag, Ankle boot), so pretraining and private data share neither a
-class nor an image. Accuracy is measured on the same five classes of the *t10k* split; then a linear probe
-(logistic regression on the frozen CLS features) on the private classes measures transfer.
+The backbone is a tiny ConvNeXt (Liu et al., arXiv:2201.03545v2) built through transformers: 28×28 grey
+input, a 2×2 stride-2 stem, three stages of widths 32/64/128 with one block each (7×7 depthwise conv,
+LayerNorm, MLP ×4; no BatchNorm), 227,493 parameters. ``--arch vit`` builds the 4-layer ViT of width 64
+(138,693 parameters; Dosovitskiy et al., arXiv:2010.11929v2) it was compared with. Training starts from a
+fixed seed on the **public** classes 0-4 of the Fashion-MNIST *train* split (T-shirt/top, Trouser,
+Pullover, Dress, Coat: 30,000 images); the embedded private task (``--data embedded-images``) is the other
+five classes (5-9: Sandal, Shirt, Sneaker, Bag, Ankle boot), so pretraining and private data share neither
+a class nor an image. Accuracy is measured on the same five classes of the *t10k* split; then a linear
+probe (logistic regression on the frozen pooled features) and non-private BiTFiT on the private classes
+measure transfer.
 
 Writes ``config.json``, ``model.safetensors`` and ``preprocessor_config.json`` (a ViTImageProcessor: resize
 to 28×28, rescale 1/255, normalise by the public images' mean and std) to ``--out``, and prints their
-SHA-256 for the pins in :mod:`dpaudit.embedded_vision`. On 1 CPU thread it takes a few minutes.
+SHA-256 for the pins in :mod:`dpaudit.embedded_vision`. The shipped folder: 1 epoch on 2 threads, 6 minutes
+on a loaded 2-core machine (benchmarks/RESULTS.md §12).
 
 Usage::
 
-    python scripts/pretrain_vision.py --idx-dir DIR_WITH_FASHION_MNIST_GZ --out dpaudit/assets/embedded-vision
+    python scripts/pretrain_vision.py --idx-dir DIR_WITH_FASHION_MNIST_GZ --out OUT --threads 2
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idx-dir", required=True, help="folder with Fashion-MNIST's four *-ubyte.gz files")
     parser.add_argument("--out", required=True, help="output model folder")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--arch", choices=("convnext", "vit"), default="convnext")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--probe-train", type=int, default=5000, help="private train images for the probe")
