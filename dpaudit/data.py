@@ -88,7 +88,8 @@ def class_summary(ds: TextDataset, label_column: str) -> str:
 
 def check_data_path(path: str | None) -> None:
     """Fail fast (before torch is imported) on a data path that cannot be read: missing, not a regular file or
-    directory, or unreadable. ``None``/``"embedded"`` is the embedded default.
+    directory, or unreadable. ``None``/``"embedded"`` is the embedded default, ``"embedded-images"`` the embedded
+    image task.
 
     Raises:
         DataError: one line naming the path and the fix.

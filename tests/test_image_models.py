@@ -25,8 +25,9 @@ from dpaudit.vision_models import is_vision_model
 from tests.trainers._vision_tiny import random_pixels, save_tiny_vit, tiny_config
 
 
-def _cfg(data="x", model="embedded"):
-    return SimpleNamespace(data=SimpleNamespace(path=data, split="train", max_examples=None),
+def _cfg(data="x", model="embedded", modality="auto"):
+    return SimpleNamespace(data=SimpleNamespace(path=data, split="train", max_examples=None, modality=modality,
+                                                image_column="image", text_column="text"),
                            model=SimpleNamespace(path=model), train=SimpleNamespace(seed=0))
 
 

@@ -39,6 +39,8 @@ def built_wheel(tmp_path_factory) -> Path:
     assert {t for t in top if not t.endswith(".dist-info")} == {"dpaudit"}, top
     assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
     assert {"dpaudit/ui/templates/report.html", "dpaudit/ui/static/ui.js", "dpaudit/ui/static/ui.css"} <= set(names)
+    assert {f"dpaudit/assets/embedded-vision/{f}" for f in ("config.json", "model.safetensors",
+                                                             "preprocessor_config.json")} <= set(names)
     return wheel
 
 
