@@ -1,20 +1,17 @@
 """Vision model directories and the image pipeline's small parts: loading (AutoModel + AutoImageProcessor,
-custom code refused), the modality switch, the minimal ImageFolder / IDX readers, image canaries."""
+custom code refused), the modality decision, image canaries (the readers: tests/test_image_data.py)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from dpaudit.canaries import make_canaries, with_canaries
-from dpaudit.errors import ConfigError, DataError, ModelError
-from dpaudit.image_data import load_image_dataset
+from dpaudit.errors import ConfigError, ModelError
 from dpaudit.image_dataset import ImageDataset, image_content_hash
 from dpaudit.modality import modality
 from dpaudit.models import load_backbone
@@ -72,52 +69,14 @@ def test_the_model_decides_the_modality(tmp_path):
     assert modality(_cfg(model=str(d))) == "image" and modality(_cfg()) == "text"
     with pytest.raises(ConfigError, match="--model embedded-vision"):
         modality(_cfg(data="embedded-images"))
+    with pytest.raises(ConfigError, match="--data embedded-images"):  # the default text data, a vision model
+        modality(_cfg(data="embedded", model="embedded-vision"))
+    assert modality(_cfg(data="embedded-images", model="embedded-vision")) == "image"
+    assert modality(_cfg(data="table.csv", model="embedded-vision")) == "image"  # ambiguous: the model decides
+    with pytest.raises(ConfigError, match="data.modality = 'image'.*--model embedded-vision"):
+        modality(_cfg(data="table.csv", modality="image"))
     tiny_config("resnet").save_pretrained(tmp_path / "resnet")
     assert is_vision_model(tmp_path / "resnet")
-
-
-def test_image_folder_reader(tmp_path):
-    rng = np.random.default_rng(0)
-    for name in ("cat", "dog"):
-        (tmp_path / name).mkdir()
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (5, 4), dtype=np.uint8), "L").save(tmp_path / name / f"{i}.png")
-    ds = load_image_dataset(tmp_path)
-    assert ds.pixels.shape == (6, 5, 4, 1) and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert ds.label_names == ("cat", "dog") and ds.sha256 == image_content_hash(ds.pixels, ds.labels)
-    assert len(load_image_dataset(tmp_path, max_examples=4)) == 4
-    Image.fromarray(np.zeros((6, 6), dtype=np.uint8), "L").save(tmp_path / "dog" / "odd.png")
-    with pytest.raises(DataError, match="different sizes"):
-        load_image_dataset(tmp_path)
-
-
-def test_a_huge_image_header_is_refused_before_decoding(tmp_path, monkeypatch):
-    import dpaudit.image_data as image_data
-
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        Image.fromarray(np.zeros((20, 20), dtype=np.uint8), "L").save(tmp_path / name / "x.png")
-    monkeypatch.setattr(image_data, "MAX_IMAGE_PIXELS", 100)
-    with pytest.raises(DataError, match="decompression bomb"):
-        load_image_dataset(tmp_path)
-
-
-def _idx(path, magic, arr):
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + arr.astype(np.uint8).tobytes())
-
-
-def test_idx_reader(tmp_path):
-    pixels = random_pixels(10, 7, 1)[..., 0]
-    _idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x0803, pixels)
-    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x0801, np.arange(10) % 4)
-    ds = load_image_dataset(tmp_path, split="test")
-    assert ds.pixels.shape == (10, 7, 7, 1) and np.array_equal(ds.pixels[..., 0], pixels)
-    assert ds.label_names == ("0", "1", "2", "3")
-    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x0803, np.arange(10) % 4)
-    with pytest.raises(DataError, match="not an IDX file"):
-        load_image_dataset(tmp_path, split="test")
 
 
 @pytest.mark.parametrize("kind", ["mislabeled", "unique"])
