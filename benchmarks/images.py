@@ -94,7 +94,7 @@ def worker(args) -> dict:
     before = _proc_status().get("VmRSS", 0)
     exact = _reset_peak()
     if args.worker == "full":
-        row = _full(args, train, hold, seeds)
+        row = _full(args, train, hold, args.full_seeds or seeds)
     else:
         eps = None if args.worker == "bitfit" else float(args.worker.split("=")[1])
         opts = SimpleNamespace(epochs=args.epochs, batch_size=args.batch_size, micro_batch_size=256, head_lr=args.head_lr,
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=5e-3, help="the bias tables (as configs/demo-images.toml)")
     ap.add_argument("--head-lr", type=float, default=5e-2)
+    ap.add_argument("--full-seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                    help="seeds of the full fine-tunes (one model each; default: --seeds)")
     ap.add_argument("--full-lr", type=float, default=1e-3)
     ap.add_argument("--full-epochs", type=float, default=3.0)
     ap.add_argument("--full-batch-size", type=int, default=64)
