@@ -38,9 +38,10 @@ def modality(cfg) -> str:
     data = data_modality(cfg.data)
     said = f"data.modality = '{cfg.data.modality}'" if cfg.data.modality != "auto" else "auto-detected"
     if data == "image" and model == "text":
+        other = "" if cfg.data.path == "embedded-images" else ", or set data.modality = 'text'"
         raise ConfigError(f"data.path = '{cfg.data.path}' is images ({said}) but model.path = '{cfg.model.path}' "
                           f"is a text model: add --model embedded-vision (or a local Hugging Face vision model "
-                          f"directory), or set data.modality = 'text'.")
+                          f"directory){other}.")
     if data == "text" and model == "image":
         raise ConfigError(f"model.path = '{cfg.model.path}' is a vision model but data.path = '{cfg.data.path}' "
                           f"is text ({said}): add --data embedded-images (or an image folder, table or IDX "
