@@ -64,8 +64,9 @@ def _clipping(args):
 
 
 def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsilon: float | None, lr: float,
-                args, seeds: list[int]) -> dict:
-    """Train one BiasBank (K = len(seeds)) at ``epsilon`` (None: non-private); held-out accuracy per seed."""
+                args, seeds: list[int], num_labels: int = 2) -> dict:
+    """Train one BiasBank (K = len(seeds)) at ``epsilon`` (None: non-private); held-out accuracy per seed.
+    Also used by ``benchmarks/images.py`` (any encoded inputs, ``num_labels`` classes)."""
     import numpy as np
 
     from dpaudit.privacy.accounting import calibrate_noise, compute_epsilon
@@ -89,7 +90,7 @@ def run_setting(pristine, encoded_train, y_train, encoded_hold, y_hold, *, epsil
     settings = TrainSettings(**{**base.__dict__, "noise_multiplier": sigma})
     spent = compute_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=args.delta, accountant="prv",
                             neighbouring="add_remove") if noisy else None
-    clf = BankedClassifier.from_backbone(copy.deepcopy(pristine), num_models=k, num_labels=2)
+    clf = BankedClassifier.from_backbone(copy.deepcopy(pristine), num_models=k, num_labels=num_labels)
     membership = np.ones((k, n), dtype=bool)
     trainer = Trainer(clf, encoded_train, y_train, membership, settings, seeds=seeds, run=None,
                       progress=args.progress)

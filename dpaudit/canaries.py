@@ -8,7 +8,9 @@ that trained on it fits it, one that did not, does not. Kinds (registered in :da
   another class drawn uniformly from the other ``C − 1`` (ML Privacy Meter's and Steinke et al.'s canary).
 * ``"unique"`` — a text nobody wrote: ``UNIQUE_WORDS`` words drawn uniformly (with replacement) from the
   natural texts' own vocabulary, with a label drawn uniformly from the ``C`` classes. A text pair gets a second
-  such text.
+  such text. For images (an :class:`~dpaudit.image_dataset.ImageDataset`): an image of i.i.d. uniform
+  uint8 pixel noise of the population's size and channels, with a label drawn uniformly from the ``C``
+  classes. ``"mislabeled"`` works on images as on texts (the image is kept, its label replaced).
 
 Which examples become canaries and their new labels are fixed before any model is trained (from a seeded
 generator: nothing here depends on a training outcome); what is secret is each canary's inclusion, a fair coin
@@ -28,6 +30,7 @@ import numpy as np
 
 from dpaudit.data import TextDataset, _content_hash
 from dpaudit.errors import DataError
+from dpaudit.image_dataset import ImageDataset, image_content_hash
 
 __all__ = ["CANARY_KINDS", "UNIQUE_WORDS", "CanarySet", "make_canaries", "with_canaries"]
 
@@ -47,6 +50,7 @@ class CanarySet:
         source_index: int64 array of shape (m,), the canary's row in the dataset it was made from
             (``-1`` for a text made up here).
         original_labels: int64 array of shape (m,), the label that row had (``-1`` when made up).
+        pixels: image canaries only: uint8 (m, H, W, C) (``texts`` is then empty).
     """
 
     kind: str
@@ -55,9 +59,10 @@ class CanarySet:
     source_index: np.ndarray
     original_labels: np.ndarray
     pairs: tuple[str, ...] | None = None
+    pixels: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.labels)
 
 
 def _other_class(labels: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,6 +76,9 @@ def _mislabeled(ds: TextDataset, count: int, rng: np.random.Generator) -> tuple[
                         f"audit.canaries ≤ {len(ds) // 2} or more data.")
     rows = np.sort(rng.choice(len(ds), size=count, replace=False))
     labels = _other_class(ds.labels[rows], ds.num_classes, rng).astype(np.int64)
+    if isinstance(ds, ImageDataset):
+        return rows, CanarySet("mislabeled", (), labels, rows.astype(np.int64), ds.labels[rows].astype(np.int64),
+                               pixels=ds.pixels[rows].copy())
     pairs = None if ds.pairs is None else tuple(ds.pairs[i] for i in rows)
     canaries = CanarySet("mislabeled", tuple(ds.texts[i] for i in rows), labels, rows.astype(np.int64),
                          ds.labels[rows].astype(np.int64), pairs)
@@ -86,6 +94,11 @@ def _vocabulary(texts: tuple[str, ...]) -> np.ndarray:
 
 
 def _unique(ds: TextDataset, count: int, rng: np.random.Generator) -> tuple[np.ndarray, CanarySet]:
+    if isinstance(ds, ImageDataset):
+        pixels = rng.integers(0, 256, size=(count, *ds.image_shape), dtype=np.uint8)
+        labels = rng.integers(0, ds.num_classes, size=count).astype(np.int64)
+        none = np.full(count, -1, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), CanarySet("unique", (), labels, none, none.copy(), pixels=pixels)
     vocab = _vocabulary(ds.texts)
 
     def text() -> str:
@@ -106,6 +119,9 @@ CANARY_KINDS: dict[str, Callable[[TextDataset, int, np.random.Generator], tuple[
 
 
 def _subset(ds: TextDataset, keep: np.ndarray) -> TextDataset:
+    if isinstance(ds, ImageDataset):
+        pixels, labels = np.ascontiguousarray(ds.pixels[keep]), ds.labels[keep]
+        return replace(ds, pixels=pixels, labels=labels, sha256=image_content_hash(pixels, labels))
     texts = tuple(ds.texts[i] for i in keep)
     pairs = None if ds.pairs is None else tuple(ds.pairs[i] for i in keep)
     labels = ds.labels[keep]
@@ -144,6 +160,11 @@ def with_canaries(natural: TextDataset, canaries: CanarySet) -> TextDataset:
     Raises:
         DataError: the canaries have text pairs and the population does not, or the other way round.
     """
+    if isinstance(natural, ImageDataset) != (canaries.pixels is not None):
+        raise DataError("the canaries and the population disagree on the modality (images vs texts); make the "
+                        "canaries from the same data.")
+    if isinstance(natural, ImageDataset):
+        return _with_image_canaries(natural, canaries)
     if (natural.pairs is None) != (canaries.pairs is None):
         raise DataError("the canaries and the population disagree on text pairs; make the canaries from the "
                         "same data (with the same data.text_pair_column).")
@@ -154,3 +175,15 @@ def with_canaries(natural: TextDataset, canaries: CanarySet) -> TextDataset:
     pairs = None if natural.pairs is None else natural.pairs + canaries.pairs
     labels = np.concatenate([natural.labels, canaries.labels]).astype(np.int64)
     return replace(natural, texts=texts, labels=labels, pairs=pairs, sha256=_content_hash(texts, labels, pairs))
+
+
+def _with_image_canaries(natural: ImageDataset, canaries: CanarySet) -> ImageDataset:
+    if canaries.pixels.shape[1:] != natural.pixels.shape[1:]:
+        raise DataError(f"canary images are {canaries.pixels.shape[1:]} and the population's "
+                        f"{natural.pixels.shape[1:]}; make the canaries from the same data.")
+    if canaries.labels.size and int(canaries.labels.max()) >= natural.num_classes:
+        raise DataError(f"a canary has label {int(canaries.labels.max())} but the population has "
+                        f"{natural.num_classes} classes; make the canaries from the same data.")
+    pixels = np.concatenate([natural.pixels, canaries.pixels])
+    labels = np.concatenate([natural.labels, canaries.labels]).astype(np.int64)
+    return replace(natural, pixels=pixels, labels=labels, sha256=image_content_hash(pixels, labels))

@@ -59,8 +59,16 @@ _HINT_SIGMA = "use privacy.non_private = true to train without noise"
 @dataclass(frozen=True)
 class DataConfig:
     path: str = field(default="embedded", metadata={
-        "help": "the dataset: 'embedded' (the bundled Rotten Tomatoes), a local file or a Hugging Face dataset"})
+        "help": "the dataset: 'embedded' (the bundled Rotten Tomatoes), 'embedded-images' (Fashion-MNIST), a local "
+                "file, folder or Hugging Face dataset"})
     text_column: str = field(default="text", metadata={"help": "column holding the text"})
+    modality: str = field(default="auto", metadata={
+        "choices": ("auto", "text", "image"),
+        "help": "read data.path as texts or images; auto decides by the path (docs/images.md)"})
+    image_column: str = field(default="image", metadata={
+        "help": "column holding the image (an Image column, or a path relative to the table's folder)"})
+    image_size: int | None = field(default=None, metadata={
+        "range": (1, 1024, "both"), "help": "resize every image to this many pixels square (unset: one size required)"})
     label_column: str = field(default="label", metadata={"help": "column holding the class label"})
     text_pair_column: str | None = field(default=None, metadata={
         "help": "column of the second text of a pair (sentence-pair tasks)"})
@@ -81,7 +89,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = field(default="embedded", metadata={
-        "help": "the backbone: 'embedded' (the bundled MiniLM), a local directory or a Hugging Face model"})
+        "help": "the backbone: 'embedded' (the bundled MiniLM), 'embedded-lm', 'embedded-vision', a local directory "
+                "or a Hugging Face model; a vision model makes the data images (docs/vision-models.md)"})
     task: str = field(default="classification", metadata={
         "choices": ("classification", "causal_lm"),
         "help": "what is trained: a sequence classifier, or next-token prediction (docs/causal-lm.md)"})

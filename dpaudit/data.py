@@ -80,17 +80,21 @@ _SHOWN_CLASSES = 10
 def class_summary(ds: TextDataset, label_column: str) -> str:
     """One line naming the classes found: ``"3 classes: neg, neutral, pos (label column 'label')"``."""
     names = list(ds.label_names[:_SHOWN_CLASSES]) + (["…"] if ds.num_classes > _SHOWN_CLASSES else [])
+    if hasattr(ds, "pixels"):  # an ImageDataset: labels come from folders / label files, not a column
+        h, w, c = ds.image_shape
+        return f"{ds.num_classes} classes: {', '.join(map(str, names))} ({len(ds):,} images {h}×{w}×{c})"
     return f"{ds.num_classes} classes: {', '.join(map(str, names))} (label column '{label_column}')"
 
 
 def check_data_path(path: str | None) -> None:
     """Fail fast (before torch is imported) on a data path that cannot be read: missing, not a regular file or
-    directory, or unreadable. ``None``/``"embedded"`` is the embedded default.
+    directory, or unreadable. ``None``/``"embedded"`` is the embedded default, ``"embedded-images"`` the embedded
+    image task.
 
     Raises:
         DataError: one line naming the path and the fix.
     """
-    if path in (None, "", "embedded"):
+    if path in (None, "", "embedded", "embedded-images"):
         return
     p = Path(path)
     fix = "check data.path (--data), or omit it for the embedded default"
@@ -392,7 +396,16 @@ def load_dataset(*, path: str | None, text_column: str = "text", label_column: s
 def load_configured_dataset(cfg) -> TextDataset:
     """The dataset of a resolved config (``cfg.data``, seeded by ``cfg.train.seed``), loaded exactly as
     ``dpaudit train`` loads it: the same columns (text pair included), split and ``max_examples`` subset,
-    hence the same N and the same q for every command that states a claim about that training run."""
+    hence the same N and the same q for every command that states a claim about that training run.
+
+    A vision model (:func:`dpaudit.modality.modality`) reads an ImageDataset instead
+    (:func:`dpaudit.image_data.load_configured_images`)."""
+    from dpaudit.modality import modality
+
+    if modality(cfg) == "image":
+        from dpaudit.image_data import load_configured_images
+
+        return load_configured_images(cfg)
     d = cfg.data
     return load_dataset(path=d.path, text_column=d.text_column, label_column=d.label_column,
                         text_pair_column=d.text_pair_column, split=d.split, max_examples=d.max_examples,

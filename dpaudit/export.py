@@ -15,6 +15,7 @@ would be needed, and dpaudit neither writes nor runs code in a model directory).
 ``model.pooling = "pooler"`` — the head on the backbone's pooler output, as ``BertForSequenceClassification``
 computes it — exports exactly. So do only backbones listed in :data:`EXPORT_HEADS`, a single model
 (``num_models = 1``) and no DP-BiTFiT-Add biases (``model.add_biases``: the base architecture has no slot for them).
+An image classifier exports as ``AutoModelForImageClassification`` (:mod:`dpaudit.export_vision`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def _check_exportable(meta: dict, run_dir: Path) -> None:
     if meta.get("add_biases"):
         raise ConfigError(f"'{run_dir}' trained DP-BiTFiT-Add biases (model.add_biases), which the base architecture "
                           f"has no parameter for; it cannot be exported as a plain Hugging Face model.")
+    if meta.get("modality") == "image":
+        from dpaudit.export_vision import check_vision_exportable
+
+        return check_vision_exportable(meta, run_dir)
     if meta.get("pooling", "mean") != "pooler":
         raise ConfigError(
             f"'{run_dir}' trained dpaudit's mean-pooling head: no built-in transformers sequence classifier "
@@ -184,17 +189,23 @@ def export_run(run_dir: str | Path, out: str | Path, *, audit: str | Path | None
     claim = run_claim(meta, metrics, config)
     audit_path = Path(audit) if audit is not None else run_dir / "audit.json"
     headline = audit_of(audit_path, claim) if (audit is not None or audit_path.is_file()) else None
-    hf, tokenizer = build_exported(model_dir, tables, meta)
-    check_logits(hf, tokenizer, model_dir, tables, meta)
+    if meta.get("modality") == "image":
+        from dpaudit.export_vision import build_exported_vision, check_vision_logits
+
+        hf, tokenizer = build_exported_vision(model_dir, tables, meta)  # the image processor, or None
+        check_vision_logits(hf, model_dir, tables, meta, LOGIT_TOLERANCE)
+    else:
+        hf, tokenizer = build_exported(model_dir, tables, meta)
+        check_logits(hf, tokenizer, model_dir, tables, meta)
     card = render_card(claim, base_model=str(meta.get("backbone_source", model_dir.name)), labels=list(meta["label_names"]),
                        source="dpaudit train's accountant for the steps taken (metrics.json of the run; "
-                              "docs/library.md, export)", audit=headline)
+                              "docs/library.md, export)", audit=headline, modality=meta.get("modality", "text"))
     _write_dir(out, hf, tokenizer, card, claim.to_dict())
     return out
 
 
 def _write_dir(out: Path, hf, tokenizer, card: str, claim: dict) -> None:
-    """Model, tokenizer, README.md and dpaudit-privacy.json into ``out.partial``, then renamed to ``out``."""
+    """Model, tokenizer (or image processor), README.md and dpaudit-privacy.json into ``out.partial``, then renamed to ``out``."""
     from transformers.utils import logging as hf_logging
 
     staging = out.with_name(out.name + ".partial")
@@ -203,7 +214,8 @@ def _write_dir(out: Path, hf, tokenizer, card: str, claim: dict) -> None:
     hf_logging.disable_progress_bar()
     try:
         hf.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        if tokenizer is not None:  # the tokenizer, or a vision model's image processor (None: the default)
+            tokenizer.save_pretrained(staging)
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -70,13 +70,21 @@ def audit_headline(report) -> str:
     return "; ".join(parts) if parts else "the audit reached no conclusion (see audit.json)"
 
 
-def render_card(claim: ReleaseClaim, *, base_model: str, labels: list[str], source: str, audit: str | None = None) -> str:
-    """The README.md text (Hugging Face card: YAML front matter, then Markdown)."""
-    lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:",
+def loader_name(modality: str) -> str:
+    """The transformers auto class an exported model loads with."""
+    return "AutoModelForImageClassification" if modality == "image" else "AutoModelForSequenceClassification"
+
+
+def render_card(claim: ReleaseClaim, *, base_model: str, labels: list[str], source: str, audit: str | None = None,
+                modality: str = "text") -> str:
+    """The README.md text (Hugging Face card: YAML front matter, then Markdown); ``modality``: text | image."""
+    image = modality == "image"
+    lines = ["---", "library_name: transformers",
+             f"pipeline_tag: {'image' if image else 'text'}-classification", "tags:",
              "- differential-privacy", "- dp-bitfit", "- dpaudit", "---", "",
-             "# DP-BiTFiT text classifier", "",
+             f"# DP-BiTFiT {'image' if image else 'text'} classifier", "",
              f"Base model: {base_model}. Labels: {', '.join(labels) if labels else 'as in config.json'}. "
-             f"Loads with `AutoModelForSequenceClassification.from_pretrained` (no custom code).", "",
+             f"Loads with `{loader_name(modality)}.from_pretrained` (no custom code).", "",
              "## Privacy", ""] + _privacy_lines(claim)
     lines += ["", f"Source of these numbers: {source}."]
     if audit is not None:

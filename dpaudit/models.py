@@ -54,12 +54,16 @@ def resolve_model_dir(path: str | Path | None, *, max_length: int | None = None)
     loaded. Refuses a directory that declares custom code (``auto_map``): dpaudit never runs code shipped in a
     model directory. With ``max_length``, also refuses a ``data.max_length`` beyond the model's positions.
     """
+    from dpaudit.vision_models import EMBEDDED_VISION, embedded_vision_model_dir
+
     if path in (None, "", "embedded"):
         model_dir, name = embedded_model_dir(), EMBEDDED_MODEL
     elif path == "embedded-lm":
         from dpaudit.embedded_lm import EMBEDDED_LM, embedded_lm_dir
 
         model_dir, name = embedded_lm_dir(), EMBEDDED_LM
+    elif path == EMBEDDED_VISION:
+        model_dir, name = embedded_vision_model_dir(), EMBEDDED_VISION
     else:
         model_dir, name = Path(path), Path(path).name
         if not model_dir.is_dir():
@@ -70,8 +74,8 @@ def resolve_model_dir(path: str | Path | None, *, max_length: int | None = None)
         if not (model_dir / "config.json").is_file():
             raise ModelError(f"model directory '{model_dir}' has no config.json; it is not a Hugging Face checkpoint.")
     config = _read_json(model_dir, "config.json")
-    tokenizer_config = _read_json(model_dir, "tokenizer_config.json")
-    for file, data in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
+    for file in ("config.json", "tokenizer_config.json", "preprocessor_config.json"):
+        data = config if file == "config.json" else _read_json(model_dir, file)
         if "auto_map" in data:
             raise ModelError(
                 f"model directory '{model_dir}' declares custom code (auto_map in {file}); dpaudit never runs code "
@@ -188,7 +192,15 @@ def _refused_pickle(err: BaseException) -> bool:
 
 def load_backbone(path: str | Path | None, *, max_length: int | None = None):
     """Load ``(encoder, tokenizer, ModelInfo)`` from a local directory; never touches the network and never
-    runs code from the directory (``trust_remote_code=False``; see :func:`resolve_model_dir`)."""
+    runs code from the directory (``trust_remote_code=False``; see :func:`resolve_model_dir`).
+
+    A vision model (:func:`dpaudit.vision_models.is_vision_model`) loads as ``(backbone, ImagePreprocessor,
+    ModelInfo)``: the preprocessor takes the tokenizer's place (:meth:`EncodedTexts.from_dataset` dispatches).
+    """
+    from dpaudit.vision_models import is_vision_model, load_vision_backbone
+
+    if is_vision_model(path):
+        return load_vision_backbone(path)
     model_dir, name = resolve_model_dir(path, max_length=max_length)
     # "weights not used: classifier.*" is expected when a classifier serves as the backbone
     with quiet_hf_loading(model_dir, "a model", "with its tokenizer"):

@@ -39,15 +39,16 @@ def _finalize(value: object) -> object:
     return clean_text(value, max_len=None) if isinstance(value, str) else value
 
 
-def render_html(report: AuditReport, *, dpi: int = 110) -> str:
-    """Render ``report`` as a standalone HTML document (a ``str``); figures as PNG at ``dpi``."""
+def render_html(report: AuditReport, *, dpi: int = 110, canary_images: list[dict] | None = None) -> str:
+    """Render ``report`` as a standalone HTML document (a ``str``); figures as PNG at ``dpi``;
+    ``canary_images``: validated rows of :func:`dpaudit.reports.canary_images.load_canary_images` (image audits)."""
     figs = []
     for key, fig in F.all_figures(report).items():
         alt, caption = F.caption(key, fig, report)
         figs.append({"key": key, "alt": alt, "caption": caption, "png": F.to_png_base64(fig, dpi=dpi)})
     template = _environment().get_template("report.html.j2")
     return template.render(
-        report=report, run=report.run, s=S.summarize(report), figures=figs,
+        report=report, run=report.run, s=S.summarize(report), figures=figs, canary_images=canary_images or [],
         attack_columns=S.ATTACK_COLUMNS, attack_rows=S.attack_rows(report),
         comparison_columns=S.COMPARISON_COLUMNS, comparison_rows=S.comparison_rows(report),
         reference_note=S.reference_note(report),
@@ -66,5 +67,9 @@ def render_html(report: AuditReport, *, dpi: int = 110) -> str:
 
 
 def write_html(report: AuditReport, path: str | Path) -> Path:
-    """Write :func:`render_html` output to ``path`` (UTF-8, atomically, never through a link); returns the path."""
-    return write_text_atomic(Path(path), render_html(report), private=True)
+    """Write :func:`render_html` output to ``path`` (UTF-8, atomically, never through a link); returns the path.
+    The canary pictures of an image audit (``canary_images.json`` beside ``path``) are shown when present."""
+    from dpaudit.reports.canary_images import load_canary_images
+
+    return write_text_atomic(Path(path), render_html(report, canary_images=load_canary_images(Path(path))),
+                             private=True)

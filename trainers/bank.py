@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from dpaudit.errors import ModelError
+from dpaudit.trainers.batchnorm import freeze_batchnorm
 from dpaudit.trainers.bias_sums import backend as kernel_backend
 from dpaudit.trainers.rules import BiasRule, rule_for
 
@@ -76,7 +77,8 @@ class BiasBank(nn.Module):
 
     Raises:
         ModelError: no trainable bias found (hint: DP-BiTFiT-Add).
-        UnsupportedModuleError: a module with a bias has no registered rule.
+        UnsupportedModuleError: a module with a bias has no registered rule; a BatchNorm without running
+            statistics. Every BatchNorm is pinned in eval mode (:func:`trainers.batchnorm.freeze_batchnorm`).
     """
 
     def __init__(self, backbone: nn.Module, *, num_models: int, exclude_modules: Sequence[str] = ("pooler",),
@@ -93,6 +95,7 @@ class BiasBank(nn.Module):
         self.num_groups = 1
         for p in backbone.parameters():
             p.requires_grad_(False)
+        freeze_batchnorm(backbone)  # train-mode BatchNorm mixes a batch's examples: running statistics frozen
         excluded = tuple(exclude_modules)
         for name, module in backbone.named_modules():
             if name.startswith(excluded) and any(name == e or name.startswith(e + ".") for e in excluded):
@@ -115,7 +118,7 @@ class BiasBank(nn.Module):
         key = name.replace(".", "__")
         table = nn.Parameter(bias.to(torch.promote_types(bias.dtype, torch.float32)).reshape(1, -1).repeat(self.num_models, 1).contiguous())
         self.tables[key] = table
-        slot = Slot(name=name, param=table, channel_dim=rule.channel_dim)
+        slot = Slot(name=name, param=table, channel_dim=rule.dim_for(module))
         self.slots.append(slot)
         rule.strip(module)
         bank = self

@@ -38,7 +38,15 @@ class EncodedTexts:
 
     @classmethod
     def from_dataset(cls, ds, tokenizer, *, max_length: int) -> "EncodedTexts":
-        """Tokenise a :class:`dpaudit.data.TextDataset`: its texts, or its (text, pair) pairs."""
+        """Tokenise a :class:`dpaudit.data.TextDataset`: its texts, or its (text, pair) pairs.
+
+        With an image preprocessor in the tokenizer's place (a vision model, :func:`dpaudit.models.load_backbone`)
+        the dataset is an ImageDataset and this returns its :class:`~trainers.image_batching.EncodedImages`.
+        """
+        from dpaudit.trainers.image_batching import ImagePreprocessor
+
+        if isinstance(tokenizer, ImagePreprocessor):
+            return tokenizer.encode(ds)
         return cls.from_texts(ds.texts, tokenizer, max_length=max_length, pairs=ds.pairs)
 
     @classmethod

@@ -41,9 +41,18 @@ class BankedClassifier(nn.Module):
     ) -> "BankedClassifier":
         """Freeze ``backbone``, bank its biases (K rows, each the pretrained bias) and add K zero heads.
 
+        A vision backbone (main input ``pixel_values``) builds a
+        :class:`~trainers.vision.BankedVisionClassifier` instead (same signature and slots).
+
         Raises:
             ModelError: ``pooling="pooler"`` on a backbone without a pooler.
         """
+        if cls is BankedClassifier and getattr(backbone, "main_input_name", None) == "pixel_values":
+            from dpaudit.trainers.vision import BankedVisionClassifier
+
+            return BankedVisionClassifier.from_backbone(
+                backbone, num_models=num_models, num_labels=num_labels, exclude_modules=exclude_modules,
+                add_missing_biases=add_missing_biases, pooling=pooling)
         if pooling not in ("mean", "pooler"):
             raise ValueError(f"pooling must be 'mean' or 'pooler', got {pooling!r}.")
         if pooling == "pooler" and getattr(backbone, "pooler", None) is None:

@@ -19,6 +19,11 @@ Two traps of per-sample gradients on Hugging Face encoders are avoided here: ``f
 model in eval mode (it is put in train mode, with dropout set to 0 unless asked for, as dpaudit's own
 trainer does), and buffered ``position_ids`` / ``token_type_ids`` of batch size 1 would give the embedding
 layers a per-sample gradient of the wrong batch size, so both are passed with a batch dimension.
+
+Images (:class:`~trainers.image_batching.EncodedImages`): the model is the directory's
+``AutoModelForImageClassification`` with a new head (ViT: on the CLS token; ConvNeXt/ResNet: on the pooled
+feature) and its input is ``pixel_values``; every weight trains, BatchNorm in train mode included — which is
+fine for the non-private reference, while the DP variant goes through Opacus, which refuses BatchNorm.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dpaudit._validation import check_choice, check_int, check_real
 from dpaudit.errors import ConfigError, DataError
 from dpaudit.rundir import RunDir
 from dpaudit.trainers.batching import EncodedTexts
+from dpaudit.trainers.image_batching import EncodedImages
 
 FULL_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 #: ``model_type`` of encoders that number positions from ``pad_token_id + 1`` and compute per-example
@@ -89,16 +95,18 @@ class FullRecipe:
         return asdict(self)
 
 
-def _load(model_dir, num_labels: int, max_length: int, seed: int):
+def _load(model_dir, num_labels: int, max_length: int, seed: int, *, images: bool = False):
     from dpaudit.models import quiet_hf_loading, resolve_model_dir
 
-    path, _ = resolve_model_dir(model_dir, max_length=max_length)  # refuses auto_map and too-long inputs
+    path, _ = resolve_model_dir(model_dir, max_length=None if images else max_length)  # auto_map, positions
     # "newly initialized: classifier.*" is expected
-    with quiet_hf_loading(path, "a sequence classifier"), torch.random.fork_rng(devices=[]):
-        from transformers import AutoModelForSequenceClassification
+    with quiet_hf_loading(path, "an image classifier" if images else "a sequence classifier"), \
+            torch.random.fork_rng(devices=[]):
+        from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
         torch.manual_seed(seed)  # the new head's initialisation, per model
-        return AutoModelForSequenceClassification.from_pretrained(
+        auto = AutoModelForImageClassification if images else AutoModelForSequenceClassification
+        return auto.from_pretrained(
             path, num_labels=num_labels, trust_remote_code=False, local_files_only=True, ignore_mismatched_sizes=True)
 
 
@@ -115,6 +123,7 @@ class _Inputs:
     """Builds forward kwargs with batch-shaped ``position_ids`` / ``token_type_ids`` where the model takes them."""
 
     def __init__(self, model: torch.nn.Module, encoded: EncodedTexts, device: torch.device) -> None:
+        self.images = isinstance(encoded, EncodedImages)
         accepted = inspect.signature(model.forward).parameters
         self.positions = "position_ids" in accepted and model.config.model_type not in _SELF_POSITIONED
         self.types = "token_type_ids" in accepted and getattr(model.config, "type_vocab_size", 0) > 0
@@ -122,6 +131,8 @@ class _Inputs:
 
     def __call__(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         ids, mask = self.encoded.collate(indices, self.device)
+        if self.images:
+            return {"pixel_values": ids}
         kwargs = {"input_ids": ids, "attention_mask": mask}
         if self.positions:
             kwargs["position_ids"] = torch.arange(ids.shape[1], device=self.device).expand_as(ids).contiguous()
@@ -155,7 +166,8 @@ def train_full(model_dir, encoded: EncodedTexts, labels: np.ndarray, member_mask
     members = np.flatnonzero(np.asarray(member_mask, dtype=bool))
     if len(members) == 0:
         raise ConfigError("member_mask selects no example; a model needs a training set.")
-    model = _load(model_dir, num_labels, recipe.max_length, seed).to(device)
+    model = _load(model_dir, num_labels, recipe.max_length, seed,
+                  images=isinstance(encoded, EncodedImages)).to(device)
     model.train()  # from_pretrained returns eval mode
     if not recipe.dropout:
         _no_dropout(model)
@@ -238,8 +250,14 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _inputs_sha256(encoded: EncodedTexts, labels: np.ndarray, model_dir) -> str:
-    """Hash of what every shadow of a run sees: tokens, segments, labels and the backbone directory's path."""
+    """Hash of what every shadow of a run sees: tokens, segments (or preprocessed pixels), labels and the
+    backbone directory's path."""
     h = hashlib.sha256(str(Path(model_dir) if model_dir not in (None, "") else "embedded").encode() + b"\x00")
+    if isinstance(encoded, EncodedImages):
+        h.update(b"pixels" + str(tuple(encoded.pixel_values.shape)).encode() + b"\x00")
+        h.update(encoded.pixel_values.contiguous().numpy().tobytes())
+        h.update(np.asarray(labels, dtype=np.int64).tobytes())
+        return h.hexdigest()
     for i, ids in enumerate(encoded.ids):
         h.update(np.asarray(ids, dtype=np.int64).tobytes() + b"\x00")
         if encoded.type_ids is not None:

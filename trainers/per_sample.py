@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from dpaudit.errors import ConfigError, UnsupportedModuleError
+from dpaudit.trainers.batchnorm import check_batchnorm_eval
 from dpaudit.trainers.bias_sums import per_sample_bias_sums
 from dpaudit.trainers.rules import BIAS_RULES
 
@@ -75,7 +76,7 @@ def plan_trainable(module: nn.Module) -> list[tuple[str, nn.Module, list[Tracked
                 continue
             full = f"{mname}.{pname}" if mname else pname
             if pname == "bias" and type(mod) in BIAS_RULES:
-                tracked.append(Tracked(full, p, "bias", BIAS_RULES.get(type(mod)).channel_dim))
+                tracked.append(Tracked(full, p, "bias", BIAS_RULES.get(type(mod)).dim_for(mod)))
             elif pname == "weight" and type(mod) is nn.Linear and (base is None or not mname.startswith(base)):
                 tracked.append(Tracked(full, p, "weight"))
             elif pname == "weight" and type(mod) is nn.Linear:
@@ -104,6 +105,9 @@ class PerSampleHooks:
         module: the model; its trainable parameters must pass :func:`plan_trainable`.
         loss_reduction: ``"mean"`` (the loss averaged over the batch; gradients are rescaled by B) or ``"sum"``.
 
+    A BatchNorm in train mode (or without running statistics) is refused at its forward: it mixes the
+    examples of a batch (:mod:`trainers.batchnorm`; ``freeze_batchnorm(model)`` pins them in eval mode).
+
     A logical batch is one forward and one backward: a second backward before :meth:`release` (the
     optimizer's ``step``/``zero_grad``) would mix two batches' examples and is refused.
     """
@@ -119,6 +123,10 @@ class PerSampleHooks:
         self._handles = [module.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True)]
         for name, mod, tracked in self.plan:
             self._handles.append(mod.register_forward_hook(self._module_hook(name, tracked)))
+        for name, mod in module.named_modules():  # trainable or not, a train-mode BatchNorm mixes the batch
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                self._handles.append(mod.register_forward_pre_hook(
+                    lambda m, _a, n=name: check_batchnorm_eval(n, m) if torch.is_grad_enabled() else None))
 
     def _root_pre_hook(self, _module, args, kwargs):
         if torch.is_grad_enabled():

@@ -114,7 +114,8 @@ def checkpoint_meta(cfg: Config, ds, info) -> dict:
     return {"backbone_sha256": info.sha256, "backbone_source": info.name, "model_name": info.name,
             "label_names": list(ds.label_names), "max_length": cfg.data.max_length,
             "exclude_modules": list(cfg.model.exclude_modules), "add_biases": cfg.model.add_biases,
-            "pooling": cfg.model.pooling, "dataset_sha256": ds.sha256, "dataset_size": len(ds)}
+            "pooling": cfg.model.pooling, "dataset_sha256": ds.sha256, "dataset_size": len(ds),
+            **({"modality": "image", "image_shape": list(ds.image_shape)} if hasattr(ds, "pixels") else {})}
 
 
 def resolve_device(name: str) -> torch.device:

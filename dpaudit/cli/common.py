@@ -16,9 +16,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config key, e.g. --set optim.lr=0.01 (repeatable)")
     parser.add_argument("--run-dir", help="output directory (created; an existing run there is resumed)")
-    parser.add_argument("--data", help="CSV/TSV/JSONL/Parquet file, saved Hugging Face datasets directory, or 'embedded' (default: Rotten Tomatoes)")
-    parser.add_argument("--model", help="local Hugging Face checkpoint dir, 'embedded' (all-MiniLM-L6-v2) or "
-                        "'embedded-lm' (SmolLM2-135M, --task causal-lm)")
+    parser.add_argument("--data", help="CSV/TSV/JSONL/Parquet file, saved Hugging Face datasets directory, image folder, "
+                        "'embedded' (default: Rotten Tomatoes) or 'embedded-images' (Fashion-MNIST; docs/images.md)")
+    parser.add_argument("--model", help="local Hugging Face checkpoint dir (text or vision), 'embedded' "
+                        "(all-MiniLM-L6-v2), 'embedded-lm' (SmolLM2-135M, --task causal-lm) or 'embedded-vision'; "
+                        "a vision model reads the data as images")
     parser.add_argument("--task", choices=["classification", "causal-lm"],
                         help="model.task: a sequence classifier (default) or next-token fine-tuning")
     parser.add_argument("--completion-column", help="causal LM: column of the completion learned after the text "

@@ -28,7 +28,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dpaudit.export import export_run
+    from dpaudit.model_card import loader_name
 
     out = export_run(args.run_dir, args.out, audit=args.audit)
-    print(f"exported to {out}: load with AutoModelForSequenceClassification.from_pretrained('{out}')")
+    image = (out / "preprocessor_config.json").is_file() or "image-classification" in (out / "README.md").read_text(
+        encoding="utf-8")
+    print(f"exported to {out}: load with {loader_name('image' if image else 'text')}.from_pretrained('{out}')")
     return 0

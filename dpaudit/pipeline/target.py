@@ -102,7 +102,7 @@ def open_target(cfg: Config, kind: str, ds, backbone_sha256: str) -> TargetSourc
         from dpaudit.pipeline.hf_target import check_labels, dir_sha256
 
         resolve_model_dir(path)
-        check_labels(path, ds.num_classes)
+        check_labels(path, ds.num_classes, images=hasattr(ds, "pixels"))
         return TargetSource(kind, path, members, dir_sha256(path))
     if path.is_dir():
         raise ConfigError(f"target '{path}' is a directory, not a scores file; use target.kind = 'hf'.")
@@ -146,7 +146,7 @@ def target_stage(run: RunDir, src: TargetSource, cfg: Config, pop, device) -> np
     ds = pop.ds
     if src.kind == "scores":
         logits = read_scores(src.path, n=len(ds), num_classes=ds.num_classes, kind=cfg.target.scores_kind,
-                             texts=list(ds.texts))
+                             texts=list(ds.texts) if hasattr(ds, "texts") else None)
         _warn_if_unordered(logits, ds.labels, src.members.mask, src.path)
     elif src.kind == "hf":
         from dpaudit.pipeline.hf_target import hf_logits
