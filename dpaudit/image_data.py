@@ -40,7 +40,8 @@ def is_image_data(path: str | None, *, modality: str = "auto", image_column: str
     """Whether ``data.path`` is read as images.
 
     ``modality`` ``"image"``/``"text"`` decides; ``"auto"``: ``embedded-images``, an IDX images file, a folder
-    that is not a saved dataset (ImageFolder), a saved dataset whose ``image_column`` is an ``Image`` column,
+    with subfolders that is not a saved dataset (ImageFolder: one subfolder per class; a folder of plain files,
+    e.g. a model directory, is not), a saved dataset whose ``image_column`` is an ``Image`` column,
     or a CSV/TSV/Parquet table that has ``image_column`` but no ``text_column``. Anything else is text.
     """
     if modality != "auto":
@@ -53,8 +54,17 @@ def is_image_data(path: str | None, *, modality: str = "auto", image_column: str
     if is_idx_path(p):
         return True
     if p.is_dir():
-        return not image_sources.is_saved_dataset(p) or _saved_has_image(p, image_column)
+        if image_sources.is_saved_dataset(p):
+            return _saved_has_image(p, image_column)
+        return _has_subfolder(p)
     return p.is_file() and _table_has_image(p, image_column, text_column)
+
+
+def _has_subfolder(path: Path) -> bool:
+    try:
+        return any(child.is_dir() for child in path.iterdir())
+    except OSError:
+        return False
 
 
 def _saved_has_image(path: Path, image_column: str) -> bool:
