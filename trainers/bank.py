@@ -183,3 +183,30 @@ class BiasBank(nn.Module):
     def num_trainable(self) -> int:
         """Trainable parameters of ONE model (one row of every table)."""
         return sum(s.param[0].numel() for s in self.all_slots)
+
+
+class BankedModel(nn.Module):
+    """A frozen backbone whose trainable numbers all live in ``self.bank`` (a :class:`BiasBank`): the K-model
+    state every banked model (classifier, causal LM) shares — its slots, and saving/loading them."""
+
+    bank: BiasBank
+
+    @property
+    def num_models(self) -> int:
+        return self.bank.num_models
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Every trainable (K, …) table, in the bank's fixed order (backbone biases, then any head)."""
+        return self.bank.all_slots
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """``{slot name: (K, …) tensor}`` — everything that distinguishes the K models."""
+        return {s.name: s.param.detach() for s in self.slots}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        for s in self.slots:
+            if s.name not in state:
+                raise KeyError(s.name)
+            with torch.no_grad():
+                s.param.copy_(state[s.name].to(s.param.dtype))

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpaudit.trainers.bank import BiasBank, Slot
+from dpaudit.trainers.bank import BankedModel, BiasBank
 
 #: Modules never trained: the output projection (tied to the embeddings in Llama/SmolLM2/GPT-2).
 LM_HEAD_MODULES = ("lm_head",)
@@ -56,7 +56,7 @@ def example_losses(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask
     return (nll * w).sum(1) / w.sum(1).clamp_min(1.0)
 
 
-class BankedCausalLM(nn.Module):
+class BankedCausalLM(BankedModel):
     """A frozen ``*ForCausalLM`` whose biases are K-row tables (see the module docstring)."""
 
     task = "causal_lm"
@@ -77,15 +77,6 @@ class BankedCausalLM(nn.Module):
         device = next(backbone.parameters()).device
         return cls(backbone, bank).to(device)
 
-    @property
-    def num_models(self) -> int:
-        return self.bank.num_models
-
-    @property
-    def slots(self) -> list[Slot]:
-        """Every trainable (K, p) bias table, in the backbone's module order."""
-        return self.bank.all_slots
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 model_index: torch.Tensor) -> torch.Tensor:
         with self.bank.use(model_index):
@@ -96,14 +87,3 @@ class BankedCausalLM(nn.Module):
         """``Σ_i ℓ_i`` (a scalar) over the micro-batch; its backward records the per-sample bias sums."""
         return example_losses(self(input_ids, attention_mask, model_index), input_ids, attention_mask,
                               loss_mask).sum()
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """``{slot name: (K, p) tensor}`` — everything that distinguishes the K models."""
-        return {s.name: s.param.detach() for s in self.slots}
-
-    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        for s in self.slots:
-            if s.name not in state:
-                raise KeyError(s.name)
-            with torch.no_grad():
-                s.param.copy_(state[s.name].to(s.param.dtype))

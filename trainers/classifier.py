@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from dpaudit.errors import ModelError
-from dpaudit.trainers.bank import BiasBank, Slot
+from dpaudit.trainers.bank import BankedModel, BiasBank
 from dpaudit.trainers.head import BankedHead, mean_pool
 
 
-class BankedClassifier(nn.Module):
+class BankedClassifier(BankedModel):
     def __init__(self, backbone: nn.Module, bank: BiasBank, head: BankedHead, pooling: str = "mean") -> None:
         super().__init__()
         self.backbone = backbone
@@ -65,15 +65,6 @@ class BankedClassifier(nn.Module):
         device = next(backbone.parameters()).device
         return cls(backbone, bank, head, pooling).to(device)
 
-    @property
-    def num_models(self) -> int:
-        return self.bank.num_models
-
-    @property
-    def slots(self) -> list[Slot]:
-        """Every trainable (K, …) table in a fixed order: backbone biases, then head weight and bias."""
-        return self.bank.all_slots
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, model_index: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         with self.bank.use(model_index):
@@ -84,14 +75,3 @@ class BankedClassifier(nn.Module):
             if self.pooling == "pooler":
                 return self.head(out.pooler_output)
             return self.head(mean_pool(out.last_hidden_state, attention_mask))
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """``{slot name: (K, …) tensor}`` — everything that distinguishes the K models."""
-        return {s.name: s.param.detach() for s in self.slots}
-
-    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        for s in self.slots:
-            if s.name not in state:
-                raise KeyError(s.name)
-            with torch.no_grad():
-                s.param.copy_(state[s.name].to(s.param.dtype))
