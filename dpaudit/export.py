@@ -78,10 +78,21 @@ def _model_dir(config: dict, meta: dict) -> Path:
     return model_dir
 
 
-def build_exported(model_dir: Path, tables: dict, meta: dict):
-    """``(hf_model, tokenizer)``: the backbone as a sequence classifier with the trained biases and head."""
+def copy_target_tables(hf, head, tables: dict) -> None:
+    """Write the target's row (row 0) of every bank table into a plain HF model: ``head.weight``/``head.bias``
+    into ``head`` (the task classifier), each bias slot into ``hf.base_model``'s module of that name."""
     import torch
 
+    with torch.no_grad():
+        for name, table in tables.items():
+            if name in ("head.weight", "head.bias"):
+                head.get_parameter(name.split(".")[1]).copy_(table[0])
+            else:
+                hf.base_model.get_submodule(name).bias.copy_(table[0])
+
+
+def build_exported(model_dir: Path, tables: dict, meta: dict):
+    """``(hf_model, tokenizer)``: the backbone as a sequence classifier with the trained biases and head."""
     from dpaudit.models import quiet_hf_loading
 
     labels = list(meta["label_names"])
@@ -96,12 +107,7 @@ def build_exported(model_dir: Path, tables: dict, meta: dict):
     if head_attr is None:
         raise ConfigError(f"export supports backbones of type {sorted(EXPORT_HEADS)}, not "
                           f"'{hf.config.model_type}'; its classifier does not read the pooler output alone.")
-    with torch.no_grad():
-        for name, table in tables.items():
-            if name in ("head.weight", "head.bias"):
-                getattr(hf, head_attr).get_parameter(name.split(".")[1]).copy_(table[0])
-            else:
-                hf.base_model.get_submodule(name).bias.copy_(table[0])
+    copy_target_tables(hf, hf.get_submodule(head_attr), tables)
     return hf.eval(), tokenizer
 
 

@@ -29,8 +29,7 @@ def check_vision_exportable(meta: dict, run_dir: Path) -> None:
 
 def build_exported_vision(model_dir: Path, tables: dict, meta: dict):
     """``(hf_model, image processor or None)`` with the trained biases and head."""
-    import torch
-
+    from dpaudit.export import copy_target_tables
     from dpaudit.models import quiet_hf_loading
     from dpaudit.vision_models import load_vision_backbone
 
@@ -46,12 +45,7 @@ def build_exported_vision(model_dir: Path, tables: dict, meta: dict):
     if head_attr is None:
         raise ConfigError(f"export supports vision backbones of type {sorted(EXPORT_VISION_HEADS)}, not "
                           f"'{hf.config.model_type}'.")
-    with torch.no_grad():
-        for name, table in tables.items():
-            if name in ("head.weight", "head.bias"):
-                hf.get_submodule(head_attr).get_parameter(name.split(".")[1]).copy_(table[0])
-            else:
-                hf.base_model.get_submodule(name).bias.copy_(table[0])
+    copy_target_tables(hf, hf.get_submodule(head_attr), tables)
     _, prep, _ = load_vision_backbone(model_dir)
     return hf.eval(), prep.processor
 
