@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,22 +96,32 @@ def read_image_bytes(path: Path, *, root: Path | None) -> bytes:
         return handle.read(MAX_FILE_BYTES + 1)
 
 
+@contextmanager
+def _pillow_errors(where: str, errors: tuple, failure: Callable[[BaseException], str]) -> Iterator[None]:
+    """Pillow work on image ``where`` with its bomb warning raised: a bomb or one of ``errors`` becomes a
+    one-line DataError (``failure(err)`` says what went wrong)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"image '{where}' is refused as a decompression bomb ({err}); downscale it or "
+                        f"remove it.") from None
+    except errors as err:
+        raise DataError(f"image '{where}' {failure(err)}; replace or remove the file.") from None
+
+
 def _open(data: bytes, where: str):
     """A lazily opened Pillow image (header read, pixels not yet decoded), its size checked."""
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > MAX_FILE_BYTES:
         raise DataError(f"image '{where}' is over {format_bytes(MAX_FILE_BYTES)}; downscale or recompress it.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"image '{where}' is refused as a decompression bomb ({err}); downscale it or "
-                        f"remove it.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"image '{where}' is not a readable image ({type(err).__name__}); replace or remove "
-                        f"the file.") from None
+    with _pillow_errors(where, (UnidentifiedImageError, OSError, ValueError, SyntaxError),
+                        lambda err: f"is not a readable image ({type(err).__name__})"):
+        img = Image.open(io.BytesIO(data))
     check_pixel_count(img.size[0], img.size[1], where)
     return img
 
@@ -130,22 +142,15 @@ def decode(data: bytes, where: str, *, mode: str, size: tuple[int, int] | None) 
     from PIL import Image
 
     img = _open(data, where)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.load()
-            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # wide grey: scale to 8 bits
-                arr = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-                img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
-            img = img.convert(mode)
-            if size is not None and img.size != size:
-                img = img.resize(size, Image.Resampling.BICUBIC)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"image '{where}' is refused as a decompression bomb ({err}); downscale it or "
-                        f"remove it.") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise DataError(f"image '{where}' could not be decoded ({type(err).__name__}: {str(err)[:120]}); replace "
-                        f"or remove the file.") from None
+    with _pillow_errors(where, (OSError, ValueError, SyntaxError, EOFError),
+                        lambda err: f"could not be decoded ({type(err).__name__}: {str(err)[:120]})"):
+        img.load()
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # wide grey: scale to 8 bits
+            arr = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+            img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+        img = img.convert(mode)
+        if size is not None and img.size != size:
+            img = img.resize(size, Image.Resampling.BICUBIC)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
