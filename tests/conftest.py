@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -20,3 +22,15 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
+
+
+@pytest.fixture
+def float64():
+    """Float64 as torch's default dtype for a reference comparison, restored afterwards (other tests use
+    float32). A module asks for it with ``pytestmark = pytest.mark.usefixtures("float64")``."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

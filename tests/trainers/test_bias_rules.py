@@ -17,13 +17,7 @@ from dpaudit.trainers.rules import BIAS_RULES, register_bias_rule
 
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    """Float64 for the reference comparisons, restored afterwards (other test modules use float32)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 class ConvNet(nn.Module):

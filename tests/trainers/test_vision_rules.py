@@ -20,12 +20,7 @@ from dpaudit.trainers.vision import BankedVisionClassifier, image_features
 from tests.trainers._vision_tiny import FAMILIES, random_pixels, tiny_backbone
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 def _reference_grads(base, state, pixels, y, k, excluded=("pooler",)):
